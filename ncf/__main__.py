@@ -1,0 +1,3 @@
+from ncf.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,155 @@
+"""One frozen dataclass per concern; the same objects drive the CLI, the app and a saved run.
+
+Each round-trips through JSON (`to_dict` / `from_dict`), which is how a run folder records
+what produced it and how a share link carries a configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ncf.errors import ConfigError
+
+MODELS = ("gmf", "mlp", "neumf", "dot", "embnn", "pop")
+OBJECTIVES = ("implicit", "explicit")
+OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")
+
+
+class _JSON:
+    def to_dict(self) -> dict:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(d) - set(names)
+        if unknown:
+            raise ConfigError(f"Unknown {cls.__name__} setting(s): {', '.join(sorted(unknown))}; "
+                              f"expected some of {', '.join(names)}.")
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+        return cls(**kw)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class DataConfig(_JSON):
+    """Where the interactions come from and how they are split for evaluation."""
+
+    source: str = "synthetic"  # "synthetic", a MovieLens name ("ml-1m"), or a path
+    split: str = "leave_one_out"  # "leave_one_out", "ratio" or "published"
+    test_negatives: int = 99  # candidates per test user in leave-one-out
+    test_fraction: float = 0.2  # held-out share in a ratio split
+    min_per_user: int = 1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig(_JSON):
+    """Architecture. `None` sizes mean "the default for this model" (see `resolved`)."""
+
+    model: str = "neumf"
+    objective: str | None = None  # None: implicit for the NCF family and dot, explicit for embnn
+    factors: int = 8  # GMF / NeuMF-GMF / dot-product embedding size (predictive factors)
+    layers: tuple[int, ...] | None = None  # MLP tower; the first is the concatenated embedding width
+    emb_sizes: tuple[int, int] | None = None  # EmbeddingNN (user, item) sizes; None: fastai's rule
+    dropout: float = 0.0  # EmbeddingNN, between tower layers
+    batch_norm: bool = False  # EmbeddingNN, as fastai's `use_bn`
+    y_range: tuple[float, float] = (0.0, 5.5)  # explicit objective: sigmoid_range(low, high)
+    pretrain: bool = False  # NeuMF: train GMF and MLP first, then initialise from them
+    alpha: float = 0.5  # NeuMF pre-training: weight of the GMF half of the output layer
+
+    @property
+    def resolved_objective(self) -> str:
+        if self.objective is not None:
+            return self.objective
+        return "explicit" if self.model == "embnn" else "implicit"
+
+    @property
+    def resolved_layers(self) -> tuple[int, ...]:
+        if self.layers is not None:
+            return tuple(self.layers)
+        return (100, 50) if self.model == "embnn" else (64, 32, 16, 8)
+
+    def validate(self) -> ModelConfig:
+        if self.model not in MODELS:
+            raise ConfigError(f"Unknown model {self.model!r}; expected one of {', '.join(MODELS)}.")
+        if self.objective is not None and self.objective not in OBJECTIVES:
+            raise ConfigError(f"Unknown objective {self.objective!r}; expected implicit or explicit.")
+        if self.factors < 1:
+            raise ConfigError(f"The number of factors must be at least 1, got {self.factors}.")
+        layers = self.resolved_layers
+        if not layers or any(n < 1 for n in layers):
+            raise ConfigError(f"Tower layers must be positive sizes such as 64,32,16,8; got {list(layers)}.")
+        if self.model in ("mlp", "neumf") and layers[0] % 2:
+            raise ConfigError(f"The first MLP layer is the user and item embeddings concatenated, so it "
+                              f"must be even; got {layers[0]}.")
+        if self.emb_sizes is not None and (len(self.emb_sizes) != 2 or min(self.emb_sizes) < 1):
+            raise ConfigError(f"Embedding sizes are two positive numbers (user, item); got {self.emb_sizes}.")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"Dropout is a probability below 1, got {self.dropout}.")
+        lo, hi = self.y_range
+        if not lo < hi:
+            raise ConfigError(f"The rating range needs low < high, got {lo} to {hi}.")
+        if not 0 <= self.alpha <= 1:
+            raise ConfigError(f"alpha weighs the GMF half of NeuMF and lies in [0, 1], got {self.alpha}.")
+        if self.pretrain and self.model != "neumf":
+            raise ConfigError("Pre-training initialises NeuMF from GMF and MLP; choose the neumf model.")
+        return self
+
+
+@dataclass(frozen=True)
+class TrainConfig(_JSON):
+    """How to fit. Defaults are tuned for fast, good NeuMF on MovieLens on a small CPU."""
+
+    epochs: int = 10
+    batch_size: int = 2048
+    lr: float = 0.002
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    n_negatives: int = 4  # sampled negatives per observed pair (implicit objective)
+    exclude_seen: bool = False  # draw negatives only among items the user never interacted with
+    one_cycle: bool = False  # fastai's fit_one_cycle schedule
+    seed: int = 0
+    device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "mps"
+    k: int = 10  # cut-off of the ranking metrics
+    eval_every: int = 1  # epochs between evaluations
+
+    def validate(self) -> TrainConfig:
+        if self.epochs < 1:
+            raise ConfigError(f"Train for at least 1 epoch, got {self.epochs}.")
+        if self.batch_size < 1:
+            raise ConfigError(f"The batch size must be at least 1, got {self.batch_size}.")
+        if not self.lr > 0:
+            raise ConfigError(f"The learning rate must be positive, got {self.lr}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"Unknown optimizer {self.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}.")
+        if self.weight_decay < 0:
+            raise ConfigError(f"Weight decay cannot be negative, got {self.weight_decay}.")
+        if self.n_negatives < 0:
+            raise ConfigError(f"The number of negatives cannot be negative, got {self.n_negatives}.")
+        if self.k < 1:
+            raise ConfigError(f"The metric cut-off k must be at least 1, got {self.k}.")
+        return self
+
+
+@dataclass(frozen=True)
+class RunConfig(_JSON):
+    """Everything that produced a run; stored as the run folder's config.json."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = ""
+
+    def to_dict(self) -> dict:
+        return {"data": self.data.to_dict(), "model": self.model.to_dict(),
+                "train": self.train.to_dict(), "name": self.name}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        return cls(data=DataConfig.from_dict(d.get("data", {})), model=ModelConfig.from_dict(d.get("model", {})),
+                   train=TrainConfig.from_dict(d.get("train", {})), name=d.get("name", ""))

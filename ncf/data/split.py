@@ -1,0 +1,242 @@
+"""Evaluation splits, all seeded: the same dataset and seed give the same split on any machine."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ncf.data.dataset import Dataset
+from ncf.errors import DataError
+
+SPLIT_KINDS = ("leave_one_out", "ratio", "published")
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Train and test interactions of one dataset (indices into its vocabularies).
+
+    For leave-one-out and published splits, `test_negatives` holds the sampled candidates
+    each test user's held-out item is ranked against: (n_test, n_negatives).
+    """
+
+    kind: str
+    dataset: Dataset
+    train_user: np.ndarray  # (n_train,) int64
+    train_item: np.ndarray
+    train_rating: np.ndarray | None  # (n_train,) float32; None when implicit
+    test_user: np.ndarray  # (n_test,) int64
+    test_item: np.ndarray
+    test_rating: np.ndarray | None
+    test_negatives: np.ndarray | None  # (n_test, n_neg) int64
+    seed: int = 0
+    settings: tuple = ()  # (name, value) pairs that produced it, for display and fingerprint
+
+    @property
+    def n_users(self) -> int:
+        return self.dataset.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.dataset.n_items
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train_user)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(self.dataset.fingerprint().encode())
+        h.update(repr((self.kind, self.seed, self.settings)).encode())
+        for arr in (self.train_user, self.train_item, self.test_user, self.test_item, self.test_negatives):
+            if arr is not None:
+                h.update(np.ascontiguousarray(arr, dtype="<i8").tobytes())
+        return h.hexdigest()[:16]
+
+    def describe(self) -> str:
+        s = dict(self.settings)
+        if self.kind == "leave_one_out":
+            return (f"Leave-one-out: each user's latest interaction is held out and ranked against "
+                    f"{s.get('n_negatives', 99)} sampled items they never interacted with (seed {self.seed}).")
+        if self.kind == "ratio":
+            return (f"Random split of the ratings: {1 - s.get('test_fraction', 0.2):.0%} train, "
+                    f"{s.get('test_fraction', 0.2):.0%} test (seed {self.seed}).")
+        return "The published NCF split: one held-out item and the published negatives per test user."
+
+
+def filter_min_interactions(ds: Dataset, min_per_user: int = 1, min_per_item: int = 1) -> Dataset:
+    """Keeps users and items with at least the given number of interactions (one pass each way,
+    repeated until stable), and re-indexes both vocabularies."""
+    keep = np.ones(ds.n_interactions, dtype=bool)
+    while True:
+        u_counts = np.bincount(ds.user[keep], minlength=ds.n_users)
+        i_counts = np.bincount(ds.item[keep], minlength=ds.n_items)
+        new_keep = keep & (u_counts[ds.user] >= min_per_user) & (i_counts[ds.item] >= min_per_item)
+        if new_keep.sum() == keep.sum():
+            break
+        keep = new_keep
+    if keep.all():
+        return ds
+    if not keep.any():
+        raise DataError(
+            f"No interactions left after keeping users with ≥{min_per_user} and items with "
+            f"≥{min_per_item} interactions; lower the minimums."
+        )
+    return reindex(ds, keep, reason=f"fewer than {min_per_user} per user / {min_per_item} per item")
+
+
+def reindex(ds: Dataset, keep: np.ndarray, reason: str) -> Dataset:
+    """The dataset restricted to rows `keep`, with unused users and items dropped from the vocabularies."""
+    from ncf.data.dataset import Vocab
+
+    users_used = np.unique(ds.user[keep])
+    items_used = np.unique(ds.item[keep])
+    u_map = np.full(ds.n_users, -1, dtype=np.int64)
+    u_map[users_used] = np.arange(len(users_used))
+    i_map = np.full(ds.n_items, -1, dtype=np.int64)
+    i_map[items_used] = np.arange(len(items_used))
+    dropped = dict(ds.dropped)
+    n_dropped = int((~keep).sum())
+    if n_dropped:
+        dropped[reason] = dropped.get(reason, 0) + n_dropped
+    return replace(
+        ds,
+        user=u_map[ds.user[keep]],
+        item=i_map[ds.item[keep]],
+        rating=None if ds.rating is None else ds.rating[keep],
+        timestamp=None if ds.timestamp is None else ds.timestamp[keep],
+        users=Vocab(ds.users.raw(users_used), ds.users.kind),
+        items=Vocab(ds.items.raw(items_used), ds.items.kind),
+        item_info=None if ds.item_info is None else ds.item_info.iloc[items_used].reset_index(drop=True),
+        user_info=None if ds.user_info is None else ds.user_info.iloc[users_used].reset_index(drop=True),
+        dropped=dropped,
+        published_test=None,
+    )
+
+
+def sample_negatives(
+    ds_user: np.ndarray, ds_item: np.ndarray, n_items: int, users: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
+    """For each of `users`, `n` distinct items that user never interacted with: (len(users), n).
+
+    Vectorised rejection sampling: draw a few times more candidates than needed, reject seen
+    items via a sorted array of user*n_items+item keys, redraw only the rows still short.
+    """
+    seen = np.unique(ds_user.astype(np.int64) * n_items + ds_item)
+    out = np.empty((len(users), n), dtype=np.int64)
+    counts = np.bincount(ds_user, minlength=int(users.max(initial=0)) + 1)
+    if len(users) and (n_items - counts[users]).min() < n:
+        worst = int(users[np.argmin(n_items - counts[users])])
+        raise DataError(
+            f"Cannot draw {n} negatives for a user who interacted with {int(counts[worst])} of "
+            f"{n_items} items; lower the number of negatives (at most {n_items - int(counts[worst])})."
+        )
+    todo = np.arange(len(users))
+    while len(todo):
+        draw = rng.integers(0, n_items, size=(len(todo), 3 * n + 8), dtype=np.int64)
+        keys = users[todo, None] * n_items + draw
+        pos = np.searchsorted(seen, keys)
+        is_seen = seen[np.minimum(pos, len(seen) - 1)] == keys
+        # Distinct within a row: sort each row's candidates and drop repeats.
+        draw = np.where(is_seen, -1, draw)
+        draw.sort(axis=1)
+        dup = np.zeros_like(draw, dtype=bool)
+        dup[:, 1:] = draw[:, 1:] == draw[:, :-1]
+        valid = (draw >= 0) & ~dup
+        # Shuffle valid ones so sorting doesn't bias toward low ids.
+        order = np.argsort(rng.random(draw.shape) + (~valid) * 2.0, axis=1)
+        draw = np.take_along_axis(draw, order, axis=1)
+        n_valid = valid.sum(axis=1)
+        done = n_valid >= n
+        out[todo[done]] = draw[done, :n]
+        todo = todo[~done]
+    return out
+
+
+def leave_one_out(ds: Dataset, n_negatives: int = 99, seed: int = 0) -> Split:
+    """He et al.'s protocol: each user's latest interaction (ties broken by a seeded draw) is the
+    test item, ranked against `n_negatives` items the user never interacted with."""
+    if ds.published_test is not None:
+        return published(ds)
+    counts = ds.per_user_counts()
+    if (counts < 2).any():
+        ds = filter_min_interactions(ds, min_per_user=2)
+        counts = ds.per_user_counts()
+    rng = np.random.default_rng(seed)
+    tiebreak = rng.random(ds.n_interactions)
+    time = ds.timestamp if ds.timestamp is not None else np.arange(ds.n_interactions)
+    order = np.lexsort((tiebreak, time, ds.user))  # by user, then time, then tie-break
+    last = np.zeros(ds.n_interactions, dtype=bool)
+    ends = np.cumsum(counts) - 1
+    last[order[ends]] = True
+    test_users = ds.user[last]
+    test_order = np.argsort(test_users, kind="stable")
+    test_idx = np.flatnonzero(last)[test_order]
+    negatives = sample_negatives(ds.user, ds.item, ds.n_items, ds.user[test_idx], n_negatives, rng)
+    train = ~last
+    return Split(
+        kind="leave_one_out",
+        dataset=ds,
+        train_user=ds.user[train],
+        train_item=ds.item[train],
+        train_rating=None if ds.rating is None else ds.rating[train],
+        test_user=ds.user[test_idx],
+        test_item=ds.item[test_idx],
+        test_rating=None if ds.rating is None else ds.rating[test_idx],
+        test_negatives=negatives,
+        seed=seed,
+        settings=(("n_negatives", n_negatives),),
+    )
+
+
+def ratio_split(ds: Dataset, test_fraction: float = 0.2, seed: int = 0) -> Split:
+    """fastbook's protocol for rating regression: a random `test_fraction` of all ratings is held out."""
+    if not 0 < test_fraction < 1:
+        raise DataError(f"The test fraction must be between 0 and 1, got {test_fraction}.")
+    rng = np.random.default_rng(seed)
+    is_test = rng.random(ds.n_interactions) < test_fraction
+    return Split(
+        kind="ratio",
+        dataset=ds,
+        train_user=ds.user[~is_test],
+        train_item=ds.item[~is_test],
+        train_rating=None if ds.rating is None else ds.rating[~is_test],
+        test_user=ds.user[is_test],
+        test_item=ds.item[is_test],
+        test_rating=None if ds.rating is None else ds.rating[is_test],
+        test_negatives=None,
+        seed=seed,
+        settings=(("test_fraction", test_fraction),),
+    )
+
+
+def published(ds: Dataset) -> Split:
+    """The fixed split shipped with a published-format dataset, kept exactly as published."""
+    t = ds.published_test
+    if t is None:
+        raise DataError(f"{ds.name} has no published test set; use leave-one-out or a ratio split.")
+    return Split(
+        kind="published",
+        dataset=ds,
+        train_user=ds.user,
+        train_item=ds.item,
+        train_rating=ds.rating,
+        test_user=t.user,
+        test_item=t.item,
+        test_rating=None,
+        test_negatives=t.negatives,
+        seed=0,
+        settings=(("n_negatives", int(t.negatives.shape[1])),),
+    )
+
+
+def make_split(ds: Dataset, kind: str = "leave_one_out", seed: int = 0, n_negatives: int = 99,
+               test_fraction: float = 0.2) -> Split:
+    """One entry point for the app and CLI."""
+    if kind == "leave_one_out":
+        return leave_one_out(ds, n_negatives=n_negatives, seed=seed)
+    if kind == "ratio":
+        return ratio_split(ds, test_fraction=test_fraction, seed=seed)
+    if kind == "published":
+        return published(ds)
+    raise DataError(f"Unknown split {kind!r}; expected one of {', '.join(SPLIT_KINDS)}.")
