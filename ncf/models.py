@@ -1,0 +1,375 @@
+"""The models: He et al.'s GMF, MLP and NeuMF, a dot-product MF with biases, fastai's EmbeddingNN,
+and the ItemPop baseline.
+
+Every model maps (user, item) index pairs to one raw output: a logit for the implicit objective, a
+rating squashed by `sigmoid_range` for the explicit one. Training, sampling and evaluation live in
+`ncf.train` and `ncf.evaluate`; models only hold tensors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ncf.config import ModelConfig
+
+EMBEDDING_STD = 0.01  # He et al. initialise embeddings from N(0, 0.01); fastai uses the same scale
+
+
+def get_emb_sz(n: int) -> int:
+    """fastai's rule of thumb for an embedding's width given the number of distinct ids."""
+    return int(min(600, round(1.6 * n**0.56)))
+
+
+def sigmoid_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Squashes x into (low, high); fastai sets high a little above the top rating so 5 is reachable."""
+    return torch.sigmoid(x) * (high - low) + low
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _embedding(n: int, dim: int) -> nn.Embedding:
+    emb = nn.Embedding(n, dim)
+    nn.init.normal_(emb.weight, 0.0, EMBEDDING_STD)
+    return emb
+
+
+def _lecun_uniform_(linear: nn.Linear) -> nn.Linear:
+    """The NCF code's initialisation of the prediction layer (Keras 'lecun_uniform'), zero bias."""
+    bound = math.sqrt(3.0 / linear.in_features)
+    nn.init.uniform_(linear.weight, -bound, bound)
+    if linear.bias is not None:
+        nn.init.zeros_(linear.bias)
+    return linear
+
+
+def _tower(sizes: tuple[int, ...]) -> nn.Sequential:
+    """Linear+ReLU layers sizes[0] -> sizes[1] -> ... (Glorot-uniform weights, as the NCF code)."""
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False):
+        linear = nn.Linear(n_in, n_out)
+        nn.init.xavier_uniform_(linear.weight)
+        nn.init.zeros_(linear.bias)
+        layers += [linear, nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class Recommender(nn.Module):
+    """What every model offers: forward on pairs, scores of all items for some users, embeddings."""
+
+    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
+        super().__init__()
+        self.config = config
+        self.n_users = n_users
+        self.n_items = n_items
+        self.explicit = config.resolved_objective == "explicit"
+
+    def output(self, logit: torch.Tensor) -> torch.Tensor:
+        if self.explicit:
+            return sigmoid_range(logit, *self.config.y_range)
+        return logit
+
+    def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:  # (B,), (B,) -> (B,)
+        raise NotImplementedError
+
+    def score_users(self, users: torch.Tensor) -> torch.Tensor:
+        """(B,) users -> (B, n_items) scores on forward's scale. Generic: every pair through forward."""
+        items = torch.arange(self.n_items, device=users.device)
+        pair_users = users.repeat_interleave(self.n_items)
+        return self.forward(pair_users, items.repeat(len(users))).view(len(users), self.n_items)
+
+    def embedding_tables(self) -> dict[str, tuple[nn.Embedding, nn.Embedding]]:
+        return {}
+
+    def embeddings(self) -> list[nn.Embedding]:
+        """Every embedding table (biases included): the trainer may switch these to sparse gradients."""
+        return [m for m in self.modules() if isinstance(m, nn.Embedding)]
+
+
+class GMF(Recommender):
+    """Generalised matrix factorisation: y = h^T (p_u ⊙ q_i) + b."""
+
+    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
+        super().__init__(config, n_users, n_items)
+        k = config.factors
+        self.user_emb = _embedding(n_users, k)
+        self.item_emb = _embedding(n_items, k)
+        self.out = _lecun_uniform_(nn.Linear(k, 1))
+
+    def hidden(self, user, item):  # (B, k): the last GMF vector NeuMF concatenates
+        return self.user_emb(user) * self.item_emb(item)
+
+    def forward(self, user, item):
+        return self.output(self.out(self.hidden(user, item)).squeeze(-1))
+
+    def score_users(self, users):
+        # h^T (p ⊙ q) = (p ⊙ h) · q: one matrix product for all items.
+        weighted = self.user_emb(users) * self.out.weight  # (B, k)
+        return self.output(weighted @ self.item_emb.weight.T + self.out.bias)
+
+    def embedding_tables(self):
+        return {"gmf": (self.user_emb, self.item_emb)}
+
+
+class _MLPPath(nn.Module):
+    """User and item embeddings (layers[0] / 2 each) concatenated and sent through the tower."""
+
+    def __init__(self, layers: tuple[int, ...], n_users: int, n_items: int):
+        super().__init__()
+        half = layers[0] // 2
+        self.user_emb = _embedding(n_users, half)
+        self.item_emb = _embedding(n_items, half)
+        self.tower = _tower(layers)
+
+    def forward(self, user, item):  # (B, layers[-1])
+        return self.tower(torch.cat([self.user_emb(user), self.item_emb(item)], dim=-1))
+
+    def score_users(self, users, chunk_pairs: int = 1 << 21) -> torch.Tensor:
+        """(B, n_items, layers[-1]) hidden vectors for every item. The first layer of [p; q] splits into
+        W_u p + W_i q, so it is computed once per user and once per item and broadcast, not per pair."""
+        if len(self.tower) == 0:  # a tower with no hidden layer: the concatenation itself
+            n_items = self.item_emb.num_embeddings
+            p = self.user_emb(users)[:, None, :].expand(-1, n_items, -1)
+            q = self.item_emb.weight[None].expand(len(users), -1, -1)
+            return torch.cat([p, q], dim=-1)
+        first: nn.Linear = self.tower[0]
+        half = self.user_emb.embedding_dim
+        user_part = self.user_emb(users) @ first.weight[:, :half].T + first.bias  # (B, d1)
+        item_part = self.item_emb.weight @ first.weight[:, half:].T  # (n_items, d1)
+        h = torch.relu(user_part[:, None, :] + item_part[None, :, :])  # (B, n_items, d1)
+        return self.tower[2:](h)
+
+
+class MLP(Recommender):
+    """Concatenated user and item embeddings through a Linear+ReLU tower, then a linear output."""
+
+    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
+        super().__init__(config, n_users, n_items)
+        layers = config.resolved_layers
+        self.mlp = _MLPPath(layers, n_users, n_items)
+        self.out = _lecun_uniform_(nn.Linear(layers[-1], 1))
+
+    def forward(self, user, item):
+        return self.output(self.out(self.mlp(user, item)).squeeze(-1))
+
+    def score_users(self, users):
+        return self.output(self.out(self.mlp.score_users(users)).squeeze(-1))
+
+    def embedding_tables(self):
+        return {"mlp": (self.mlp.user_emb, self.mlp.item_emb)}
+
+
+class NeuMF(Recommender):
+    """GMF and MLP with separate embeddings; their last hidden vectors are concatenated before the output."""
+
+    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
+        super().__init__(config, n_users, n_items)
+        k = config.factors
+        layers = config.resolved_layers
+        self.gmf_user_emb = _embedding(n_users, k)
+        self.gmf_item_emb = _embedding(n_items, k)
+        self.mlp = _MLPPath(layers, n_users, n_items)
+        self.out = _lecun_uniform_(nn.Linear(k + layers[-1], 1))
+
+    def forward(self, user, item):
+        gmf = self.gmf_user_emb(user) * self.gmf_item_emb(item)  # (B, k)
+        h = torch.cat([gmf, self.mlp(user, item)], dim=-1)  # (B, k + layers[-1])
+        return self.output(self.out(h).squeeze(-1))
+
+    def score_users(self, users):
+        k = self.config.factors
+        w_gmf, w_mlp = self.out.weight[0, :k], self.out.weight[0, k:]
+        gmf = (self.gmf_user_emb(users) * w_gmf) @ self.gmf_item_emb.weight.T  # (B, n_items)
+        mlp = self.mlp.score_users(users) @ w_mlp  # (B, n_items)
+        return self.output(gmf + mlp + self.out.bias)
+
+    def embedding_tables(self):
+        return {"gmf": (self.gmf_user_emb, self.gmf_item_emb), "mlp": (self.mlp.user_emb, self.mlp.item_emb)}
+
+
+class DotProduct(Recommender):
+    """Matrix factorisation with user and item biases: y = p_u · q_i + b_u + b_i (fastbook's DotProductBias)."""
+
+    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
+        super().__init__(config, n_users, n_items)
+        k = config.factors
+        self.user_emb = _embedding(n_users, k)
+        self.item_emb = _embedding(n_items, k)
+        self.user_bias = _embedding(n_users, 1)
+        self.item_bias = _embedding(n_items, 1)
+
+    def forward(self, user, item):
+        dot = (self.user_emb(user) * self.item_emb(item)).sum(-1)
+        return self.output(dot + self.user_bias(user).squeeze(-1) + self.item_bias(item).squeeze(-1))
+
+    def score_users(self, users):
+        scores = self.user_emb(users) @ self.item_emb.weight.T  # (B, n_items)
+        return self.output(scores + self.user_bias(users) + self.item_bias.weight.T)
+
+    def embedding_tables(self):
+        return {"dot": (self.user_emb, self.item_emb)}
+
+
+class EmbeddingNN(Recommender):
+    """fastai's EmbeddingNN (a TabularModel on two categorical columns): embeddings sized by
+    `get_emb_sz` unless given, concatenated, then LinBnDrop blocks (Linear, ReLU, optional
+    BatchNorm, optional Dropout) and a final Linear."""
+
+    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
+        super().__init__(config, n_users, n_items)
+        user_dim, item_dim = config.emb_sizes or (get_emb_sz(n_users), get_emb_sz(n_items))
+        self.user_emb = _embedding(n_users, user_dim)
+        self.item_emb = _embedding(n_items, item_dim)
+        sizes = (user_dim + item_dim, *config.resolved_layers)
+        blocks: list[nn.Module] = []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False):
+            # fastai drops the Linear bias when a BatchNorm follows it (lin_first=True order).
+            blocks += [nn.Linear(n_in, n_out, bias=not config.batch_norm), nn.ReLU()]
+            if config.batch_norm:
+                blocks.append(nn.BatchNorm1d(n_out))
+            if config.dropout:
+                blocks.append(nn.Dropout(config.dropout))
+        self.layers = nn.Sequential(*blocks)
+        self.out = nn.Linear(sizes[-1], 1)
+
+    def forward(self, user, item):
+        x = torch.cat([self.user_emb(user), self.item_emb(item)], dim=-1)
+        return self.output(self.out(self.layers(x)).squeeze(-1))
+
+    def score_users(self, users):
+        first: nn.Linear = self.layers[0]
+        d_user = self.user_emb.embedding_dim
+        user_part = self.user_emb(users) @ first.weight[:, :d_user].T  # (B, d1)
+        if first.bias is not None:
+            user_part = user_part + first.bias
+        item_part = self.item_emb.weight @ first.weight[:, d_user:].T  # (n_items, d1)
+        h = (user_part[:, None, :] + item_part[None, :, :]).flatten(0, 1)  # (B * n_items, d1)
+        h = self.layers[1:](h)
+        return self.output(self.out(h).view(len(users), self.n_items))
+
+    def embedding_tables(self):
+        return {"embnn": (self.user_emb, self.item_emb)}
+
+
+class ItemPop(Recommender):
+    """The most-popular baseline: an item's score is how often it occurs in training (for the
+    explicit objective, its mean training rating shrunk toward the global mean)."""
+
+    PRIOR_COUNT = 10.0  # ratings' worth of global mean mixed into each item's mean
+
+    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
+        super().__init__(config, n_users, n_items)
+        self.register_buffer("popularity", torch.zeros(n_items))
+
+    @torch.no_grad()
+    def fit(self, train_item: np.ndarray, train_rating: np.ndarray | None = None) -> ItemPop:
+        counts = np.bincount(train_item, minlength=self.n_items).astype(np.float64)
+        if self.explicit and train_rating is not None and len(train_rating):
+            sums = np.bincount(train_item, weights=train_rating, minlength=self.n_items)
+            mean = float(train_rating.mean())
+            values = (sums + self.PRIOR_COUNT * mean) / (counts + self.PRIOR_COUNT)
+        else:
+            values = counts
+        self.popularity.copy_(torch.as_tensor(values, dtype=torch.float32))
+        return self
+
+    def forward(self, user, item):
+        return self.popularity[item]
+
+    def score_users(self, users):
+        return self.popularity.expand(len(users), -1).clone()
+
+
+MODEL_CLASSES: dict[str, type[Recommender]] = {
+    "gmf": GMF, "mlp": MLP, "neumf": NeuMF, "dot": DotProduct, "embnn": EmbeddingNN, "pop": ItemPop,
+}
+
+
+def build_model(cfg: ModelConfig, n_users: int, n_items: int) -> Recommender:
+    """A freshly initialised model for `cfg` (validated first)."""
+    cfg.validate()
+    return MODEL_CLASSES[cfg.model](cfg, n_users, n_items)
+
+
+@torch.no_grad()
+def neumf_from_pretrained(gmf: GMF, mlp: MLP, config: ModelConfig) -> NeuMF:
+    """He et al.'s initialisation: NeuMF's embeddings and tower copied from a trained GMF and MLP, the
+    output layer [alpha·h_GMF ; (1 − alpha)·h_MLP] and bias alpha·b_GMF + (1 − alpha)·b_MLP."""
+    model = NeuMF(config, gmf.n_users, gmf.n_items)
+    alpha = config.alpha
+    model.gmf_user_emb.weight.copy_(gmf.user_emb.weight)
+    model.gmf_item_emb.weight.copy_(gmf.item_emb.weight)
+    model.mlp.load_state_dict(mlp.mlp.state_dict())
+    model.out.weight.copy_(torch.cat([alpha * gmf.out.weight, (1 - alpha) * mlp.out.weight], dim=1))
+    model.out.bias.copy_(alpha * gmf.out.bias + (1 - alpha) * mlp.out.bias)
+    return model.to(gmf.out.weight.device)
+
+
+def describe_architecture(cfg: ModelConfig, n_users: int, n_items: int) -> list[dict]:
+    """The layers in order, for the Model page: name, output shape, parameter count, and a note.
+    The parameter counts add up to `count_parameters(build_model(cfg, n_users, n_items))`."""
+    cfg.validate()
+    rows: list[dict] = []
+
+    def row(name: str, width: int | str, params: int, note: str) -> None:
+        rows.append({"name": name, "shape": f"(B, {width})", "params": int(params), "note": note})
+
+    def embeddings(prefix: str, dim: int) -> None:
+        row(f"{prefix}user embedding", dim, n_users * dim, f"{n_users:,} users × {dim} numbers each")
+        row(f"{prefix}item embedding", dim, n_items * dim, f"{n_items:,} items × {dim} numbers each")
+
+    def tower(sizes: tuple[int, ...], prefix: str = "") -> None:
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False), start=1):
+            row(f"{prefix}layer {i}: Linear + ReLU", n_out, n_in * n_out + n_out, f"h{i} = ReLU(W{i} h{i - 1} + b{i}), "
+                f"{n_in}→{n_out}")
+
+    explicit = cfg.resolved_objective == "explicit"
+    low, high = cfg.y_range
+    final_note = (f"rating = sigmoid_range(z, {low:g}, {high:g})" if explicit
+                  else "logit z; P(interaction) = sigmoid(z)")
+    k, layers = cfg.factors, cfg.resolved_layers
+    if cfg.model == "gmf":
+        embeddings("", k)
+        row("element-wise product", k, 0, f"p_u ⊙ q_i: {k} features")
+        row("output: Linear", 1, k + 1, f"z = h·(p_u ⊙ q_i) + b; {final_note}")
+    elif cfg.model == "mlp":
+        half = layers[0] // 2
+        embeddings("", half)
+        row("concatenate", layers[0], 0, f"h0 = {half} + {half} = {layers[0]} features")
+        tower(layers)
+        row("output: Linear", 1, layers[-1] + 1, f"z = w·h{len(layers) - 1} + b; {final_note}")
+    elif cfg.model == "neumf":
+        half = layers[0] // 2
+        embeddings("GMF ", k)
+        row("GMF: element-wise product", k, 0, f"p_u ⊙ q_i: {k} features")
+        embeddings("MLP ", half)
+        row("MLP: concatenate", layers[0], 0, f"h0 = {half} + {half} = {layers[0]} features")
+        tower(layers, "MLP ")
+        width = k + layers[-1]
+        row("NeuMF: concatenate", width, 0, f"[GMF {k} ; MLP {layers[-1]}] = {width} features")
+        row("output: Linear", 1, width + 1, f"z = h·[GMF ; MLP] + b; {final_note}")
+    elif cfg.model == "dot":
+        embeddings("", k)
+        row("user bias", 1, n_users, "one number per user")
+        row("item bias", 1, n_items, "one number per item")
+        row("dot product + biases", 1, 0, f"z = p_u·q_i + b_u + b_i; {final_note}")
+    elif cfg.model == "embnn":
+        du, di = cfg.emb_sizes or (get_emb_sz(n_users), get_emb_sz(n_items))
+        rule = "given" if cfg.emb_sizes else "fastai's rule min(600, round(1.6·n^0.56))"
+        row("user embedding", du, n_users * du, f"{n_users:,} users × {du} ({rule})")
+        row("item embedding", di, n_items * di, f"{n_items:,} items × {di} ({rule})")
+        row("concatenate", du + di, 0, f"h0 = {du} + {di} = {du + di} features")
+        sizes = (du + di, *layers)
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False), start=1):
+            extras = [" + BatchNorm" if cfg.batch_norm else "", f" + Dropout({cfg.dropout:g})" if cfg.dropout else ""]
+            params = n_in * n_out + (2 * n_out if cfg.batch_norm else n_out)
+            row(f"layer {i}: Linear + ReLU{''.join(extras)}", n_out, params, f"{n_in}→{n_out}")
+        row("output: Linear", 1, sizes[-1] + 1, final_note)
+    else:  # pop
+        row("item popularity", 1, 0, "score = number of training interactions of the item (nothing learned)")
+    return rows
