@@ -1,0 +1,515 @@
+"""`python -m ncf {data,train,evaluate,recommend,similar,runs,bench}`.
+
+Each command is a small function from parsed arguments to an exit code. Errors a user can cause
+(`NCFError`) print one line, `error: <message>`, and exit with 2; anything else keeps its
+traceback, because it is a bug. Heavy modules (torch) are imported inside the commands, after
+the cheap checks, so a bad file or flag fails in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import threading
+import time
+
+from ncf.errors import ConfigError, NCFError
+
+SPLITS = {"loo": "leave_one_out", "leave_one_out": "leave_one_out", "ratio": "ratio", "published": "published"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing helpers
+
+
+def _int_list(text: str, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise ConfigError(f"{what} are whole numbers separated by commas such as 64,32,16,8; got {text!r}.") from None
+    if not values:
+        raise ConfigError(f"{what} need at least one number, got {text!r}.")
+    return values
+
+
+def parse_columns(text: str | None) -> dict[str, str | int] | None:
+    """'user=userId,item=movieId,rating=2' -> {"user": "userId", "item": "movieId", "rating": 2}."""
+    if not text:
+        return None
+    roles = ("user", "item", "rating", "timestamp")
+    out: dict[str, str | int] = {}
+    for part in text.split(","):
+        role, sep, column = part.partition("=")
+        role, column = role.strip(), column.strip()
+        if not sep or role not in roles or not column:
+            raise ConfigError(f"--columns takes role=column pairs with roles {', '.join(roles)} "
+                              f"(for example user=userId,item=movieId); got {part!r}.")
+        out[role] = int(column) if column.isdigit() else column
+    return out
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.4f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    """A plain fixed-width table (no dependency, readable in any terminal or log)."""
+    cells = [[_fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, default=_json_default))
+
+
+def _json_default(value):
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+def load_dataset(source: str, columns: dict | None = None):
+    import ncf.data as data_mod
+
+    if hasattr(data_mod, "load"):
+        return data_mod.load(source, columns=columns)
+    if source == "synthetic":
+        return data_mod.synthetic()
+    from ncf.errors import DataError
+
+    raise DataError(f"Cannot read {source!r}: only 'synthetic' is available in this version.")
+
+
+def cmd_data(args) -> int:
+    ds = load_dataset(args.source, parse_columns(args.columns))
+    import ncf.data as data_mod
+
+    if args.json:
+        _print_json(ds.summary())
+    elif hasattr(data_mod, "format_summary"):
+        print(data_mod.format_summary(ds))
+    else:
+        s = ds.summary()
+        print(f"{s['name']}: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions "
+              f"(density {s['density']:.2%}), ratings {s['ratings']}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+
+
+def config_from_args(args):
+    """The RunConfig the flags describe; flags not given keep the dataclass defaults."""
+    from ncf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    model_kw = {"model": args.model}
+    for flag, key in (("objective", "objective"), ("factors", "factors"), ("alpha", "alpha"),
+                      ("dropout", "dropout")):
+        if getattr(args, flag) is not None:
+            model_kw[key] = getattr(args, flag)
+    if args.layers is not None:
+        model_kw["layers"] = _int_list(args.layers, "Tower layers")
+    if args.emb_sizes is not None:
+        sizes = _int_list(args.emb_sizes, "Embedding sizes")
+        if len(sizes) != 2:
+            raise ConfigError(f"--emb-sizes takes two numbers, user and item (such as 74,101); got {args.emb_sizes!r}.")
+        model_kw["emb_sizes"] = sizes
+    if args.pretrain:
+        model_kw["pretrain"] = True
+    if args.batch_norm:
+        model_kw["batch_norm"] = True
+    model = ModelConfig(**model_kw).validate()
+
+    train_kw = {}
+    for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("neg", "n_negatives"),
+                      ("wd", "weight_decay"), ("optimizer", "optimizer"), ("seed", "seed"), ("device", "device"),
+                      ("k", "k")):
+        if getattr(args, flag) is not None:
+            train_kw[key] = getattr(args, flag)
+    if args.one_cycle:
+        train_kw["one_cycle"] = True
+    if args.exclude_seen:
+        train_kw["exclude_seen"] = True
+    train = TrainConfig(**train_kw).validate()
+
+    split = args.split or ("ratio" if model.resolved_objective == "explicit" else "loo")
+    data_kw = {"source": args.data, "split": SPLITS[split]}
+    if args.test_negatives is not None:
+        data_kw["test_negatives"] = args.test_negatives
+    if args.test_fraction is not None:
+        data_kw["test_fraction"] = args.test_fraction
+    if args.data_seed is not None:
+        data_kw["seed"] = args.data_seed
+    return RunConfig(data=DataConfig(**data_kw), model=model, train=train, name=args.name or "")
+
+
+class _Progress:
+    """Turns trainer events into a progress line on stderr (a terminal only) and one line per
+    epoch on stdout. The bar redraws at most 10 times a second."""
+
+    def __init__(self, stream=None, bar: bool | None = None):
+        self.err = stream or sys.stderr
+        self.bar = self.err.isatty() if bar is None else bar
+        self.epochs = 0
+        self._drawn = 0.0
+        self._dirty = False
+
+    def __call__(self, event: dict) -> None:
+        kind = event.get("event")
+        if kind == "start":
+            self.epochs = event.get("epochs", self.epochs)
+            stage = event.get("stage")
+            print(f"training {stage or ''} on {event.get('device', '?')}: {event.get('n_train', 0):,} training "
+                  f"pairs, {event.get('steps_per_epoch', '?')} steps per epoch".replace("  ", " "), flush=True)
+        elif kind == "batch" and self.bar:
+            now = time.monotonic()
+            if now - self._drawn >= 0.1:
+                self._drawn = now
+                self._draw(event)
+        elif kind == "epoch":
+            self._clear()
+            print(self.epoch_line(event), flush=True)
+
+    def _draw(self, e: dict) -> None:
+        steps, step = max(1, int(e.get("steps", 1))), int(e.get("step", 0))
+        width = 24
+        filled = int(width * step / steps)
+        line = (f"\r{e.get('stage') or ''} epoch {e.get('epoch', '?')}/{self.epochs} "
+                f"[{'#' * filled}{'.' * (width - filled)}] {step}/{steps} loss {e.get('loss', float('nan')):.4f} "
+                f"{e.get('samples_per_second', 0):,.0f}/s eta {e.get('eta', 0):.0f}s")
+        self.err.write(line.ljust(100)[:120])
+        self.err.flush()
+        self._dirty = True
+
+    def _clear(self) -> None:
+        if self._dirty:
+            self.err.write("\r" + " " * 120 + "\r")
+            self.err.flush()
+            self._dirty = False
+
+    def epoch_line(self, e: dict) -> str:
+        stage = f"[{e['stage']}] " if e.get("stage") else ""
+        parts = [f"{stage}epoch {e.get('epoch', '?')}/{self.epochs}", f"loss {e.get('train_loss', float('nan')):.4f}"]
+        parts += [f"{k} {_fmt(v)}" for k, v in (e.get("metrics") or {}).items()]
+        parts.append(f"{e.get('elapsed', 0):.1f}s")
+        if e.get("samples_per_second"):
+            parts.append(f"{e['samples_per_second']:,.0f} samples/s")
+        return "  ".join(parts)
+
+    def close(self) -> None:
+        self._clear()
+
+
+def cmd_train(args) -> int:
+    cfg = config_from_args(args)  # bad flags fail here, before any data or torch is touched
+    from ncf.jobs import load_split
+
+    t0 = time.perf_counter()
+    split = load_split(cfg.data, cfg.model.resolved_objective)
+    print(f"data: {split.dataset.name}, {split.n_users:,} users, {split.n_items:,} items, {split.n_train:,} "
+          f"training interactions ({time.perf_counter() - t0:.1f}s). {split.describe()}", flush=True)
+
+    from ncf.runs import save_run
+    from ncf.train import train
+
+    stop = threading.Event()
+    progress = _Progress()
+    with _stop_on_interrupt(stop):
+        try:
+            result = train(cfg, split, on_event=progress, stop=stop)
+        finally:
+            progress.close()
+    if result.stopped:
+        print(f"stopped after {result.epochs} epoch(s); saving what was trained", flush=True)
+    run = save_run(result, cfg, split, name=cfg.name, models_dir=args.out)
+    print(f"saved run {run.id} in {run.path}")
+    if args.json:
+        summary = dict(result.metrics)
+        summary.update(epochs=result.epochs, train_seconds=result.train_seconds,
+                       samples_per_second=result.samples_per_second, run=str(run.path), run_id=run.id,
+                       model=cfg.model.model, stopped=result.stopped, device=str(result.device))
+        _print_json(summary)
+    else:
+        print("  ".join(f"{k} {_fmt(v)}" for k, v in result.metrics.items()))
+    return 0
+
+
+class _stop_on_interrupt:
+    """The first Ctrl-C asks the trainer to stop (the run is still saved); a second one aborts."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+        self.previous = None
+
+    def _handler(self, signum, frame):
+        self.stop.set()
+        print("\nstopping at the end of this step (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGINT, self.previous)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate, recommend, similar, runs
+
+
+def split_from_run(run):
+    """The evaluation split rebuilt from what a run folder stores (no original data needed)."""
+    import numpy as np
+
+    from ncf.data import Dataset, Split
+
+    rating = lambda name: getattr(run, name, None)  # noqa: E731 - explicit runs store ratings
+    train_rating, test_rating = rating("train_rating"), rating("test_rating")
+    user = np.concatenate([run.train_user, run.test_user]).astype(np.int64)
+    item = np.concatenate([run.train_item, run.test_item]).astype(np.int64)
+    all_rating = None
+    if train_rating is not None and test_rating is not None:
+        all_rating = np.concatenate([train_rating, test_rating]).astype(np.float32)
+    ds = Dataset(name=getattr(run, "name", "") or run.id, user=user, item=item, rating=all_rating, timestamp=None,
+                 users=run.users, items=run.items, item_info=getattr(run, "item_info", None),
+                 source=run.config.data.source)
+    negatives = getattr(run, "test_negatives", None)
+    return Split(kind=run.config.data.split, dataset=ds, train_user=np.asarray(run.train_user, dtype=np.int64),
+                 train_item=np.asarray(run.train_item, dtype=np.int64), train_rating=train_rating,
+                 test_user=np.asarray(run.test_user, dtype=np.int64), test_item=np.asarray(run.test_item, dtype=np.int64),
+                 test_rating=test_rating, test_negatives=negatives, seed=run.config.data.seed)
+
+
+def cmd_evaluate(args) -> int:
+    from ncf.runs import load_run
+
+    run = load_run(args.run)
+    split = getattr(run, "split", None)
+    split = split() if callable(split) else split_from_run(run)
+    from ncf.evaluate import evaluate
+
+    t0 = time.perf_counter()
+    metrics = evaluate(run.model, split, k=args.k or run.config.train.k)
+    seconds = time.perf_counter() - t0
+    if args.json:
+        _print_json({**metrics, "run": str(run.path), "run_id": run.id, "eval_seconds": seconds})
+    else:
+        print(f"run {run.id} ({run.config.model.model}, {split.kind}): evaluated in {seconds:.2f}s")
+        for key, value in metrics.items():
+            print(f"  {key:<16} {_fmt(value)}")
+    return 0
+
+
+def _print_frame(df, columns: list[str], as_json: bool) -> None:
+    columns = [c for c in columns if c in df.columns]
+    if as_json:
+        _print_json(df[columns].to_dict(orient="records"))
+        return
+    rows = df[columns].to_dict(orient="records")
+    print(_table([{"#": i + 1, **r} for i, r in enumerate(rows)], ["#", *columns]))
+
+
+def cmd_recommend(args) -> int:
+    from ncf.runs import load_run
+
+    run = load_run(args.run)
+    from ncf.explore import recommend
+
+    df = recommend(run, args.user, k=args.k, exclude_seen=not args.include_seen)
+    if not args.json:
+        print(f"top {args.k} for user {args.user} from run {run.id} ({run.config.model.model}):")
+    if "held_out" in df.columns and not args.json:
+        df = df.assign(held_out=df["held_out"].map({True: "held out", False: ""}))
+    _print_frame(df, ["item", "title", "genres", "score", "held_out"], args.json)
+    return 0
+
+
+def cmd_similar(args) -> int:
+    from ncf.runs import load_run
+
+    run = load_run(args.run)
+    from ncf.explore import similar_items
+
+    df = similar_items(run, args.item, k=args.k)
+    if not args.json:
+        print(f"items most similar to {args.item} in run {run.id} ({run.config.model.model}):")
+    _print_frame(df, ["item", "title", "genres", "similarity"], args.json)
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from ncf.runs import list_runs
+
+    infos = list_runs(args.out)
+    if args.json:
+        _print_json([{k: getattr(i, k, None) for k in ("id", "name", "path", "created", "config", "metrics",
+                                                        "train_seconds", "device", "error")} for i in infos])
+        return 0
+    if not infos:
+        print("no saved runs yet: train one with  python -m ncf train --data synthetic")
+        return 0
+    rows = []
+    for info in infos:
+        if info.error:
+            rows.append({"id": info.id, "name": info.name or "", "model": "REFUSED", "created": "",
+                         "result": info.error})
+            continue
+        config = info.config or {}
+        model = (config.get("model") or {}).get("model", "?")
+        source = (config.get("data") or {}).get("source", "?")
+        metrics = info.metrics or {}
+        shown = [f"{k} {_fmt(metrics[k])}" for k in ("hr@10", "ndcg@10", "rmse") if k in metrics]
+        seconds = f"{info.train_seconds:.1f}s" if info.train_seconds is not None else ""
+        rows.append({"id": info.id, "name": info.name or "", "model": model, "data": source,
+                     "created": str(info.created or "")[:19], "result": "  ".join(shown), "time": seconds})
+    print(_table(rows, ["id", "name", "model", "data", "created", "time", "result"]))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# bench
+
+
+def cmd_bench(args) -> int:
+    import inspect
+
+    from ncf.bench import throughput
+
+    wanted = {"model": args.model, "quick": args.quick, "device": args.device}
+    if args.batch_sizes:
+        wanted["batch_sizes"] = _int_list(args.batch_sizes, "Batch sizes")
+    params = inspect.signature(throughput).parameters
+    kwargs = {k: v for k, v in wanted.items() if v is not None and (k in params or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()))}
+    rows = throughput(**kwargs)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    if not args.json or rows:
+        print(_table(rows, columns))
+    if args.json:
+        asked = [r for r in rows if r.get("model", args.model) == args.model] or rows
+        best = max(asked, key=lambda r: r.get("samples_per_second", 0)) if asked else {}
+        _print_json({"model": args.model, "samples_per_second": best.get("samples_per_second"),
+                     "batch_size": best.get("batch_size"), "results": rows})
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ncf.config import MODELS, OBJECTIVES, OPTIMIZERS
+
+    p = argparse.ArgumentParser(prog="python -m ncf", description="NCF Lab: Neural Collaborative Filtering "
+                                "from the command line (data, training, evaluation, recommendations).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("data", help="read a ratings source and summarise it")
+    d.add_argument("source", help="synthetic, a MovieLens name (ml-100k, ml-1m, ...) or a path")
+    d.add_argument("--columns", help="role=column pairs overriding detection, e.g. user=userId,item=movieId")
+    d.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    d.set_defaults(func=cmd_data)
+
+    t = sub.add_parser("train", help="train a model and save the run",
+                       description="Train a model; flags not given keep the tuned defaults.")
+    t.add_argument("--data", default="synthetic", help="synthetic (default), a MovieLens name or a path")
+    t.add_argument("--model", choices=MODELS, default="neumf")
+    t.add_argument("--objective", choices=OBJECTIVES, help="default: explicit for embnn, implicit otherwise")
+    t.add_argument("--factors", type=int, help="predictive factors (GMF / dot embedding size)")
+    t.add_argument("--layers", help="MLP tower, e.g. 64,32,16,8 (first = user+item embedding width)")
+    t.add_argument("--emb-sizes", help="EmbeddingNN user,item embedding sizes (default: fastai's rule)")
+    t.add_argument("--dropout", type=float, help="EmbeddingNN dropout between tower layers")
+    t.add_argument("--batch-norm", action="store_true", help="EmbeddingNN batch norm (fastai's use_bn)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float, help="learning rate")
+    t.add_argument("--neg", type=int, help="sampled negatives per observed pair (implicit)")
+    t.add_argument("--exclude-seen", action="store_true", help="draw negatives only among unseen items")
+    t.add_argument("--wd", type=float, help="weight decay")
+    t.add_argument("--optimizer", choices=OPTIMIZERS)
+    t.add_argument("--one-cycle", action="store_true", help="fastai's one-cycle learning-rate schedule")
+    t.add_argument("--seed", type=int, help="seed of initialisation, negatives and shuffling")
+    t.add_argument("--device", help="auto (default), cpu, cuda or mps")
+    t.add_argument("--pretrain", action="store_true", help="NeuMF: train GMF and MLP first, then NeuMF from them")
+    t.add_argument("--alpha", type=float, help="NeuMF pre-training: weight of the GMF half (default 0.5)")
+    t.add_argument("--split", choices=sorted(SPLITS), help="default: loo (implicit) or ratio (explicit)")
+    t.add_argument("--test-negatives", type=int, help="leave-one-out candidates per test user (default 99)")
+    t.add_argument("--test-fraction", type=float, help="ratio split: held-out share (default 0.2)")
+    t.add_argument("--data-seed", type=int, help="seed of the split (default 0)")
+    t.add_argument("-k", type=int, help="cut-off of the ranking metrics (default 10)")
+    t.add_argument("--name", help="a name for the saved run")
+    t.add_argument("--out", help="folder of saved runs (default: $NCF_MODELS_DIR or ./models)")
+    t.add_argument("--json", action="store_true", help="last line of output: one JSON object with the results")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="recompute a saved run's metrics")
+    e.add_argument("run", help="run id or folder")
+    e.add_argument("-k", type=int, help="cut-off (default: the run's)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("recommend", help="top items for a user of a saved run")
+    r.add_argument("run", help="run id or folder")
+    r.add_argument("--user", required=True, help="raw user id as in the data")
+    r.add_argument("-k", type=int, default=10)
+    r.add_argument("--include-seen", action="store_true", help="also rank items the user trained on")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_recommend)
+
+    s = sub.add_parser("similar", help="items closest to an item in a saved run's embedding space")
+    s.add_argument("run", help="run id or folder")
+    s.add_argument("--item", required=True, help="raw item id as in the data")
+    s.add_argument("-k", type=int, default=10)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_similar)
+
+    ls = sub.add_parser("runs", help="list saved runs (refused folders with their reason)")
+    ls.add_argument("--out", help="folder of saved runs (default: $NCF_MODELS_DIR or ./models)")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_runs)
+
+    b = sub.add_parser("bench", help="training throughput against the baselines")
+    b.add_argument("--model", choices=MODELS, default="neumf")
+    b.add_argument("--batch-sizes", help="e.g. 2048,8192 (default: the benchmark's sweep)")
+    b.add_argument("--device", help="auto (default), cpu, cuda or mps")
+    b.add_argument("--quick", action="store_true", help="fewer, shorter measurements")
+    b.add_argument("--json", action="store_true", help="last line: one JSON object with samples_per_second")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NCFError as exc:
+        sys.stdout.flush()
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `python -m ncf runs | head`
+        sys.stderr.close()
+        return 0

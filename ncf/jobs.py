@@ -1,0 +1,545 @@
+"""The bounded runner of training jobs: many sessions submit, a small pool of processes trains.
+
+Thirty "Train" clicks on a 2-core machine must queue, not thrash. Jobs run in a
+`concurrent.futures.ProcessPoolExecutor` (spawned processes, so a crash or an out-of-memory
+kill takes down a worker, never the server). The runner hands the pool only as many jobs as
+it has workers; the rest wait in the runner's queue, from which the next job is taken fairly
+across owners (the owner served least recently goes first, then oldest submission), so one
+session's five clicks cannot starve everyone else.
+
+Everything a page needs to show lives on disk, in `models_dir/.jobs/<job_id>/`:
+
+- `job.json`   owner, name, config, state, run id, error, times (replaced atomically);
+- `events.jsonl` the trainer's events, one JSON line each, appended and flushed as they come;
+- `stop`       present once the owner asked the job to stop (the worker polls for it).
+
+So any page, a reload or a restarted server reads the same truth. Jobs that a dead server left
+queued or running are shown as "interrupted" by the next runner.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures as cf
+import contextlib
+import json
+import multiprocessing
+import os
+import re
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ncf.config import DataConfig, RunConfig
+from ncf.errors import ConfigError, NCFError, UnknownIdError
+
+STATES = ("queued", "running", "done", "stopped", "failed", "interrupted")
+FINISHED = ("done", "stopped", "failed", "interrupted")
+_JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}$")
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One job as read from disk. `position` is 1 for the next job to start, 2 for the one after,
+    and 0 when the job is not waiting; `ahead` is the number of jobs that start before it."""
+
+    id: str
+    owner: str
+    name: str
+    state: str
+    position: int = 0
+    run_id: str | None = None
+    error: str | None = None
+    events: list[dict] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+    submitted: str = ""
+    started: str | None = None
+    finished: str | None = None
+    last_event: dict | None = None  # the newest event (also when `events` was not read)
+
+    @property
+    def ahead(self) -> int:
+        return max(0, self.position - 1)
+
+    @property
+    def finished_state(self) -> bool:
+        return self.state in FINISHED
+
+
+def default_workers() -> int:
+    """NCF_WORKERS if set, else one worker per two cores, at most two (each worker trains with
+    the cores left to it; more workers than that only thrash the caches)."""
+    env = os.environ.get("NCF_WORKERS", "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ConfigError(f"NCF_WORKERS must be a whole number of worker processes, got {env!r}.") from None
+        if n < 1:
+            raise ConfigError(f"NCF_WORKERS must be at least 1, got {n}.")
+        return n
+    return max(1, min(2, (os.cpu_count() or 1) // 2))
+
+
+def load_split(data: DataConfig, objective: str = "implicit"):
+    """The evaluation split a data configuration describes (loads the source, filters, splits).
+
+    Used by the job worker and the CLI alike, so both train on exactly the same split."""
+    import ncf.data as data_mod
+    from ncf.data import filter_min_interactions, make_split
+
+    if hasattr(data_mod, "load"):
+        ds = data_mod.load(data.source)
+    elif data.source == "synthetic":
+        ds = data_mod.synthetic()
+    else:  # the full loader is not there yet: only the built-in data can be read
+        from ncf.errors import DataError
+
+        raise DataError(f"Cannot read {data.source!r}: only 'synthetic' is available in this version.")
+    if data.min_per_user > 1:
+        ds = filter_min_interactions(ds, min_per_user=data.min_per_user)
+    if objective == "explicit" and ds.implicit:
+        from ncf.errors import DataError
+
+        raise DataError(f"{ds.name} has no ratings, so the explicit (rating) objective cannot be trained; "
+                        "choose the implicit objective.")
+    return make_split(ds, data.split, seed=data.seed, n_negatives=data.test_negatives,
+                      test_fraction=data.test_fraction)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files of one job
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    """Readers see the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _update_job(job_dir: Path, **changes) -> dict:
+    info = _read_json(job_dir / "job.json") or {}
+    info.update(changes)
+    _write_json_atomic(job_dir / "job.json", info)
+    return info
+
+
+def read_events(job_dir: Path) -> list[dict]:
+    """All complete event lines (a line being written right now is skipped)."""
+    try:
+        text = (job_dir / "events.jsonl").read_text(encoding="utf-8")
+    except OSError:
+        return []
+    events = []
+    for line in text.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events
+
+
+def _last_event(job_dir: Path) -> dict | None:
+    """The newest event, reading only the file's tail (pages poll this for every job in a list)."""
+    try:
+        with open(job_dir / "events.jsonl", "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 8192))
+            tail = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            return obj
+    return None
+
+
+class StopFile:
+    """A stop flag that is a file, so it crosses processes and survives restarts.
+
+    Quacks like `threading.Event` as far as the trainer needs (`is_set`, `set`, `wait`). The file
+    system is asked at most every `poll` seconds, which keeps a per-batch check nearly free."""
+
+    def __init__(self, path: Path, poll: float = 0.2):
+        self.path = Path(path)
+        self.poll = poll
+        self._checked = 0.0
+        self._set = False
+
+    def is_set(self) -> bool:
+        now = time.monotonic()
+        if not self._set and now - self._checked >= self.poll:
+            self._checked = now
+            self._set = self.path.exists()
+        return self._set
+
+    def set(self) -> None:
+        self.path.touch()
+        self._set = True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(self.poll)
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker side (runs in a spawned process)
+
+
+def _worker_init(threads: int, parent_pid: int) -> None:
+    """Shares the cores between workers and ends the worker if the server dies (kill -9), so no
+    orphan keeps training or holding memory; a half-saved run is impossible (saves are atomic)."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a hard requirement of training anyway
+        pass
+
+    def watch_parent() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch_parent, name="ncf-parent-watch", daemon=True).start()
+
+
+def _error_message(exc: BaseException) -> str:
+    if isinstance(exc, NCFError):
+        return str(exc)
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        return f"Out of memory: {exc or 'the job needed more memory than is free'}. Try a smaller batch size or model."
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _run_job(job_dir: str, cfg_dict: dict, name: str, models_dir: str) -> dict:
+    """Trains one job and saves its run. Never raises: the outcome is written to job.json and
+    returned (an exception would have to be pickled back, and a failure must stay this job's)."""
+    jdir = Path(job_dir)
+    stop = StopFile(jdir / "stop", poll=0.1)
+    if stop.is_set():  # stopped while it waited for a worker
+        return _update_job(jdir, state="stopped", finished=_now())
+    _update_job(jdir, state="running", started=_now(), worker_pid=os.getpid())
+    events_file = open(jdir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in finally
+
+    def on_event(event: dict) -> None:
+        events_file.write(json.dumps(event, default=float) + "\n")
+        events_file.flush()
+
+    try:
+        cfg = RunConfig.from_dict(cfg_dict)
+        cfg.model.validate()
+        cfg.train.validate()
+        on_event({"event": "job", "message": f"Loading {cfg.data.source}"})
+        split = load_split(cfg.data, cfg.model.resolved_objective)
+        from ncf.runs import save_run
+        from ncf.train import train
+
+        result = train(cfg, split, on_event=on_event, stop=stop)
+        run = save_run(result, cfg, split, name=name or cfg.name, models_dir=Path(models_dir))
+        state = "stopped" if result.stopped else "done"
+        return _update_job(jdir, state=state, run_id=run.id, finished=_now(), metrics=dict(result.metrics))
+    except BaseException as exc:  # noqa: BLE001 - recorded as this job's failure; the worker lives on
+        (jdir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        return _update_job(jdir, state="failed", error=_error_message(exc), finished=_now())
+    finally:
+        events_file.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The server side
+
+def _default_models_dir() -> Path:
+    try:
+        from ncf.runs import models_dir
+    except ImportError:  # the runs module is not there yet: same rule as it documents
+        return Path(os.environ.get("NCF_MODELS_DIR") or Path(__file__).resolve().parent.parent / "models")
+    return models_dir()
+
+
+_LIVE_RUNNERS: set[str] = set()  # ids of the runners alive in this process
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class JobRunner:
+    """Thread-safe: every session of the app may call it at once."""
+
+    def __init__(self, max_workers: int | None = None, max_queued_per_owner: int = 3, models_dir=None):
+        self.max_workers = max_workers or default_workers()
+        self.max_queued_per_owner = max_queued_per_owner
+        self.models_dir = Path(models_dir) if models_dir is not None else _default_models_dir()
+        self.jobs_dir = self.models_dir / ".jobs"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.id = uuid.uuid4().hex
+        self._lock = threading.RLock()
+        self._pending: list[str] = []  # job ids waiting for a worker, in submission order
+        self._owner_of: dict[str, str] = {}
+        self._last_served: dict[str, int] = {}  # owner -> dispatch counter when last served
+        self._served = 0
+        self._inflight: dict[cf.Future, tuple[str, cf.ProcessPoolExecutor]] = {}
+        self._executor: cf.ProcessPoolExecutor | None = None
+        self._closed = False
+        _LIVE_RUNNERS.add(self.id)
+        self._mark_interrupted()
+
+    # -- public API -------------------------------------------------------------------------
+
+    def submit(self, cfg: RunConfig, owner: str, name: str = "") -> str:
+        """Queues a training job and returns its id. Raises ConfigError for an impossible
+        configuration or when the owner already has `max_queued_per_owner` jobs waiting."""
+        cfg.model.validate()
+        cfg.train.validate()
+        owner = str(owner)
+        with self._lock:
+            if self._closed:
+                raise ConfigError("The job runner has shut down; restart the app to train again.")
+            waiting = sum(1 for j in self._pending if self._owner_of[j] == owner)
+            if waiting >= self.max_queued_per_owner:
+                raise ConfigError(f"You already have {waiting} jobs waiting; wait for one to finish or stop one.")
+            job_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
+            job_dir = self.jobs_dir / job_id
+            job_dir.mkdir()
+            _write_json_atomic(job_dir / "job.json", {
+                "id": job_id, "owner": owner, "name": name or cfg.name, "config": cfg.to_dict(),
+                "state": "queued", "run_id": None, "error": None, "submitted": _now(),
+                "started": None, "finished": None, "runner": {"id": self.id, "pid": os.getpid()},
+            })
+            (job_dir / "events.jsonl").touch()
+            self._pending.append(job_id)
+            self._owner_of[job_id] = owner
+            self._dispatch()
+        return job_id
+
+    def status(self, job_id: str, events: bool = True) -> JobStatus:
+        job_dir = self._job_dir(job_id)
+        info = _read_json(job_dir / "job.json")
+        if info is None:
+            raise UnknownIdError(f"Unknown job {job_id!r}: it was never submitted here or has been removed.")
+        with self._lock:
+            order = self._queue_order()
+        return self._status_from(info, job_dir, order, events)
+
+    def jobs(self, owner: str | None = None, events: bool = False) -> list[JobStatus]:
+        """Every job on disk (all runners, earlier servers too), oldest first; `owner` filters.
+        Events are read only when asked (`last_event` is always there)."""
+        with self._lock:
+            order = self._queue_order()
+        out = []
+        for job_dir in sorted(p for p in self.jobs_dir.iterdir() if _JOB_ID.match(p.name)):
+            info = _read_json(job_dir / "job.json")
+            if info is None or (owner is not None and info.get("owner") != owner):
+                continue
+            out.append(self._status_from(info, job_dir, order, events))
+        return out
+
+    def stop(self, job_id: str) -> JobStatus:
+        """Stops a job: a waiting one never starts; a running one ends within a second and its run
+        is saved with what was trained so far. Stopping a finished job changes nothing."""
+        job_dir = self._job_dir(job_id)
+        if _read_json(job_dir / "job.json") is None:
+            raise UnknownIdError(f"Unknown job {job_id!r}: it was never submitted here or has been removed.")
+        StopFile(job_dir / "stop").set()
+        with self._lock:
+            if job_id in self._pending:
+                self._pending.remove(job_id)
+                _update_job(job_dir, state="stopped", finished=_now())
+        return self.status(job_id, events=False)
+
+    def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.1) -> JobStatus:
+        """Blocks until the job has finished (or `timeout` seconds passed) and returns its status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            st = self.status(job_id, events=False)
+            if st.finished_state or (deadline is not None and time.monotonic() >= deadline):
+                return st
+            time.sleep(poll)
+
+    def shutdown(self, wait: bool = True, stop_running: bool = False) -> None:
+        """Stops taking jobs. Waiting jobs are marked interrupted; running ones finish (or are asked
+        to stop and saved, with `stop_running`) before this returns when `wait`."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for job_id in self._pending:
+                _update_job(self.jobs_dir / job_id, state="interrupted", finished=_now(),
+                            error="The server shut down before this job started.")
+            self._pending.clear()
+            running = [job_id for job_id, _ in self._inflight.values()]
+            executor = self._executor
+        if stop_running:
+            for job_id in running:
+                StopFile(self.jobs_dir / job_id / "stop").set()
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=True)
+        _LIVE_RUNNERS.discard(self.id)
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def _queue_order(self) -> list[str]:
+        """The order in which the waiting jobs will start: repeatedly the owner served least
+        recently (never served first), that owner's oldest job. Call with the lock held."""
+        last = dict(self._last_served)
+        by_owner: dict[str, list[str]] = {}
+        for job_id in self._pending:
+            by_owner.setdefault(self._owner_of[job_id], []).append(job_id)
+        order, turn = [], self._served
+        while by_owner:
+            owner = min(by_owner, key=lambda o: (last.get(o, -1), self._pending.index(by_owner[o][0])))
+            order.append(by_owner[owner].pop(0))
+            if not by_owner[owner]:
+                del by_owner[owner]
+            last[owner] = turn
+            turn += 1
+        return order
+
+    def _dispatch(self) -> None:
+        """Hands waiting jobs to the pool while a worker is free. Call with the lock held."""
+        while not self._closed and self._pending and len(self._inflight) < self.max_workers:
+            job_id = self._queue_order()[0]
+            self._pending.remove(job_id)
+            owner = self._owner_of[job_id]
+            self._last_served[owner] = self._served
+            self._served += 1
+            job_dir = self.jobs_dir / job_id
+            info = _update_job(job_dir, state="running", started=_now())
+            try:
+                pool = self._pool()
+                future = pool.submit(_run_job, str(job_dir), info["config"], info.get("name", ""),
+                                     str(self.models_dir))
+            except Exception as exc:  # noqa: BLE001 - e.g. the pool broke between two jobs
+                self._executor = None
+                _update_job(job_dir, state="failed", error=f"Could not start the job: {_error_message(exc)}",
+                            finished=_now())
+                continue
+            self._inflight[future] = (job_id, pool)
+            future.add_done_callback(self._on_done)
+
+    def _pool(self) -> cf.ProcessPoolExecutor:
+        if self._executor is None:
+            threads = max(1, (os.cpu_count() or 1) // self.max_workers)
+            self._executor = cf.ProcessPoolExecutor(
+                max_workers=self.max_workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init, initargs=(threads, os.getpid()))
+        return self._executor
+
+    def _on_done(self, future: cf.Future) -> None:
+        """Runs in the pool's management thread when a job ends, however it ended."""
+        with self._lock:
+            entry = self._inflight.pop(future, None)
+            if entry is None:
+                return
+            job_id, pool = entry
+            job_dir = self.jobs_dir / job_id
+            exc = None if future.cancelled() else future.exception()
+            if future.cancelled():
+                _update_job(job_dir, state="interrupted", finished=_now(),
+                            error="The server shut down before this job started.")
+            elif isinstance(exc, cf.process.BrokenProcessPool):
+                # A worker died (killed, out of memory): the pool is unusable, every job it held
+                # is lost. Record why and start a fresh pool for the jobs still waiting.
+                if self._executor is pool:  # the first of its jobs to report it replaces it
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._executor = None
+                _update_job(job_dir, state="failed", finished=_now(),
+                            error="The worker process training this job ended abruptly (killed, or out of "
+                                  "memory). Other jobs go on; try a smaller batch size or model.")
+            elif exc is not None:
+                _update_job(job_dir, state="failed", finished=_now(), error=_error_message(exc))
+            self._dispatch()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _job_dir(self, job_id: str) -> Path:
+        if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+            raise UnknownIdError(f"Unknown job {job_id!r}: job ids look like 20250101-120000-0123abcd.")
+        return self.jobs_dir / job_id
+
+    def _status_from(self, info: dict, job_dir: Path, order: list[str], events: bool) -> JobStatus:
+        job_id = info.get("id", job_dir.name)
+        state = info.get("state", "failed")
+        position = order.index(job_id) + 1 if job_id in order else 0
+        evs = read_events(job_dir) if events else []
+        return JobStatus(
+            id=job_id, owner=info.get("owner", ""), name=info.get("name", ""), state=state, position=position,
+            run_id=info.get("run_id"), error=info.get("error"), events=evs, config=info.get("config", {}),
+            submitted=info.get("submitted", ""), started=info.get("started"), finished=info.get("finished"),
+            last_event=evs[-1] if evs else _last_event(job_dir),
+        )
+
+    def _mark_interrupted(self) -> None:
+        """Jobs a dead runner left queued or running will never finish: say so."""
+        for job_dir in self.jobs_dir.iterdir():
+            if not _JOB_ID.match(job_dir.name):
+                continue
+            info = _read_json(job_dir / "job.json")
+            if info is None or info.get("state") not in ("queued", "running"):
+                continue
+            runner = info.get("runner") or {}
+            pid = runner.get("pid")
+            alive = (runner.get("id") in _LIVE_RUNNERS) if pid == os.getpid() else (
+                isinstance(pid, int) and _pid_alive(pid))
+            if not alive:
+                _update_job(job_dir, state="interrupted", finished=info.get("finished") or _now(),
+                            error="The server stopped before this job finished; start it again.")
+
+
+_runner: JobRunner | None = None
+_runner_lock = threading.Lock()
+
+
+def get_runner() -> JobRunner:
+    """The process-wide runner the app shares between all sessions (created on first use)."""
+    global _runner
+    with _runner_lock:
+        if _runner is None or _runner._closed:
+            _runner = JobRunner()
+            atexit.register(_shutdown_runner)
+        return _runner
+
+
+def _shutdown_runner() -> None:
+    with contextlib.suppress(Exception):
+        if _runner is not None:
+            _runner.shutdown(wait=False, stop_running=True)
