@@ -51,6 +51,12 @@ def parse_columns(text: str | None) -> dict[str, str | int] | None:
     return out
 
 
+def _path(text: str | None):
+    from pathlib import Path
+
+    return None if text is None else Path(text)
+
+
 def _fmt(value) -> str:
     if isinstance(value, float):
         if math.isnan(value):
@@ -238,7 +244,7 @@ def cmd_train(args) -> int:
             progress.close()
     if result.stopped:
         print(f"stopped after {result.epochs} epoch(s); saving what was trained", flush=True)
-    run = save_run(result, cfg, split, name=cfg.name, models_dir=args.out)
+    run = save_run(result, cfg, split, name=cfg.name, models_dir=_path(args.out))
     print(f"saved run {run.id} in {run.path}")
     if args.json:
         summary = dict(result.metrics)
@@ -361,7 +367,7 @@ def cmd_similar(args) -> int:
 def cmd_runs(args) -> int:
     from ncf.runs import list_runs
 
-    infos = list_runs(args.out)
+    infos = list_runs(_path(args.out))
     if args.json:
         _print_json([{k: getattr(i, k, None) for k in ("id", "name", "path", "created", "config", "metrics",
                                                         "train_seconds", "device", "error")} for i in infos])

@@ -1,0 +1,125 @@
+"""`python -m ncf` as a user runs it: real subprocesses, real files, the environment's
+NCF_MODELS_DIR / NCF_CACHE_DIR pointing at this test's temporary folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN_KEYS = {"hr@10", "ndcg@10", "full_recall@10", "full_ndcg@10", "epochs", "train_seconds",
+              "samples_per_second", "run"}
+
+
+def ncf(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ncf", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ))
+
+
+def last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> dict:
+    """One small GMF run shared by the commands that read a saved run."""
+    models = tmp_path_factory.mktemp("cli-runs")
+    p = ncf("train", "--data", "synthetic", "--model", "gmf", "--epochs", "1", "--json", "--name", "cli test",
+            "--out", str(models))
+    assert p.returncode == 0, p.stderr
+    return {"result": last_json(p.stdout), "stdout": p.stdout, "models": models}
+
+
+def test_data_synthetic_prints_its_counts():
+    p = ncf("data", "synthetic")
+    assert p.returncode == 0, p.stderr
+    assert "600" in p.stdout and "400" in p.stdout and "27,350" in p.stdout.replace("27350", "27,350")
+
+
+def test_a_bad_file_is_one_line_on_stderr_and_exit_code_2(tmp_path):
+    bad = tmp_path / "ratings.csv"
+    bad.write_bytes(b"\x00\x01\x02 this is not a ratings file \xff\xfe")
+    for args in (("data", str(bad)), ("data", str(tmp_path / "missing.csv")),
+                 ("train", "--data", str(tmp_path / "missing.csv"), "--model", "gmf")):
+        p = ncf(*args)
+        assert p.returncode == 2, (args, p.stdout, p.stderr)
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+        assert "Traceback" not in p.stderr
+
+
+def test_an_impossible_configuration_fails_before_any_data_is_read():
+    p = ncf("train", "--data", "/no/such/file.csv", "--model", "mlp", "--layers", "63,32")
+    assert p.returncode == 2
+    assert p.stderr.strip() == ("error: The first MLP layer is the user and item embeddings concatenated, "
+                                "so it must be even; got 63.")
+
+
+def test_train_json_last_line_has_the_final_figures(trained_run):
+    result = trained_run["result"]
+    assert result.keys() >= TRAIN_KEYS
+    assert result["epochs"] == 1 and 0 <= result["hr@10"] <= 1
+    assert Path(result["run"]).is_dir() and Path(result["run"]).parent == trained_run["models"]
+    epoch_lines = [ln for ln in trained_run["stdout"].splitlines() if ln.startswith("epoch 1/1")]
+    assert len(epoch_lines) == 1 and "hr@10" in epoch_lines[0]
+
+
+def test_explicit_training_reports_rmse_on_a_ratio_split(tmp_path):
+    p = ncf("train", "--model", "embnn", "--epochs", "1", "--json", "--out", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    result = last_json(p.stdout)
+    assert "rmse" in result and "hr@10" not in result
+    assert "Random split" in p.stdout
+
+
+def test_evaluate_recomputes_the_saved_metrics(trained_run):
+    p = ncf("evaluate", trained_run["result"]["run"], "--json")
+    assert p.returncode == 0, p.stderr
+    again = last_json(p.stdout)
+    for key in ("hr@10", "ndcg@10", "full_recall@10", "full_ndcg@10"):
+        assert again[key] == pytest.approx(trained_run["result"][key], abs=1e-6), key
+
+
+def test_recommend_lists_k_titled_items(trained_run):
+    p = ncf("recommend", trained_run["result"]["run"], "--user", "1", "-k", "5", "--json")
+    assert p.returncode == 0, p.stderr
+    rows = last_json(p.stdout)
+    assert len(rows) == 5 and all(r["title"] for r in rows)
+    table = ncf("recommend", trained_run["result"]["run"], "--user", "1", "-k", "5")
+    assert table.returncode == 0 and rows[0]["title"] in table.stdout
+
+
+def test_recommend_for_an_unknown_user_names_the_id(trained_run):
+    p = ncf("recommend", trained_run["result"]["run"], "--user", "no-such-user")
+    assert p.returncode == 2
+    assert "no-such-user" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_similar_lists_other_items(trained_run):
+    p = ncf("similar", trained_run["result"]["run"], "--item", "3", "-k", "4", "--json")
+    assert p.returncode == 0, p.stderr
+    rows = last_json(p.stdout)
+    assert len(rows) == 4 and str(3) not in [str(r["item"]) for r in rows]
+
+
+def test_runs_lists_saved_runs_and_refused_folders(trained_run):
+    models = trained_run["models"]
+    foreign = models / "not-a-run"
+    foreign.mkdir(exist_ok=True)
+    (foreign / "config.json").write_text("{ this is not json")
+    p = ncf("runs", "--out", str(models))
+    assert p.returncode == 0, p.stderr
+    run_id = Path(trained_run["result"]["run"]).name
+    assert run_id in p.stdout and "cli test" in p.stdout
+    refused = [ln for ln in p.stdout.splitlines() if "not-a-run" in ln]
+    assert refused and "REFUSED" in refused[0]
+
+
+def test_evaluate_refuses_a_missing_run_with_one_line(tmp_path):
+    p = ncf("evaluate", str(tmp_path / "nothing-here"))
+    assert p.returncode == 2 and p.stderr.startswith("error: ") and "Traceback" not in p.stderr

@@ -1,0 +1,222 @@
+"""The job runner with real spawned worker processes, real training on small synthetic data and
+real run folders. Scheduling tests share one single-worker runner (spawning a worker and
+importing torch is the slow part); each test stops and waits for what it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from ncf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from ncf.errors import ConfigError, UnknownIdError
+from ncf.jobs import JobRunner, read_events
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def small(epochs: int = 1, source: str = "synthetic", model: str = "gmf") -> RunConfig:
+    return RunConfig(data=DataConfig(source=source), model=ModelConfig(model=model, factors=8),
+                     train=TrainConfig(epochs=epochs, batch_size=1024))
+
+
+def long_job() -> RunConfig:
+    """Long enough to still be running when a test looks at it; tests stop it."""
+    return small(epochs=10_000)
+
+
+def process_alive(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's exit is reaped by whoever adopted it, maybe late)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status
+
+
+def wait_until(predicate, timeout: float = 60.0, poll: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def training(runner: JobRunner, job_id: str) -> bool:
+    """True once the worker has reported a training batch or epoch."""
+    st = runner.status(job_id)
+    return st.state == "running" and any(e.get("event") in ("batch", "epoch") for e in st.events)
+
+
+@pytest.fixture(scope="module")
+def one_worker(tmp_path_factory):
+    runner = JobRunner(max_workers=1, max_queued_per_owner=2, models_dir=tmp_path_factory.mktemp("models"))
+    yield runner
+    runner.shutdown(wait=True, stop_running=True)
+
+
+@pytest.fixture
+def clean_one_worker(one_worker):
+    """After each test, every job it left is stopped and finished, so the next starts empty."""
+    before = {j.id for j in one_worker.jobs()}
+    yield one_worker
+    for job in one_worker.jobs():
+        if job.id not in before:
+            one_worker.stop(job.id)
+    for job in one_worker.jobs():
+        one_worker.wait(job.id, timeout=60)
+
+
+@pytest.fixture
+def two_workers(tmp_path):
+    runner = JobRunner(max_workers=2, models_dir=tmp_path / "runs")
+    yield runner
+    runner.shutdown(wait=True, stop_running=True)
+
+
+def test_submitted_job_trains_and_saves_a_run_that_loads(two_workers):
+    from ncf.runs import load_run
+
+    job_id = two_workers.submit(small(epochs=2), owner="alice", name="first try")
+    st = two_workers.wait(job_id, timeout=120)
+    assert st.state == "done", st.error
+    assert st.owner == "alice" and st.name == "first try" and st.position == 0
+    run = load_run(two_workers.models_dir / st.run_id)
+    assert run.config.model.model == "gmf"
+    assert run.name == "first try"
+    events = two_workers.status(job_id).events
+    kinds = [e["event"] for e in events]
+    assert kinds.count("epoch") == 2 and kinds[-1] == "done"
+    assert events[-1]["metrics"]["hr@10"] == pytest.approx(run.metrics["hr@10"])
+
+
+def test_queue_positions_follow_submission_with_one_worker(clean_one_worker):
+    runner = clean_one_worker
+    first = runner.submit(long_job(), owner="a")
+    second = runner.submit(long_job(), owner="a")
+    third = runner.submit(long_job(), owner="a")
+    assert [runner.status(j).position for j in (first, second, third)] == [0, 1, 2]
+    assert runner.status(first).state == "running"
+    assert runner.status(second).state == "queued" and runner.status(third).ahead == 1
+    runner.stop(second)
+    assert runner.status(second).state == "stopped"
+    assert runner.status(third).position == 1
+
+
+def test_next_job_goes_to_the_owner_served_least_recently(clean_one_worker):
+    runner = clean_one_worker
+    a1 = runner.submit(long_job(), owner="a")
+    a2 = runner.submit(long_job(), owner="a")
+    a3 = runner.submit(long_job(), owner="a")
+    b1 = runner.submit(long_job(), owner="b")
+    # a was just served (a1 runs), so b's first job goes before a's second and third.
+    assert [runner.status(j).position for j in (a1, b1, a2, a3)] == [0, 1, 2, 3]
+    assert [j.id for j in runner.jobs(owner="b")] == [b1]
+
+
+def test_an_owner_cannot_queue_more_than_the_cap(clean_one_worker):
+    runner = clean_one_worker
+    runner.submit(long_job(), owner="greedy")  # runs at once
+    runner.submit(long_job(), owner="greedy")
+    runner.submit(long_job(), owner="greedy")  # two waiting: the fixture's cap
+    with pytest.raises(ConfigError, match="You already have 2 jobs waiting; wait for one to finish or stop one"):
+        runner.submit(long_job(), owner="greedy")
+    other = runner.submit(long_job(), owner="someone else")  # the cap is per owner
+    assert runner.status(other).state == "queued"
+
+
+def test_stopping_a_running_job_saves_the_run_marked_stopped(clean_one_worker):
+    from ncf.runs import load_run
+
+    runner = clean_one_worker
+    job_id = runner.submit(long_job(), owner="a", name="stopped early")
+    wait_until(lambda: training(runner, job_id), timeout=90)
+    t0 = time.monotonic()
+    runner.stop(job_id)
+    st = runner.wait(job_id, timeout=30)
+    assert st.state == "stopped", st.error
+    assert time.monotonic() - t0 < 10  # the trainer stops within a second; saving takes a moment
+    done = st.last_event
+    assert done["event"] == "done" and done["stopped"] is True
+    run = load_run(runner.models_dir / st.run_id)
+    assert run.name == "stopped early"
+
+
+def test_a_failing_job_reports_why_and_other_jobs_still_finish(two_workers):
+    missing = str(two_workers.models_dir / "no-such-ratings.csv")
+    bad = two_workers.submit(small(source=missing), owner="a")
+    good = two_workers.submit(small(), owner="b")
+    bad_st = two_workers.wait(bad, timeout=120)
+    assert bad_st.state == "failed"
+    assert "no-such-ratings.csv" in bad_st.error and "Traceback" not in bad_st.error
+    assert two_workers.wait(good, timeout=120).state == "done"
+    # The worker that ran the failing job still serves new jobs.
+    again = two_workers.submit(small(), owner="a")
+    assert two_workers.wait(again, timeout=120).state == "done"
+
+
+def test_a_killed_worker_fails_its_job_and_the_runner_recovers(two_workers):
+    job_id = two_workers.submit(long_job(), owner="a")
+    wait_until(lambda: training(two_workers, job_id), timeout=90)
+    from ncf.jobs import _read_json
+
+    pid = _read_json(two_workers.jobs_dir / job_id / "job.json")["worker_pid"]
+    os.kill(pid, signal.SIGKILL)
+    st = two_workers.wait(job_id, timeout=60)
+    assert st.state == "failed" and "ended abruptly" in st.error
+    after = two_workers.submit(small(), owner="a")
+    assert two_workers.wait(after, timeout=120).state == "done"
+
+
+def test_invalid_configuration_is_refused_at_submit(two_workers):
+    with pytest.raises(ConfigError, match="at least 1 epoch"):
+        two_workers.submit(RunConfig(train=TrainConfig(epochs=0)), owner="a")
+    assert two_workers.jobs() == []
+
+
+def test_unknown_or_malformed_job_ids_are_refused(two_workers):
+    for bad in ("20250101-120000-0123abcd", "../../etc", ""):
+        with pytest.raises(UnknownIdError):
+            two_workers.status(bad)
+
+
+def test_jobs_of_a_killed_server_show_as_interrupted_and_its_worker_exits(tmp_path):
+    """A real server process running a job is killed with SIGKILL; the next runner marks the job
+    interrupted, and the orphaned worker process ends by itself."""
+    models = tmp_path / "runs"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from ncf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+        from ncf.jobs import JobRunner
+        runner = JobRunner(max_workers=1, models_dir={str(models)!r})
+        cfg = RunConfig(model=ModelConfig(model="gmf"), train=TrainConfig(epochs=10_000))
+        print(runner.submit(cfg, owner="a"), runner.submit(cfg, owner="a"), flush=True)
+        time.sleep(600)
+    """)
+    server = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        running, waiting = server.stdout.readline().split()
+        job_dir = models / ".jobs" / running
+        wait_until(lambda: any(e["event"] == "batch" for e in read_events(job_dir)), timeout=90)
+        from ncf.jobs import _read_json
+
+        worker = _read_json(job_dir / "job.json")["worker_pid"]
+    finally:
+        server.kill()
+        server.wait()
+    runner = JobRunner(max_workers=1, models_dir=models)
+    try:
+        assert runner.status(running).state == "interrupted"
+        assert runner.status(waiting).state == "interrupted"
+        assert "start it again" in runner.status(running).error
+        wait_until(lambda: not process_alive(worker), timeout=15)
+    finally:
+        runner.shutdown()
