@@ -1,0 +1,475 @@
+"""A user's own ratings table: sniffed, parsed with pandas' C engine, turned into a `Dataset`.
+
+Sniffing looks at the first 64 KiB only: encoding (UTF-8 with or without BOM, UTF-16, latin-1),
+delimiter, header, and which column is the user, the item, the rating and the timestamp (by the
+usual names, else by content and position). The full read is one vectorised `pandas.read_csv`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ncf.data.dataset import Dataset, Vocab
+from ncf.errors import DataError
+
+ROLES = ("user", "item", "rating", "timestamp")
+EXPECTED = "Expected a table of user, item[, rating[, timestamp]] rows."
+SNIFF_BYTES = 1 << 16
+
+# Usual column names, compared after lower-casing and dropping everything but letters and digits.
+ALIASES = {
+    "user": ("userid", "user", "uid", "users", "username", "customerid", "customer", "reviewerid", "reviewer",
+             "memberid", "visitorid", "personid", "u"),
+    "item": ("movieid", "itemid", "item", "iid", "movie", "items", "productid", "product", "asin", "bookid", "isbn",
+             "songid", "trackid", "track", "articleid", "film", "filmid", "i"),
+    "rating": ("rating", "score", "stars", "rate", "ratings", "value", "preference", "bookrating", "grade"),
+    "timestamp": ("timestamp", "time", "ts", "date", "datetime", "unixtime", "unixreviewtime", "createdat",
+                  "ratedat", "when"),
+}
+_ALIAS_ROLE = {alias: role for role, names in ALIASES.items() for alias in names}
+
+# First bytes of things that are not text tables, for a message that names what was found.
+MAGIC = (
+    (b"\x89PNG", "PNG image"), (b"\xff\xd8\xff", "JPEG image"), (b"GIF8", "GIF image"), (b"%PDF", "PDF document"),
+    (b"PK\x03\x04", "zip archive"), (b"\x1f\x8b", "gzip archive"), (b"BZh", "bzip2 archive"),
+    (b"\xfd7zXZ", "xz archive"), (b"7z\xbc\xaf", "7-zip archive"), (b"Rar!", "RAR archive"),
+    (b"RIFF", "RIFF media file"), (b"\x7fELF", "program"), (b"MZ", "Windows program"),
+    (b"SQLite format", "SQLite database"), (b"PAR1", "Parquet file"), (b"\xd0\xcf\x11\xe0", "Office document"),
+)
+DELIMITERS = ("::", "\t", ",", ";", "|", " ")
+_DELIM_NAMES = {"::": "'::'", "\t": "tab", ",": "comma", ";": "semicolon", "|": "'|'", " ": "spaces"}
+
+
+@dataclass(frozen=True)
+class ColumnGuess:
+    """What sniffing found: role -> column name, the columns, a preview, and how to read the file."""
+
+    roles: dict[str, str]
+    columns: list[str]
+    preview: pd.DataFrame
+    delimiter: str
+    header: bool
+    encoding: str
+    positions: dict[str, int] = field(default_factory=dict)  # role -> 0-based field number
+
+
+# --- sniffing -------------------------------------------------------------------------------------
+
+
+def check_text(head: bytes, label: str) -> None:
+    """Rejects empty, binary and HTML input with a message that names what was found."""
+    if not head.strip(b" \t\r\n\x00\xef\xbb\xbf"):
+        raise DataError(f"{label}: the file is empty. {EXPECTED}")
+    for magic, what in MAGIC:
+        if head.startswith(magic):
+            raise DataError(f"{label}: the file is binary ({what}?), not text. {EXPECTED}")
+    if b"\x00" in head[:8192] and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{label}: the file is binary (NUL bytes), not text. {EXPECTED}")
+    start = head[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if start.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"<!--")) or b"<html" in start:
+        raise DataError(
+            f"{label}: looks like an HTML page (perhaps an error page saved by a browser), not a ratings table. "
+            f"{EXPECTED}"
+        )
+
+
+def sniff_encoding(head: bytes) -> str:
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    cut = head.rfind(b"\n") if len(head) >= SNIFF_BYTES else len(head)  # don't judge a split character
+    try:
+        head[: cut if cut > 0 else len(head)].decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "latin-1"
+
+
+def _split(line: str, delimiter: str) -> list[str]:
+    if delimiter == "::":
+        return [f.strip() for f in line.split("::")]
+    if delimiter == " ":
+        return line.split()
+    return [f.strip() for f in next(csv.reader([line], delimiter=delimiter))]
+
+
+def sniff_delimiter(lines: list[str], label: str) -> str:
+    """The delimiter that splits every sample line into the same number (> 1) of fields."""
+    best, best_width = None, 1
+    for delim in DELIMITERS:
+        widths = {len(_split(line, delim)) for line in lines}
+        if len(widths) == 1 and min(widths) > 1:
+            return delim
+        if min(widths) > best_width:
+            best, best_width = delim, min(widths)
+    if best is not None:
+        return best  # ragged lines: the parser will say which line is off
+    raise DataError(
+        f"{label}: found a single column (first line {lines[0][:60]!r}). Expected at least two columns, "
+        "user and item, separated by commas, tabs, semicolons, '|', '::' or spaces."
+    )
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def sniff_header(rows: list[list[str]]) -> bool:
+    """A first row is a header when it holds a usual column name, or text above numbers."""
+    first, rest = rows[0], rows[1:]
+    if any(_norm(f) in _ALIAS_ROLE for f in first):
+        return True
+    for j, value in enumerate(first):
+        column = [r[j] for r in rest if j < len(r)]
+        if column and not _is_number(value) and all(_is_number(v) for v in column):
+            return True
+    return False
+
+
+def _looks_like_timestamp(values: list[str]) -> bool:
+    if values and all(re.fullmatch(r"\d{4}-\d{2}-\d{2}([ T].*)?", v) for v in values):
+        return True
+    return bool(values) and all(v.isdigit() and int(v) >= 100_000_000 for v in values)
+
+
+def _looks_like_rating(values: list[str]) -> bool:
+    return bool(values) and all(_is_number(v) and -10 <= float(v) <= 10 for v in values)
+
+
+def detect_roles(names: list[str], rows: list[list[str]], header: bool, label: str) -> dict[str, int]:
+    """role -> field number, by name where the header has usual names, else by position and content."""
+    roles: dict[str, int] = {}
+    if header:
+        for j, name in enumerate(names):
+            role = _ALIAS_ROLE.get(_norm(name))
+            if role and role not in roles:
+                roles[role] = j
+    if ("user" in roles) != ("item" in roles):
+        missing = "item" if "user" in roles else "user"
+        raise DataError(
+            f"{label}: no recognisable {missing} column among {', '.join(map(repr, names))}. Expected one named "
+            f"like {', '.join(ALIASES[missing][:4])}, or choose it explicitly (columns={{'{missing}': ...}})."
+        )
+    if "user" not in roles:  # no usual names: user, item, then rating / timestamp by content
+        free = [j for j in range(len(names)) if j not in roles.values()]
+        if len(free) < 2:
+            raise DataError(f"{label}: found columns {', '.join(map(repr, names))} but no user and item. {EXPECTED}")
+        roles["user"], roles["item"] = free[0], free[1]
+        for j in free[2:]:
+            values = [r[j] for r in rows if j < len(r) and r[j] != ""]
+            if "timestamp" not in roles and _looks_like_timestamp(values):
+                roles["timestamp"] = j
+            elif "rating" not in roles and (_looks_like_rating(values) or len(free) <= 4):
+                roles["rating"] = j  # MovieLens order: the third column is the rating
+    return roles
+
+
+def _apply_override(roles: dict[str, int], names: list[str], columns: dict, label: str) -> dict[str, int]:
+    roles = dict(roles)
+    for role, choice in columns.items():
+        if role not in ROLES:
+            raise DataError(f"Unknown column role {role!r}; expected some of {', '.join(ROLES)}.")
+        if choice is None or choice == "":
+            roles.pop(role, None)
+            continue
+        pos = _resolve_column(choice, names, label)
+        roles = {r: p for r, p in roles.items() if p != pos}
+        roles[role] = pos
+    for role in ("user", "item"):
+        if role not in roles:
+            raise DataError(f"{label}: no {role} column chosen. Expected one of {', '.join(map(repr, names))}.")
+    return roles
+
+
+def _resolve_column(choice, names: list[str], label: str) -> int:
+    if isinstance(choice, str):
+        if choice in names:
+            return names.index(choice)
+        lowered = [n.lower() for n in names]
+        if choice.lower() in lowered:
+            return lowered.index(choice.lower())
+        if choice.isdigit():
+            choice = int(choice)
+    if isinstance(choice, int) and 0 <= choice < len(names):
+        return choice
+    raise DataError(
+        f"{label}: there is no column {choice!r}. Expected one of {', '.join(map(repr, names))} "
+        f"(or a position 0..{len(names) - 1})."
+    )
+
+
+def sniff(head: bytes, label: str, columns: dict | None = None) -> ColumnGuess:
+    """Everything needed to read the table, from its first bytes."""
+    check_text(head, label)
+    encoding = sniff_encoding(head)
+    text = head.decode(encoding, errors="replace")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(head) >= SNIFF_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last line of a cut sample may be partial
+    lines = lines[:200]
+    delimiter = sniff_delimiter(lines, label)
+    rows = [_split(line, delimiter) for line in lines]
+    header = len(rows) > 1 and sniff_header(rows)
+    width = max(len(r) for r in rows)
+    if header:
+        names = [n.strip().strip('"') or f"column {j + 1}" for j, n in enumerate(rows[0])]
+        names += [f"column {j + 1}" for j in range(len(names), width)]
+        rows = rows[1:]
+    elif len(rows) == 1 and any(_norm(f) in _ALIAS_ROLE for f in rows[0]):
+        raise DataError(f"{label}: has a header ({', '.join(rows[0])}) but no rows. {EXPECTED}")
+    else:
+        names = [f"column {j + 1}" for j in range(width)]
+    if not rows:
+        raise DataError(f"{label}: has a header ({', '.join(names)}) but no rows. {EXPECTED}")
+    roles = detect_roles(names, rows, header, label)
+    if columns:
+        roles = _apply_override(roles, names, columns, label)
+    preview = pd.DataFrame([r + [""] * (width - len(r)) for r in rows[:10]], columns=names)
+    return ColumnGuess(
+        roles={role: names[pos] for role, pos in roles.items()},
+        columns=names,
+        preview=preview,
+        delimiter=delimiter,
+        header=header,
+        encoding=encoding,
+        positions=roles,
+    )
+
+
+def detect_columns(filename: str, data: bytes, columns: dict | None = None) -> ColumnGuess:
+    """The app's preview: the detected roles and the first rows of an uploaded file."""
+    from ncf.data.archives import SafeZip, looks_like_zip
+
+    if looks_like_zip(data[:4]):
+        archive = SafeZip(data, filename)
+        member = ratings_member(archive.names, filename)
+        with archive.open(member) as f:
+            return sniff(f.read(SNIFF_BYTES), f"{filename}: {member}", columns)
+    return sniff(data[:SNIFF_BYTES], filename, columns)
+
+
+def ratings_member(names: list[str], label: str) -> str:
+    """The ratings table among an archive's members: a MovieLens name first, else the only table."""
+    by_base = {Path(n).name.lower(): n for n in names}
+    for wanted in ("ratings.csv", "ratings.dat", "u.data"):
+        if wanted in by_base:
+            return by_base[wanted]
+    tables = [n for n in names if n.lower().endswith((".csv", ".tsv", ".dat", ".txt", ".rating"))
+              and not Path(n).name.startswith(".") and "__MACOSX" not in n]
+    ratings = [n for n in tables if "rating" in Path(n).name.lower()]
+    if len(ratings) == 1:
+        return ratings[0]
+    if len(tables) == 1:
+        return tables[0]
+    shown = ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
+    raise DataError(
+        f"{label}: no ratings file found among {shown}. Expected ratings.csv, ratings.dat, u.data or a single "
+        ".csv/.tsv/.dat/.txt table."
+    )
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+def read_table(source, label: str, guess: ColumnGuess) -> pd.DataFrame:
+    """The whole table as columns user, item[, rating][, timestamp] (raw values), one C-engine pass.
+
+    `source` is a path, bytes, or a binary stream positioned at the start.
+    """
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    positions = guess.positions
+    if guess.delimiter == "::":
+        # Keep the C engine: split on ':' and take every other field ("1::2" -> "1", "", "2").
+        sep, usecols = ":", {role: 2 * pos for role, pos in positions.items()}
+    elif guess.delimiter == " ":
+        sep, usecols = r"\s+", dict(positions)
+    else:
+        sep, usecols = guess.delimiter, dict(positions)
+    by_column = {pos: role for role, pos in usecols.items()}
+    try:
+        frame = pd.read_csv(
+            source, sep=sep, header=None, skiprows=1 if guess.header else 0, usecols=sorted(by_column),
+            encoding=guess.encoding, encoding_errors="replace", engine="c", skip_blank_lines=True,
+            dtype={usecols["rating"]: "float32"} if "rating" in usecols else None,
+        )
+    except ValueError as e:
+        if "rating" in usecols and ("could not convert" in str(e) or "Unable to parse" in str(e)):
+            raise _non_numeric_rating(source, label, guess, e) from e
+        raise DataError(f"{label}: could not be read as a table ({_first_line(e)}). {EXPECTED}") from e
+    except (pd.errors.ParserError, UnicodeError) as e:
+        raise DataError(f"{label}: could not be read as a table ({_first_line(e)}). {EXPECTED}") from e
+    frame.columns = [by_column[c] for c in frame.columns]
+    if len(frame) == 0:
+        raise DataError(f"{label}: has a header but no rows. {EXPECTED}")
+    return frame
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _non_numeric_rating(source, label: str, guess: ColumnGuess, error: Exception) -> DataError:
+    found = re.search(r"'([^']*)'", str(error))
+    example = f" such as {found.group(1)!r}" if found else ""
+    return DataError(
+        f"{label}: the rating column {guess.roles['rating']!r} holds non-numeric values{example}. Expected numbers "
+        "such as 4 or 3.5, or choose another column (columns={'rating': ...}), or none for implicit feedback."
+    )
+
+
+# --- building the Dataset ---------------------------------------------------------------------------
+
+
+def _ids(values: pd.Series) -> np.ndarray:
+    """Ids as int64 where every id is an integer, else as strings."""
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return values.to_numpy(np.int64)
+    if pd.api.types.is_float_dtype(values.dtype):
+        arr = values.to_numpy(np.float64)
+        if np.all(arr == np.floor(arr)):
+            return arr.astype(np.int64)
+    return values.astype(str).str.strip().to_numpy(dtype=object)
+
+
+def _timestamps(values: pd.Series, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """int64 seconds and a mask of the values that could be read."""
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        arr = values.to_numpy(np.float64)
+        ok = np.isfinite(arr)
+        seconds = np.where(ok, arr, 0).astype(np.int64)
+        if ok.any() and np.median(seconds[ok]) > 100_000_000_000:  # milliseconds since 1970
+            seconds //= 1000
+        return seconds, ok
+    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+    ok = parsed.notna().to_numpy()
+    if not ok.any():
+        raise DataError(
+            f"{label}: the timestamp column holds values such as {values.iloc[0]!r} that are neither numbers nor "
+            "dates. Expected Unix seconds or dates like 2020-01-31, or no timestamp column (columns={'timestamp': None})."
+        )
+    seconds = ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).fillna(0).to_numpy(np.int64)
+    return seconds, ok
+
+
+def latest_per_pair(user: np.ndarray, item: np.ndarray, timestamp: np.ndarray | None, n_items: int) -> np.ndarray | None:
+    """Row numbers that keep one row per (user, item), the latest (by timestamp, then file order);
+    None when there are no duplicates."""
+    key = user * n_items + item
+    if not pd.Index(key).has_duplicates:
+        return None
+    time = timestamp if timestamp is not None else np.zeros(len(key), dtype=np.int64)
+    order = np.lexsort((np.arange(len(key)), time, key))
+    sorted_key = key[order]
+    is_last = np.ones(len(key), dtype=bool)
+    is_last[:-1] = sorted_key[1:] != sorted_key[:-1]
+    return np.sort(order[is_last])
+
+
+def align_info(info: pd.DataFrame | None, vocab: Vocab) -> pd.DataFrame | None:
+    """`info` (indexed by raw id) as one row per vocabulary index, in order."""
+    if info is None:
+        return None
+    info = info[~info.index.duplicated(keep="first")]
+    if not vocab.is_numeric:
+        info = info.set_axis(info.index.astype(str))
+    elif not pd.api.types.is_numeric_dtype(info.index.dtype):
+        numeric = pd.to_numeric(info.index, errors="coerce")
+        info = info[~np.isnan(numeric)].set_axis(numeric[~np.isnan(numeric)].astype(np.int64))
+    out = info.reindex(pd.Index(vocab.raw_ids)).reset_index(drop=True)
+    if "title" in out:
+        missing = out["title"].isna()
+        out["title"] = out["title"].astype(object)
+        out.loc[missing, "title"] = [str(x) for x in vocab.raw_ids[missing.to_numpy()]]
+    if "genres" in out:
+        out["genres"] = out["genres"].fillna("").astype(str)
+    return out
+
+
+def to_dataset(
+    frame: pd.DataFrame,
+    *,
+    name: str,
+    source: str,
+    label: str = "",
+    item_info: pd.DataFrame | None = None,
+    user_info: pd.DataFrame | None = None,
+    dropped: dict[str, int] | None = None,
+) -> Dataset:
+    """Raw rows (user, item[, rating][, timestamp]) -> an indexed Dataset, all vectorised."""
+    label = label or name
+    dropped = dict(dropped or {})
+    missing = frame["user"].isna().to_numpy() | frame["item"].isna().to_numpy()
+    if "rating" in frame:
+        missing |= frame["rating"].isna().to_numpy()
+    if missing.any():
+        dropped["missing user, item or rating"] = int(missing.sum())
+        frame = frame[~missing]
+    if len(frame) == 0:
+        raise DataError(f"{label}: no complete rows (every row lacks a user, item or rating). {EXPECTED}")
+    timestamp = None
+    if "timestamp" in frame:
+        timestamp, ok = _timestamps(frame["timestamp"], label)
+        if not ok.all():
+            dropped["unreadable timestamp"] = int((~ok).sum())
+            frame, timestamp = frame[ok], timestamp[ok]
+    users, user = Vocab.encode(_ids(frame["user"]), "user")
+    items, item = Vocab.encode(_ids(frame["item"]), "item")
+    rating = frame["rating"].to_numpy(np.float32) if "rating" in frame else None
+    keep = latest_per_pair(user, item, timestamp, len(items))
+    if keep is not None:
+        dropped["duplicate (user, item) pairs, kept the latest"] = len(user) - len(keep)
+        user, item = user[keep], item[keep]
+        rating = None if rating is None else rating[keep]
+        timestamp = None if timestamp is None else timestamp[keep]
+    return Dataset(
+        name=name,
+        user=user,
+        item=item,
+        rating=rating,
+        timestamp=timestamp,
+        users=users,
+        items=items,
+        item_info=align_info(item_info, items),
+        user_info=align_info(user_info, users),
+        dropped=dropped,
+        source=source,
+    )
+
+
+# --- entry points -----------------------------------------------------------------------------------
+
+
+def load_file(path: Path, columns: dict | None = None) -> Dataset:
+    """A ratings table on disk; a sibling movies file (movies.csv, movies.dat, u.item) adds titles."""
+    from ncf.data.movielens import FolderFiles, read_item_info
+
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(SNIFF_BYTES)
+    guess = sniff(head, path.name, columns)
+    frame = read_table(path, path.name, guess)
+    item_info = read_item_info(FolderFiles(path.parent))
+    return to_dataset(frame, name=path.name, source=str(path), label=path.name, item_info=item_info)
+
+
+def load_bytes(filename: str, data: bytes, columns: dict | None = None) -> Dataset:
+    guess = sniff(data[:SNIFF_BYTES], filename, columns)
+    frame = read_table(data, filename, guess)
+    return to_dataset(frame, name=filename, source=f"upload:{filename}", label=filename)

@@ -1,0 +1,175 @@
+"""One entry point for every ratings source: `load("synthetic" | "ml-1m" | a path)`.
+
+Dispatch only; the parsing lives in `files` (a user's table), `movielens` (GroupLens' layouts
+and downloads), `published` (He et al.'s split) and `archives` (zips). Parsed sources are kept
+in the cache (`cache`) so the second load is quick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+from collections.abc import Callable
+from pathlib import Path
+
+from ncf.data import cache, movielens
+from ncf.data.archives import SafeZip, looks_like_zip
+from ncf.data.dataset import Dataset
+from ncf.data.files import SNIFF_BYTES, load_bytes, load_file, ratings_member, read_table, sniff, to_dataset
+from ncf.data.published import load_published, published_files, published_prefix
+from ncf.data.synthetic import synthetic
+from ncf.errors import DataError
+
+Progress = Callable[[int, "int | None"], None]
+
+
+def max_upload_bytes() -> int:
+    """The largest upload accepted (env NCF_MAX_UPLOAD_MB, default 200)."""
+    try:
+        return int(float(os.environ.get("NCF_MAX_UPLOAD_MB", "200")) * 2**20)
+    except ValueError:
+        raise DataError(f"NCF_MAX_UPLOAD_MB={os.environ['NCF_MAX_UPLOAD_MB']!r} is not a number of megabytes.") from None
+
+
+def load(source: str = "synthetic", *, columns: dict | None = None, progress: Progress | None = None,
+         use_cache: bool = True) -> Dataset:
+    """Any source as a Dataset. See the module docstring of `ncf.data` for what `source` may be."""
+    text = str(source).strip()
+    if text == "synthetic":
+        return synthetic()
+    if text.lower() in movielens.RELEASES:
+        location = movielens.locate(text.lower(), progress)
+        release = movielens.RELEASES[text.lower()]
+        return _cached(text.lower(), _paths(location), columns, use_cache,
+                       lambda: _load_path(location, columns, release=release, source=release.name))
+    path = Path(text).expanduser()
+    prefix = published_prefix(path)
+    if prefix is not None:
+        return _cached(str(prefix.resolve()), published_files(prefix), None, use_cache,
+                       lambda: load_published(prefix))
+    if path.exists():
+        return _cached(str(path.resolve()), _paths(path), columns, use_cache,
+                       lambda: _load_path(path, columns, source=str(path)))
+    raise DataError(
+        f"{text!r}: no such file or folder, and not a known source. Expected 'synthetic', a MovieLens release "
+        f"({', '.join(movielens.RELEASES)}), or a path to a .csv/.tsv/.dat/.txt/.zip file, a MovieLens folder, "
+        "or an NCF NAME.train.rating."
+    )
+
+
+def load_upload(filename: str, data: bytes, *, columns: dict | None = None, use_cache: bool = True) -> Dataset:
+    """An uploaded file's bytes: checked for size first, parsed in memory (nothing is written
+    except the parsed form, in the cache folder)."""
+    limit = max_upload_bytes()
+    if len(data) > limit:
+        raise DataError(
+            f"{filename}: the file is {len(data) / 2**20:,.1f} MiB, over the upload limit of {limit / 2**20:,.0f} MiB. "
+            "Expected a smaller file (or raise NCF_MAX_UPLOAD_MB)."
+        )
+    name = Path(filename).name or "upload"
+
+    def parse() -> Dataset:
+        if looks_like_zip(data[:4]):
+            return _load_zip(data, name, columns, source=f"upload:{name}")
+        return load_bytes(name, data, columns)
+
+    if not use_cache:
+        return parse()
+    key = cache.bytes_key(name, data, json.dumps(columns, sort_keys=True, default=str))
+    return _from_cache(key, parse)
+
+
+def _paths(location: Path) -> list[Path]:
+    """The files a source is read from, for the cache key: an edit to any of them invalidates it."""
+    if location.is_dir():
+        return [p for p in location.iterdir() if p.is_file()]
+    siblings = [location.parent / n for n in ("movies.csv", "movies.dat", "u.item")]
+    return [location] + [p for p in siblings if p.is_file()]
+
+
+def _cached(source: str, paths: list[Path], columns, use_cache: bool, parse: Callable[[], Dataset]) -> Dataset:
+    if not use_cache:
+        return parse()
+    key = cache.source_key(source, paths, json.dumps(columns, sort_keys=True, default=str))
+    return _from_cache(key, parse)
+
+
+def _from_cache(key: str, parse: Callable[[], Dataset]) -> Dataset:
+    ds = cache.load(key)
+    if ds is None:
+        ds = parse()
+        with contextlib.suppress(OSError):  # a read-only or full cache costs speed, never the data
+            cache.save(ds, key)
+    return ds
+
+
+def _load_path(path: Path, columns, *, source: str, release: movielens.Release | None = None) -> Dataset:
+    name = release.name if release else path.name
+    if path.is_dir():
+        files = movielens.FolderFiles(path)
+        if movielens.ratings_file(files.names) and not columns:
+            return movielens.load_layout(files, name=name, source=source, release=release)
+        member = ratings_member(files.names, path.name)
+        return load_file(path / member, columns)
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if looks_like_zip(head):
+        return _load_zip(path, name, columns, source=source, release=release)
+    return load_file(path, columns)
+
+
+def _load_zip(data: bytes | Path, label: str, columns, *, source: str,
+              release: movielens.Release | None = None) -> Dataset:
+    """A zip holding a MovieLens folder, or one ratings table (plus, perhaps, its movies file)."""
+    archive = SafeZip(data, label, trusted=release is not None)  # a release is checksum-verified
+    try:
+        member = ratings_member(archive.names, label)
+        folder = posixpath.dirname(member)
+        files = movielens.ZipFolderFiles(archive, folder)
+        name = release.name if release else (posixpath.basename(folder) or label)
+        if movielens.ratings_file(files.names) and posixpath.basename(member) in movielens.RATINGS_FILES \
+                and not columns:
+            return movielens.load_layout(files, name=name, source=source, release=release)
+        member_label = f"{label}: {member}"
+        with archive.open(member) as f:
+            guess = sniff(f.peek(SNIFF_BYTES)[:SNIFF_BYTES], member_label, columns)
+            frame = read_table(f, member_label, guess)
+        return to_dataset(frame, name=name, source=source, label=member_label,
+                          item_info=movielens.read_item_info(files))
+    finally:
+        archive.close()
+
+
+def format_summary(ds: Dataset) -> str:
+    """The plain lines `python -m ncf data` prints."""
+    s = ds.summary()
+    counts = ds.per_user_counts()
+
+    def yes(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    lines = [
+        f"Dataset:        {s['name']}",
+        f"Users:          {s['users']:,}",
+        f"Items:          {s['items']:,}",
+        f"Interactions:   {s['interactions']:,}",
+        f"Ratings:        {s['ratings']}",
+        f"Density:        {s['density']:.4%}",
+        f"Per user:       min {s['per_user_min']:,}, median {s['per_user_median']:,g}, max {s['per_user_max']:,}"
+        if len(counts) else "Per user:       -",
+        f"Timestamps:     {yes(s['timestamps'])}",
+        f"Titles:         {yes(s['titles'])}",
+        f"Genres:         {yes(s['genres'])}",
+        "User info:      " + (", ".join(map(str, ds.user_info.columns)) if ds.user_info is not None else "no"),
+    ]
+    if "test_users" in s:
+        lines.append(f"Test users:     {s['test_users']:,} (published split)")
+        lines.append(f"Negatives:      {s['negatives_per_test_user']:,} per test user")
+    if s["dropped"]:
+        lines.append("Dropped:        " + "; ".join(f"{n:,} {why}" for why, n in s["dropped"].items()))
+    else:
+        lines.append("Dropped:        none")
+    return "\n".join(lines)
+
