@@ -1,0 +1,443 @@
+"""The app's one place for session state, share links and the sidebar.
+
+Session state holds only small handles and settings: the data source key, the current run id,
+this session's job ids and the model/training settings (one key per widget). Heavy objects (a
+parsed dataset, a split, a loaded run) are cached once per server with `st.cache_resource` and
+shared read-only. Settings are mirrored into the URL's query parameters so a link opens the
+same data and model settings; values read from a URL are checked against fixed choices and
+never used as paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from ncf.config import MODELS, OPTIMIZERS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from ncf.errors import ConfigError, NCFError
+
+SPLITS = ("leave_one_out", "ratio", "published")
+OBJECTIVE_CHOICES = ("auto", "implicit", "explicit")
+DEFAULT_LAYERS = {"embnn": "100,50"}  # every other model: the paper's 64,32,16,8
+
+# Every shareable setting: widget key -> default. The widget key is also the query parameter.
+SETTINGS: dict[str, object] = {
+    "source": "synthetic",
+    "split": "leave_one_out",
+    "test_negatives": 99,
+    "test_fraction": 0.2,
+    "data_seed": 0,
+    "model": "neumf",
+    "objective": "auto",
+    "factors": 8,
+    "layers": "64,32,16,8",
+    "emb_user": 0,  # 0: fastai's rule
+    "emb_item": 0,
+    "dropout": 0.0,
+    "batch_norm": False,
+    "pretrain": False,
+    "alpha": 0.5,
+    "epochs": 10,
+    "batch_size": 1024,
+    "lr": 0.003,
+    "optimizer": "adam",
+    "weight_decay": 0.0,
+    "n_negatives": 4,
+    "one_cycle": False,
+    "seed": 0,
+}
+CHOICES: dict[str, tuple] = {
+    "split": SPLITS,
+    "model": MODELS,
+    "objective": OBJECTIVE_CHOICES,
+    "optimizer": OPTIMIZERS,
+}
+UPLOAD_PREFIX = "upload:"
+JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}$")  # ncf.jobs' ids; anything else in a URL is ignored
+BATCH_SIZES = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+
+
+def default_layers(model: str) -> str:
+    return DEFAULT_LAYERS.get(model, "64,32,16,8")
+
+
+def _allowed_sources() -> set[str]:
+    try:
+        from ncf.data import RELEASES
+    except ImportError:  # the data layer's catalogue is not there: only the built-in data
+        return {"synthetic"}
+    return {"synthetic", *RELEASES}
+
+
+def _parse(key: str, raw: str):
+    """A query parameter turned into the setting's type; ValueError when it does not fit."""
+    default = SETTINGS[key]
+    if isinstance(default, bool):
+        if raw.lower() not in ("1", "0", "true", "false"):
+            raise ValueError(raw)
+        return raw.lower() in ("1", "true")
+    if isinstance(default, int):
+        value = int(raw)
+        if key == "batch_size" and value not in BATCH_SIZES:
+            raise ValueError(raw)
+        return value
+    if isinstance(default, float):
+        return float(raw)
+    if key in CHOICES and raw not in CHOICES[key]:
+        raise ValueError(raw)
+    if key == "source" and raw not in _allowed_sources():
+        raise ValueError(raw)
+    if key == "layers" and not all(p.strip().isdigit() for p in raw.split(",")):
+        raise ValueError(raw)
+    return raw
+
+
+def init() -> None:
+    """Called by app.py at the top of every run, before any widget exists."""
+    ss = st.session_state
+    if "_initialised" not in ss:
+        ss._initialised = True
+        ss.job_ids = []
+        ss.run_id = None
+        ss.url_warnings = []
+        for key, default in SETTINGS.items():
+            ss[key] = default
+        for key, raw in st.query_params.to_dict().items():
+            if key in SETTINGS:
+                try:
+                    ss[key] = _parse(key, raw)
+                except ValueError:
+                    ss.url_warnings.append(f"Ignored the link's {key}={raw[:40]!r}: not a valid value.")
+        job = st.query_params.get("job")
+        if job and JOB_ID.match(job):
+            ss.job_ids = [job]
+        run = st.query_params.get("run")
+        if run:
+            ss.run_id = _checked_run_id(run)
+    # The settings' widgets use persist_state="session", so their values outlive page switches.
+
+
+def _checked_run_id(run_id: str) -> str | None:
+    try:
+        from ncf.runs import validate_run_id
+    except ImportError:
+        return None
+    try:
+        return validate_run_id(run_id)
+    except NCFError:
+        st.session_state.url_warnings.append("Ignored the link's run: not a valid run id.")
+        return None
+
+
+def settings() -> dict:
+    return {key: st.session_state[key] for key in SETTINGS}
+
+
+def share_params() -> dict[str, str]:
+    """The non-default, shareable settings as query parameters (uploads are private to a session)."""
+    out = {}
+    for key, value in settings().items():
+        if key == "source" and str(value).startswith(UPLOAD_PREFIX):
+            continue
+        if value != SETTINGS[key]:
+            out[key] = str(int(value)) if isinstance(value, bool) else str(value)
+    return out
+
+
+def sync_query_params() -> None:
+    """Mirrors the settings (and this session's live job, for reloads) into the address bar."""
+    params = share_params()
+    active = active_job_id()
+    if active:
+        params["job"] = active
+    if st.session_state.run_id:
+        params["run"] = st.session_state.run_id
+    if params != st.query_params.to_dict():
+        st.query_params.from_dict(params)
+
+
+def share_link() -> str:
+    """A link with only the settings (no job, no run, no upload) for a teacher to hand out."""
+    base = ""
+    try:
+        base = (st.context.url or "").split("?")[0]
+    except Exception:  # noqa: BLE001 - st.context.url is absent outside a browser session
+        base = ""
+    query = urlencode(share_params())
+    return f"{base}?{query}" if query else base or "/"
+
+
+# ---------------------------------------------------------------- configurations
+
+
+def parse_layers(text: str) -> tuple[int, ...]:
+    try:
+        layers = tuple(int(p) for p in text.replace(" ", "").split(",") if p)
+    except ValueError as e:
+        raise ConfigError(f"Tower layers are whole numbers separated by commas, such as 64,32,16,8; got {text!r}.") from e
+    if not layers:
+        raise ConfigError("Give at least one tower layer, such as 64,32,16,8.")
+    return layers
+
+
+def data_config(s: dict | None = None) -> DataConfig:
+    s = s or settings()
+    return DataConfig(source=data_source_for_jobs(s["source"]), split=s["split"], test_negatives=int(s["test_negatives"]),
+                      test_fraction=float(s["test_fraction"]), seed=int(s["data_seed"]))
+
+
+def model_config(s: dict | None = None) -> ModelConfig:
+    """The ModelConfig of the current settings, validated (ConfigError says what is wrong)."""
+    s = s or settings()
+    emb = None if not (s["emb_user"] or s["emb_item"]) else (int(s["emb_user"]), int(s["emb_item"]))
+    cfg = ModelConfig(
+        model=s["model"],
+        objective=None if s["objective"] == "auto" else s["objective"],
+        factors=int(s["factors"]),
+        layers=parse_layers(s["layers"]),
+        emb_sizes=emb,
+        dropout=float(s["dropout"]),
+        batch_norm=bool(s["batch_norm"]),
+        pretrain=bool(s["pretrain"]) and s["model"] == "neumf",
+        alpha=float(s["alpha"]),
+    )
+    ds = current_dataset()
+    if ds is not None and cfg.resolved_objective == "explicit" and ds.implicit:
+        raise ConfigError(f"{ds.name} has no ratings (implicit feedback only); choose the implicit objective.")
+    if ds is not None and ds.rating_scale is not None:
+        lo, hi = ds.rating_scale
+        cfg = cfg.replace(y_range=(float(lo) - 0.5 if lo > 0 else 0.0, float(hi) + 0.5))
+    return cfg.validate()
+
+
+def train_config(s: dict | None = None) -> TrainConfig:
+    s = s or settings()
+    return TrainConfig(epochs=int(s["epochs"]), batch_size=int(s["batch_size"]), lr=float(s["lr"]),
+                       optimizer=s["optimizer"], weight_decay=float(s["weight_decay"]),
+                       n_negatives=int(s["n_negatives"]), one_cycle=bool(s["one_cycle"]),
+                       seed=int(s["seed"])).validate()
+
+
+def run_config(name: str = "") -> RunConfig:
+    return RunConfig(data=data_config(), model=model_config(), train=train_config(), name=name)
+
+
+# ---------------------------------------------------------------- data
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading the dataset…")
+def load_dataset(source: str):
+    """A named source (synthetic or a MovieLens release), parsed once per server."""
+    import ncf.data
+
+    if source == "synthetic" and not hasattr(ncf.data, "load"):  # before the data layer's loader lands
+        return ncf.data.synthetic()
+    return ncf.data.load(source)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def load_uploaded(key: str, _filename: str = "", _data: bytes = b"", _columns: dict | None = None):
+    """An uploaded file, parsed once per content+column choice (the key is their hash)."""
+    from ncf.data import load_upload
+
+    if not _data:
+        raise NCFError("The uploaded file is no longer in memory (the server restarted); upload it again.")
+    return load_upload(_filename, _data, columns=_columns)
+
+
+def upload_key(filename: str, data: bytes, columns: dict | None) -> str:
+    h = hashlib.sha256(data)
+    h.update(json.dumps(columns or {}, sort_keys=True).encode())
+    return f"{UPLOAD_PREFIX}{h.hexdigest()[:20]}"
+
+
+def is_available(source: str) -> bool:
+    """True when loading `source` needs no download (so pages may load it without asking)."""
+    if source == "synthetic" or source.startswith(UPLOAD_PREFIX):
+        return True
+    try:
+        from ncf.data import release_status
+
+        status = release_status(source)
+    except (ImportError, NCFError):
+        return False
+    return bool(status.get("cached") or status.get("local"))
+
+
+def current_dataset():
+    """The session's dataset, or None when it still has to be downloaded on the Data page."""
+    source = st.session_state.get("source", "synthetic")
+    if source.startswith(UPLOAD_PREFIX):
+        try:
+            return load_uploaded(source)
+        except NCFError:
+            st.session_state.source = "synthetic"
+            source = "synthetic"
+    if not is_available(source):
+        return None
+    return load_dataset(source)
+
+
+def data_source_for_jobs(source: str) -> str:
+    """What a training job (another process) loads: the name, or the uploaded file's cached path."""
+    if source.startswith(UPLOAD_PREFIX):
+        ds = current_dataset()
+        return ds.source if ds is not None and ds.source else "synthetic"
+    return source
+
+
+@st.cache_resource(max_entries=8, show_spinner="Splitting into train and test…")
+def _split(source: str, kind: str, seed: int, n_negatives: int, test_fraction: float, _ds):
+    from ncf.data import make_split
+
+    return make_split(_ds, kind=kind, seed=seed, n_negatives=n_negatives, test_fraction=test_fraction)
+
+
+def current_split():
+    ds = current_dataset()
+    if ds is None:
+        return None
+    s = settings()
+    return _split(s["source"], s["split"], int(s["data_seed"]), int(s["test_negatives"]),
+                  float(s["test_fraction"]), ds)
+
+
+# ---------------------------------------------------------------- runs and jobs
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the run…")
+def load_run(run_id: str):
+    """A saved run, loaded once per server and shared read-only."""
+    from ncf.runs import load_run as _load
+
+    return _load(run_id)
+
+
+def list_runs():
+    from ncf.runs import list_runs as _list
+
+    return _list()
+
+
+def current_run():
+    """The session's chosen run (loaded), or None."""
+    run_id = st.session_state.get("run_id")
+    if not run_id:
+        return None
+    try:
+        return load_run(run_id)
+    except NCFError as e:
+        st.session_state.run_id = None
+        st.warning(f"The run {run_id} could not be loaded: {e}")
+        return None
+
+
+def runner():
+    from ncf.jobs import get_runner
+
+    return get_runner()
+
+
+def owner() -> str:
+    """This browser session's id: jobs are queued per owner."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx else "local"
+
+
+def active_job_id() -> str | None:
+    """The newest of this session's jobs that is still queued or running."""
+    ids = st.session_state.get("job_ids") or []
+    if not ids:
+        return None
+    try:
+        r = runner()
+    except ImportError:
+        return None
+    for job_id in reversed(ids):
+        try:
+            if r.status(job_id, events=False).state in ("queued", "running"):
+                return job_id
+        except NCFError:
+            continue
+    return None
+
+
+# ---------------------------------------------------------------- sidebar
+
+
+@st.cache_resource
+def device_label() -> str:
+    try:
+        from ncf.device import pick_device
+
+        return str(pick_device("auto"))
+    except ImportError:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def sidebar() -> None:
+    """What is loaded, what is selected, where it runs: always visible."""
+    ss = st.session_state
+    with st.sidebar:
+        st.caption("STATUS")
+        source = ss.source
+        label = "your upload" if source.startswith(UPLOAD_PREFIX) else source
+        ds = None
+        try:
+            ds = current_dataset()
+        except NCFError as e:
+            st.error(str(e))
+        if ds is not None:
+            st.markdown(f"**Dataset** · {label}")
+            st.caption(f"{ds.n_users:,} users · {ds.n_items:,} items · {ds.n_interactions:,} interactions")
+        else:
+            st.markdown(f"**Dataset** · {label} (not downloaded yet)")
+        run = ss.run_id
+        if run:
+            st.markdown("**Run**")
+            st.text(run)  # run names and ids are shown as plain text, never as markup
+        else:
+            st.markdown("**Run** · none yet")
+        st.markdown(f"**Device** · `{device_label()}`")
+        job = active_job_id()
+        if job:
+            st.caption("A training job is in progress.")
+        for warning in ss.url_warnings:
+            st.warning(warning)
+        ss.url_warnings = []  # said once is enough
+
+
+def run_picker(label: str = "Run") -> object | None:
+    """A select box over the saved runs (current one first); returns the loaded run or None."""
+    try:
+        infos = [r for r in list_runs() if not r.error]
+    except NCFError as e:
+        st.error(str(e))
+        return None
+    if not infos:
+        st.info("No saved runs yet: train a model on the Train page first.")
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/arrow_forward:")
+        return None
+    infos.sort(key=lambda r: r.created, reverse=True)
+    ids = [r.id for r in infos]
+    labels = {r.id: f"{r.name or r.id} · {r.config.get('model', {}).get('model', '?')} on "
+                    f"{_source_label(r.config.get('data', {}).get('source', '?'))}" for r in infos}
+    current = st.session_state.run_id if st.session_state.run_id in ids else ids[0]
+    chosen = st.selectbox(label, ids, index=ids.index(current), format_func=labels.get,
+                          help="Saved runs are shared by everyone using this server.")
+    if chosen != st.session_state.run_id:
+        st.session_state.run_id = chosen
+    return load_run(chosen)
+
+
+def _source_label(source: str) -> str:
+    """A run's data source for display: uploads are cache paths; show just the file name."""
+    return source.replace("\\", "/").rsplit("/", 1)[-1]

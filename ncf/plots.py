@@ -1,0 +1,244 @@
+"""Plotly figure builders for the app (and notebooks). Pure functions of core objects; no Streamlit.
+
+Each builder takes plain data (a Dataset, a list of training events, a projection's DataFrame)
+and returns a `plotly.graph_objects.Figure`, so a page is a single `st.plotly_chart(fig)` call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+ACCENT = "#d1495b"
+MUTED = "#8a99a8"
+PALETTE = px.colors.qualitative.Bold
+_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), template="plotly_white", font=dict(size=13))
+
+# Metric keys whose larger value is better: the rest (losses, errors) are "lower is better".
+RANKING_METRICS = ("hr@", "ndcg@", "full_recall@", "full_ndcg@")
+
+
+def _fig(**layout) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(**{**_LAYOUT, **layout})
+    return fig
+
+
+# ---------------------------------------------------------------- the data page
+
+
+def rating_histogram(ratings: np.ndarray | None) -> go.Figure:
+    """Counts of each rating value; a note instead of bars for implicit feedback."""
+    fig = _fig(title="Ratings", xaxis_title="rating", yaxis_title="interactions", height=300)
+    if ratings is None or len(ratings) == 0:
+        fig.add_annotation(text="Implicit feedback: every interaction counts as a 1", showarrow=False,
+                           x=0.5, y=0.5, xref="paper", yref="paper")
+        return fig
+    values, counts = np.unique(np.asarray(ratings), return_counts=True)
+    if len(values) > 30:  # continuous ratings: bin them
+        counts, edges = np.histogram(ratings, bins=30)
+        values = (edges[:-1] + edges[1:]) / 2
+    fig.add_bar(x=values, y=counts, marker_color=ACCENT, hovertemplate="rating %{x}: %{y:,} interactions")
+    return fig
+
+
+def long_tail(item_counts: np.ndarray) -> go.Figure:
+    """Items sorted by popularity: a few items carry most interactions (the 'long tail')."""
+    counts = np.sort(np.asarray(item_counts))[::-1]
+    share = np.cumsum(counts) / max(1, counts.sum())
+    head = int(np.searchsorted(share, 0.5)) + 1
+    fig = _fig(title=f"Long tail: the top {head:,} of {len(counts):,} items hold half the interactions",
+               xaxis_title="items, most popular first", yaxis_title="interactions per item", height=300)
+    fig.add_scatter(x=np.arange(1, len(counts) + 1), y=counts, mode="lines", fill="tozeroy",
+                    line_color=ACCENT, hovertemplate="item rank %{x}: %{y:,} interactions", name="items")
+    fig.add_vrect(x0=0.5, x1=head + 0.5, fillcolor=MUTED, opacity=0.15, line_width=0)
+    return fig
+
+
+def per_user_histogram(user_counts: np.ndarray) -> go.Figure:
+    counts = np.asarray(user_counts)
+    fig = _fig(title=f"Interactions per user (median {np.median(counts):g})" if len(counts) else "Interactions per user",
+               xaxis_title="interactions of a user", yaxis_title="users", height=300)
+    fig.add_histogram(x=counts, nbinsx=40, marker_color=MUTED, hovertemplate="%{x}: %{y:,} users")
+    return fig
+
+
+# ---------------------------------------------------------------- training curves
+
+
+def _stage_offsets(events: Sequence[dict]) -> dict[str, int]:
+    """Pre-training runs GMF, MLP then NeuMF in one job: their epochs are laid end to end."""
+    offsets, total, current = {}, 0, None
+    for e in events:
+        stage = e.get("stage")
+        if e.get("event") == "start" and stage not in offsets:
+            offsets[stage] = total
+            total += int(e.get("epochs") or 0)
+            current = stage
+    if current is None:
+        offsets[None] = 0
+    return offsets
+
+
+def curves_frame(events: Iterable[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training events -> (batch losses: x, loss, stage) and (per-epoch: x, stage, train_loss, metrics…).
+
+    x is in epochs (fractional within an epoch), counted across pre-training stages.
+    """
+    events = list(events)
+    offsets = _stage_offsets(events)
+    batches, epochs = [], []
+    for e in events:
+        kind = e.get("event")
+        base = offsets.get(e.get("stage"), 0)
+        if kind == "batch" and e.get("loss") is not None:
+            steps = max(1, int(e.get("steps") or 1))
+            x = base + (int(e.get("epoch", 1)) - 1) + int(e.get("step", 0)) / steps
+            batches.append({"x": x, "loss": float(e["loss"]), "stage": e.get("stage") or ""})
+        elif kind == "epoch":
+            row = {"x": base + int(e.get("epoch", 1)), "stage": e.get("stage") or "",
+                   "train_loss": e.get("train_loss")}
+            row.update({k: v for k, v in (e.get("metrics") or {}).items() if isinstance(v, int | float)})
+            epochs.append(row)
+    return pd.DataFrame(batches, columns=["x", "loss", "stage"]), pd.DataFrame(epochs)
+
+
+def training_curves(events: Iterable[dict], *, height: int = 360) -> go.Figure:
+    """Loss (every batch report and each epoch's mean) beside the validation metrics per epoch."""
+    batches, epochs = curves_frame(events)
+    metric_cols = [c for c in epochs.columns if c not in ("x", "stage", "train_loss")]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Training loss", "Validation metrics"),
+                        horizontal_spacing=0.08)
+    if len(batches):
+        fig.add_scatter(x=batches["x"], y=batches["loss"], mode="lines", name="loss (batches)",
+                        line=dict(color=MUTED, width=1), row=1, col=1)
+    if len(epochs) and epochs["train_loss"].notna().any():
+        fig.add_scatter(x=epochs["x"], y=epochs["train_loss"], mode="lines+markers", name="loss (epoch mean)",
+                        line=dict(color=ACCENT, width=2), row=1, col=1)
+    for i, col in enumerate(metric_cols):
+        fig.add_scatter(x=epochs["x"], y=epochs[col], mode="lines+markers", name=col,
+                        line=dict(color=PALETTE[i % len(PALETTE)]), row=1, col=2)
+    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_layout(**{**_LAYOUT, "height": height, "legend": dict(orientation="h", y=-0.25),
+                         "uirevision": "keep"})  # keep zoom while new points arrive
+    return fig
+
+
+def lr_finder(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None = None) -> go.Figure:
+    fig = _fig(title="Learning-rate range test", xaxis_title="learning rate (log scale)", yaxis_title="loss",
+               height=300)
+    fig.add_scatter(x=list(lrs), y=list(losses), mode="lines", line_color=ACCENT, name="loss")
+    fig.update_xaxes(type="log")
+    if suggestion:
+        fig.add_vline(x=suggestion, line_dash="dash", line_color=MUTED,
+                      annotation_text=f"suggested {suggestion:.2g}")
+    return fig
+
+
+def compare_curves(histories: dict[str, Sequence[dict]], metric: str) -> go.Figure:
+    """One line per run of a per-epoch value (`train_loss` or a metric key such as hr@10)."""
+    fig = _fig(title=metric, xaxis_title="epoch", yaxis_title=metric, height=340,
+               legend=dict(orientation="h", y=-0.25))
+    for i, (label, events) in enumerate(histories.items()):
+        _, epochs = curves_frame(events)
+        if metric in epochs:
+            fig.add_scatter(x=epochs["x"], y=epochs[metric], mode="lines+markers", name=label,
+                            line_color=PALETTE[i % len(PALETTE)])
+    return fig
+
+
+def metric_bars(rows: pd.DataFrame, label_col: str, metrics: Sequence[str]) -> go.Figure:
+    """Grouped bars: each run's final metrics side by side (for 'versus the popularity baseline')."""
+    fig = _fig(title="Final metrics", barmode="group", height=320, legend=dict(orientation="h", y=-0.2))
+    for i, m in enumerate(metrics):
+        if m in rows:
+            fig.add_bar(x=rows[label_col], y=rows[m], name=m, marker_color=PALETTE[i % len(PALETTE)])
+    return fig
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+def pca_scatter(coords: pd.DataFrame, color: str, *, dims: int = 2, highlight: Sequence[int] = (),
+                kind: str = "item") -> go.Figure:
+    """Items (or users) at their first principal components; hover shows the title.
+
+    `coords` has pc1..pcN, `title`, and the colour column; `highlight` lists row positions to
+    ring (search matches).
+    """
+    hover = "title" if "title" in coords else ("id" if "id" in coords else None)
+    data = coords.copy()
+    if color in data and data[color].dtype == object:
+        # Multi-genre items colour by their first genre; the full list stays in the hover.
+        data[color] = data[color].astype(str).str.split("|").str[0]
+    hover_data = {c: True for c in ("genres", "popularity", "mean_rating", "id") if c in data and c != hover}
+    common = dict(color=color if color in data else None, hover_name=hover, hover_data=hover_data,
+                  color_discrete_sequence=PALETTE, color_continuous_scale="Viridis")
+    if dims == 3 and "pc3" in data:
+        fig = px.scatter_3d(data, x="pc1", y="pc2", z="pc3", **common)
+        fig.update_traces(marker=dict(size=3.5, opacity=0.8))
+    else:
+        fig = px.scatter(data, x="pc1", y="pc2", **common)
+        fig.update_traces(marker=dict(size=7, opacity=0.75, line=dict(width=0)))
+    if len(highlight):
+        sel = data.iloc[list(highlight)]
+        text = sel[hover].astype(str).tolist() if hover else None
+        if dims == 3 and "pc3" in data:
+            fig.add_scatter3d(x=sel["pc1"], y=sel["pc2"], z=sel["pc3"], mode="markers+text", text=text,
+                              name="search matches", marker=dict(size=8, color="black", symbol="diamond-open"))
+        else:
+            fig.add_scatter(x=sel["pc1"], y=sel["pc2"], mode="markers+text", text=text, textposition="top center",
+                            name="search matches", marker=dict(size=16, color="rgba(0,0,0,0)",
+                                                                line=dict(color="black", width=2)))
+    fig.update_layout(**{**_LAYOUT, "height": 560, "title": f"{kind.capitalize()} embeddings, first principal components",
+                         "legend": dict(itemsizing="constant")})
+    return fig
+
+
+def explained_variance(ratios: Sequence[float]) -> go.Figure:
+    ratios = [float(r) for r in ratios]
+    fig = _fig(title="Share of the embedding variance per component", xaxis_title="component",
+               yaxis_title="explained variance", height=260)
+    fig.add_bar(x=[f"PC{i + 1}" for i in range(len(ratios))], y=ratios, marker_color=ACCENT,
+                text=[f"{r:.0%}" for r in ratios], textposition="outside")
+    fig.update_yaxes(tickformat=".0%", range=[0, max(ratios + [0.01]) * 1.25])
+    return fig
+
+
+# ---------------------------------------------------------------- the model page
+
+
+def architecture(layers: Sequence[dict]) -> go.Figure:
+    """The layers of `ncf.models.describe_architecture` as a stack of boxes, input at the bottom,
+    each labelled with its tensor shape and parameter count (and the arithmetic behind the shape)."""
+    n = len(layers)
+    fig = _fig(height=max(220, 62 * n + 40), margin=dict(l=0, r=0, t=10, b=0), showlegend=False)
+    for i, layer in enumerate(layers):
+        y = i  # input at the bottom, prediction on top, as in the paper's figures
+        name = str(layer.get("name", ""))
+        family = name.split()[0].lower() if name else ""
+        colour = {"gmf": "#fde2e4", "mlp": "#e2ecf9", "neumf": "#fff1cc"}.get(family, "#eef1f4")
+        fig.add_shape(type="rect", x0=0.02, x1=0.98, y0=y - 0.38, y1=y + 0.38, fillcolor=colour,
+                      line=dict(color="#b8c2cc"), layer="below")
+        params = int(layer.get("params") or 0)
+        fig.add_annotation(x=0.04, y=y + 0.12, text=f"<b>{_esc(name)}</b>", showarrow=False, xanchor="left",
+                           font=dict(size=13))
+        fig.add_annotation(x=0.96, y=y + 0.12, text=f"{_esc(layer.get('shape', ''))}", showarrow=False,
+                           xanchor="right", font=dict(size=13, family="monospace"))
+        detail = _esc(str(layer.get("note") or ""))
+        detail += ("  ·  " if detail else "") + (f"{params:,} parameters" if params else "no parameters")
+        fig.add_annotation(x=0.04, y=y - 0.17, text=detail, showarrow=False, xanchor="left",
+                           font=dict(size=11, color="#52606d"))
+    fig.update_xaxes(visible=False, range=[0, 1], fixedrange=True)
+    fig.update_yaxes(visible=False, range=[-0.6, n - 0.4], fixedrange=True)
+    return fig
+
+
+def _esc(text: object) -> str:
+    """Plotly annotations accept a little HTML; names from data must be shown as text."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

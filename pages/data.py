@@ -1,0 +1,160 @@
+"""Data: choose the interactions (synthetic, MovieLens, or your own file), look at them, set the split."""
+
+import streamlit as st
+
+import appstate
+from ncf import plots
+from ncf.errors import NCFError
+
+st.header("Data")
+st.caption("Collaborative filtering learns only from *who interacted with what*: a table of "
+           "(user, item[, rating, time]). Start with the built-in synthetic data, or bring your own.")
+
+ss = st.session_state
+MODES = ("Synthetic (built in)", "MovieLens", "Upload a file")
+if "data_mode" not in ss:
+    ss.data_mode = MODES[2] if ss.source.startswith(appstate.UPLOAD_PREFIX) else (
+        MODES[0] if ss.source == "synthetic" else MODES[1])
+mode = st.segmented_control("Source", MODES, key="data_mode", help="Where the interactions come from.")
+
+
+def use_source(source: str) -> None:
+    ss.source = source
+    ss.run_id = None  # a run belongs to its dataset
+
+
+if mode == MODES[0]:
+    st.write("600 users and 400 items drawn from six planted taste groups (genres), with a long tail of "
+             "popularity, 1–5 ratings and timestamps. Generated offline in milliseconds; a model that "
+             "learns anything puts each user's own genre on top and separates the genres in its embeddings.")
+    if ss.source != "synthetic":
+        st.button("Use the synthetic data", type="primary", on_click=use_source, args=("synthetic",))
+
+elif mode == MODES[1]:
+    from ncf.data import RELEASES, load, release_status
+
+    rows = []
+    for name in RELEASES:
+        s = release_status(name)
+        rows.append({"release": name, "size (MB)": round(s["size_bytes"] / 1e6, 1),
+                     "on this machine": "yes" if (s["cached"] or s["local"]) else "no",
+                     "description": s["description"]})
+    st.dataframe(rows, hide_index=True, width="stretch")
+    names = list(RELEASES)
+    current = ss.source if ss.source in names else names[0]
+    choice = st.selectbox("Release", names, index=names.index(current),
+                          help="GroupLens' MovieLens releases; the first use downloads and checks the file.")
+    status = release_status(choice)
+    ready = status["cached"] or status["local"]
+    label = f"Use {choice}" if ready else f"Download {choice} ({status['size_bytes'] / 1e6:.0f} MB) and use it"
+    if st.button(label, type="primary", disabled=ss.source == choice):
+        bar = st.progress(0.0, text=f"Fetching {choice}…")
+
+        def progress(done: int, total: int | None) -> None:
+            frac = done / total if total else 0.0
+            bar.progress(min(1.0, frac), text=f"Downloading {choice}: {done / 1e6:.1f} MB"
+                         + (f" of {total / 1e6:.1f} MB" if total else ""))
+
+        try:
+            load(choice, progress=progress)  # fills the on-disk cache; the app's cache parses it once
+            appstate.load_dataset(choice)
+        except NCFError as e:
+            st.error(f"Could not load {choice}: {e}")
+        else:
+            use_source(choice)
+            st.rerun()
+
+else:
+    from ncf.data import detect_columns
+
+    uploaded = st.file_uploader(
+        "Drop a ratings file", type=["csv", "tsv", "dat", "txt", "data", "rating", "zip"],
+        help="One interaction per row: a user id, an item id, and optionally a rating and a timestamp. "
+             "CSV/TSV/'::'-separated, with or without a header, or a zip of such files (MovieLens layout).")
+    if uploaded is not None:
+        data = uploaded.getvalue()
+        try:
+            guess = detect_columns(uploaded.name, data)
+        except NCFError as e:
+            st.error(f"{uploaded.name}: {e}")
+            st.info("The previously loaded dataset is still in use.")
+        else:
+            st.write(f"Detected: delimiter `{guess.delimiter!r}`, "
+                     f"{'a header row' if guess.header else 'no header'}, {guess.encoding}. First rows:")
+            st.dataframe(guess.preview.head(8), hide_index=True, width="stretch")
+            st.caption("Check the column roles; correct them if the guess is wrong.")
+            cols = st.columns(4)
+            options = list(guess.columns)
+            columns = {}
+            for col, role, optional in zip(cols, ("user", "item", "rating", "timestamp"),
+                                           (False, False, True, True), strict=True):
+                choices = (["(none)"] if optional else []) + options
+                guessed = guess.roles.get(role)
+                idx = choices.index(guessed) if guessed in choices else 0
+                picked = col.selectbox(role, choices, index=idx, key=f"role_{role}")
+                if picked != "(none)":
+                    columns[role] = picked
+            if st.button("Load this file", type="primary"):
+                key = appstate.upload_key(uploaded.name, data, columns)
+                try:
+                    appstate.load_uploaded(key, uploaded.name, data, columns)
+                except NCFError as e:
+                    st.error(f"{uploaded.name}: {e}")
+                    st.info("The previously loaded dataset is still in use.")
+                else:
+                    use_source(key)
+                    st.rerun()
+
+# ---------------------------------------------------------------- what is loaded
+st.divider()
+try:
+    ds = appstate.current_dataset()
+except NCFError as e:
+    st.error(str(e))
+    st.stop()
+if ds is None:
+    st.info(f"{ss.source} is not on this machine yet: download it above, or use the synthetic data.")
+    st.stop()
+
+st.subheader(f"Loaded: {ds.name}")
+c = st.columns(5)
+c[0].metric("Users", f"{ds.n_users:,}")
+c[1].metric("Items", f"{ds.n_items:,}")
+c[2].metric("Interactions", f"{ds.n_interactions:,}")
+c[3].metric("Density", f"{ds.density:.2%}", help="Share of all user–item pairs that were observed: "
+            "recommendation data is mostly empty.")
+c[4].metric("Feedback", "implicit" if ds.implicit else "{:g}–{:g} stars".format(*ds.rating_scale),
+            help="Explicit ratings can be predicted (RMSE) or turned into 'interacted' (implicit, as in NCF).")
+if ds.dropped:
+    st.caption("Dropped while reading: " + ", ".join(f"{n:,} rows ({why})" for why, n in ds.dropped.items()))
+
+g = st.columns(3)
+g[0].plotly_chart(plots.rating_histogram(ds.rating), width="stretch")
+g[1].plotly_chart(plots.long_tail(ds.per_item_counts()), width="stretch")
+g[2].plotly_chart(plots.per_user_histogram(ds.per_user_counts()), width="stretch")
+
+# ---------------------------------------------------------------- the split
+st.subheader("How the model will be tested")
+kinds = ["leave_one_out", "ratio"] + (["published"] if ds.published_test is not None else [])
+if ss.split not in kinds:
+    ss.split = "leave_one_out"
+labels = {"leave_one_out": "Leave one out (NCF paper)", "ratio": "Random share of ratings (fastai)",
+          "published": "Published split"}
+s = st.columns([2, 1, 1])
+s[0].radio("Split", kinds, key="split", persist_state="session", format_func=labels.get, horizontal=True,
+           help="Leave-one-out hides each user's latest interaction and asks the model to rank it among "
+                "items the user never saw (HR@10, NDCG@10). A ratio split hides a random share of ratings "
+                "and measures rating error (RMSE).")
+if ss.split == "leave_one_out":
+    s[1].number_input("Negatives per test user", min_value=1, max_value=999, step=1, key="test_negatives", persist_state="session",
+                      help="The held-out item is ranked against this many unseen items (the paper uses 99).")
+elif ss.split == "ratio":
+    s[1].slider("Test share", 0.05, 0.5, step=0.05, key="test_fraction", persist_state="session")
+s[2].number_input("Split seed", min_value=0, step=1, key="data_seed", persist_state="session", help="Same seed, same split.")
+try:
+    split = appstate.current_split()
+except NCFError as e:
+    st.error(str(e))
+else:
+    st.info(f"{split.describe()} → {split.n_train:,} training and {len(split.test_user):,} test interactions.")
+    st.page_link("pages/model.py", label="Next: choose a model", icon=":material/arrow_forward:")

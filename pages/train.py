@@ -1,0 +1,141 @@
+"""Train: submit the configured model to the shared job runner and watch it learn, live."""
+
+import contextlib
+
+import streamlit as st
+
+import appstate
+from ncf import plots
+from ncf.errors import ConfigError, NCFError
+
+ss = st.session_state
+st.header("Train")
+REFRESH_SECONDS = 0.5  # the live view re-reads the job's progress twice a second
+
+try:
+    cfg = appstate.run_config()
+except ConfigError as e:
+    st.error(f"The settings cannot be trained: {e}")
+    st.page_link("pages/model.py", label="Fix them on the Model page", icon=":material/arrow_back:")
+    st.stop()
+ds = appstate.current_dataset()
+if ds is None:
+    st.info("Load the dataset on the Data page first.")
+    st.stop()
+
+m, t = cfg.model, cfg.train
+pretrain = " with GMF and MLP pre-training" if m.pretrain else ""
+st.write(f"**{m.model.upper()}**{pretrain} on **{ds.name}** ({ds.n_interactions:,} interactions) · "
+         f"{m.resolved_objective} objective · {t.epochs} epochs · batch {t.batch_size} · lr {t.lr:g} · "
+         f"{t.optimizer}")
+runner = appstate.runner()
+c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+name = c1.text_input("Run name (shown to everyone comparing runs)", key="run_name", max_chars=60,
+                     placeholder=f"{m.model}-{ds.name}")
+if c2.button("Train", type="primary", icon=":material/play_arrow:", width="stretch"):
+    try:
+        job_id = runner.submit(cfg.replace(name=name.strip()), owner=appstate.owner(), name=name.strip())
+    except NCFError as e:
+        st.error(str(e))
+    else:
+        ss.job_ids = [*ss.job_ids, job_id]
+        ss.watch_job = job_id
+        appstate.sync_query_params()
+
+if not ss.job_ids:
+    st.info("Press **Train**: the model trains in a worker process, so you can keep using the app. "
+            "Loss and metrics appear here as it learns.")
+    st.stop()
+
+
+def _label(job_id: str) -> str:
+    try:
+        s = runner.status(job_id)
+    except NCFError:
+        return f"{job_id} (unknown)"
+    return f"{job_id} · {s.state}"
+
+
+if len(ss.job_ids) > 1:
+    watched = ss.get("watch_job") if ss.get("watch_job") in ss.job_ids else ss.job_ids[-1]
+    ss.watch_job = st.selectbox("Job", list(reversed(ss.job_ids)), index=list(reversed(ss.job_ids)).index(watched),
+                                format_func=_label)
+job_id = ss.get("watch_job") if ss.get("watch_job") in ss.job_ids else ss.job_ids[-1]
+
+
+def _fmt_seconds(s) -> str:
+    if s is None:
+        return "–"
+    s = int(round(float(s)))
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def live_view() -> None:
+    try:
+        status = runner.status(job_id)
+    except NCFError as e:
+        st.error(str(e))
+        return
+    events = status.events or []
+    last_batch = next((e for e in reversed(events) if e.get("event") in ("batch", "epoch")), {})
+    start = next((e for e in reversed(events) if e.get("event") == "start"), {})
+    done = next((e for e in reversed(events) if e.get("event") == "done"), None)
+
+    head = st.columns([2, 1, 1, 1, 1])
+    state = status.state
+    icon = {"queued": "⏳", "running": "🏃", "done": "✅", "stopped": "⏹️", "failed": "❌"}.get(state, "")
+    head[0].markdown(f"### {icon} {state}")
+    if state == "queued":
+        head[0].caption(f"Position {status.position} in the queue" if status.position else "Starting…")
+    head[1].metric("Samples/s", f"{last_batch.get('samples_per_second', 0):,.0f}" if last_batch else "–")
+    head[2].metric("Elapsed", _fmt_seconds(last_batch.get("elapsed") if last_batch else None))
+    head[3].metric("Remaining", _fmt_seconds(last_batch.get("eta")) if state == "running" else "–")
+    head[4].metric("Device", str(start.get("device", "–")))
+    if state == "running" and last_batch:
+        epochs = int(start.get("epochs") or 1)
+        epoch = int(last_batch.get("epoch", 1))
+        frac = (epoch - 1 + last_batch.get("step", 0) / max(1, last_batch.get("steps", 1))) / epochs
+        if last_batch.get("event") == "epoch":
+            frac = epoch / epochs
+        stage = f" ({last_batch.get('stage')})" if m.pretrain and last_batch.get("stage") else ""
+        st.progress(min(1.0, max(0.0, frac)), text=f"epoch {epoch} of {epochs}{stage}")
+    if state in ("queued", "running"):
+        st.button("Stop", icon=":material/stop:", key=f"stop_{job_id}", on_click=runner.stop, args=(job_id,),
+                  help="Stops after the current step; what was learned so far is saved as a run.")
+    if status.error:
+        st.error(status.error)
+    st.plotly_chart(plots.training_curves(events), width="stretch", key="live_curves")
+    if done:
+        metrics = done.get("metrics") or {}
+        if metrics:
+            cols = st.columns(min(6, len(metrics)))
+            for col, (k, v) in zip(cols, list(metrics.items())[:6], strict=False):
+                col.metric(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    if state not in ("queued", "running") and ss.get("settled") != job_id:
+        # The job ended while we watched: make its run the current one and redraw the whole page
+        # once (the sidebar shows the new run, and the live refresh stops).
+        ss.settled = job_id
+        if status.run_id:
+            ss.run_id = status.run_id
+        st.rerun(scope="app")
+    if state in ("done", "stopped") and status.run_id:
+        st.success(f"Saved as run {status.run_id}.")
+        st.page_link("pages/recommend.py", label="See its recommendations", icon=":material/arrow_forward:")
+        st.page_link("pages/embeddings.py", label="Look at its embeddings", icon=":material/scatter_plot:")
+
+
+active = False
+with contextlib.suppress(NCFError):
+    active = runner.status(job_id).state in ("queued", "running")
+st.fragment(live_view, run_every=REFRESH_SECONDS if active else None)()
+
+if len(ss.job_ids) > 1:
+    with st.expander("This session's jobs"):
+        rows = []
+        for j in reversed(ss.job_ids):
+            try:
+                s = runner.status(j)
+            except NCFError:
+                continue
+            rows.append({"job": s.id, "state": s.state, "queue position": s.position or None, "run": s.run_id})
+        st.dataframe(rows, hide_index=True, width="stretch")
