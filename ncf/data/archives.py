@@ -11,6 +11,7 @@ import io
 import os
 import posixpath
 import zipfile
+import zlib
 from pathlib import Path
 
 from ncf.errors import DataError
@@ -38,7 +39,10 @@ class BoundedReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        data = self._raw.read(min(len(buffer), CHUNK))
+        try:
+            data = self._raw.read(min(len(buffer), CHUNK))
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+            raise DataError(f"{self._label}: the archive member is corrupt ({e}). Expected an intact zip.") from e
         self._done += len(data)
         if self._done > self._limit:
             raise DataError(
@@ -119,16 +123,14 @@ class SafeZip:
     def open(self, name: str) -> io.BufferedReader:
         """A buffered stream of one member; raises DataError past the archive's remaining budget."""
         info = self._infos[name]
-        raw = self._zip.open(info)
-        head = raw.peek(8)[:8] if hasattr(raw, "peek") else b""
-        if head.startswith(ARCHIVE_MAGIC):
-            raw.close()
+        stream = io.BufferedReader(_Budget(self, self._zip.open(info), f"{self.label}: {name}"), buffer_size=CHUNK)
+        if stream.peek(8)[:8].startswith(ARCHIVE_MAGIC):
+            stream.close()
             raise DataError(
                 f"{self.label}: member {name!r} is itself an archive; nested archives are not opened. "
                 "Expected the ratings file itself inside the zip."
             )
-        reader = _Budget(self, raw, f"{self.label}: {name}")
-        return io.BufferedReader(reader, buffer_size=CHUNK)
+        return stream
 
     def read(self, name: str) -> bytes:
         with self.open(name) as f:

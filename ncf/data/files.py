@@ -43,6 +43,9 @@ MAGIC = (
     (b"RIFF", "RIFF media file"), (b"\x7fELF", "program"), (b"MZ", "Windows program"),
     (b"SQLite format", "SQLite database"), (b"PAR1", "Parquet file"), (b"\xd0\xcf\x11\xe0", "Office document"),
 )
+# Files beside a ratings table that describe movies, users or tags rather than rate anything.
+METADATA_STEMS = ("movies", "users", "tags", "links", "genome", "readme", "u.item", "u.user", "u.genre",
+                  "u.occupation", "u.info", "checksums")
 DELIMITERS = ("::", "\t", ",", ";", "|", " ")
 _DELIM_NAMES = {"::": "'::'", "\t": "tab", ",": "comma", ";": "semicolon", "|": "'|'", " ": "spaces"}
 
@@ -271,7 +274,8 @@ def ratings_member(names: list[str], label: str) -> str:
         if wanted in by_base:
             return by_base[wanted]
     tables = [n for n in names if n.lower().endswith((".csv", ".tsv", ".dat", ".txt", ".rating"))
-              and not Path(n).name.startswith(".") and "__MACOSX" not in n]
+              and not Path(n).name.startswith(".") and "__MACOSX" not in n
+              and not Path(n).stem.lower().startswith(METADATA_STEMS)]
     ratings = [n for n in tables if "rating" in Path(n).name.lower()]
     if len(ratings) == 1:
         return ratings[0]

@@ -182,8 +182,10 @@ def _small_table(files, name: str, sep: str, names: list[str]) -> pd.DataFrame:
 
 
 def _int_index(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """`frame` indexed by its id column: integers where every id is one (GroupLens'), else text."""
     ids = pd.to_numeric(frame[column], errors="coerce")
-    return frame[ids.notna()].drop(columns=column).set_axis(ids[ids.notna()].astype(np.int64).to_numpy())
+    index = ids.astype(np.int64).to_numpy() if ids.notna().all() else frame[column].astype(str).to_numpy()
+    return frame.drop(columns=column).set_axis(index)
 
 
 def read_item_info(files) -> pd.DataFrame | None:
