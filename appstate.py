@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -41,9 +42,9 @@ SETTINGS: dict[str, object] = {
     "batch_norm": False,
     "pretrain": False,
     "alpha": 0.5,
-    "epochs": 10,
-    "batch_size": 1024,
-    "lr": 0.003,
+    "epochs": 10,  # training defaults: ncf.train.TRAIN_DEFAULTS["implicit"] (see apply_train_defaults)
+    "batch_size": 2048,
+    "lr": 0.002,
     "optimizer": "adam",
     "weight_decay": 0.0,
     "n_negatives": 4,
@@ -118,6 +119,7 @@ def init() -> None:
         run = st.query_params.get("run")
         if run:
             ss.run_id = _checked_run_id(run)
+        ss._objective = resolved_objective()
     # The settings' widgets use persist_state="session", so their values outlive page switches.
 
 
@@ -131,6 +133,43 @@ def _checked_run_id(run_id: str) -> str | None:
     except NCFError:
         st.session_state.url_warnings.append("Ignored the link's run: not a valid run id.")
         return None
+
+
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "one_cycle")
+
+
+def apply_train_defaults(objective: str) -> bool:
+    """Sets the training widgets to the engine's recommended recipe for `objective` (the NCF one for
+    implicit feedback, fastbook's for ratings). Returns True when anything changed."""
+    try:
+        from ncf.train import TRAIN_DEFAULTS
+    except ImportError:
+        return False
+    changed = False
+    for key in TRAIN_KEYS:
+        value = TRAIN_DEFAULTS[objective][key]
+        if st.session_state.get(key) != value:
+            st.session_state[key] = value
+            changed = True
+    return changed
+
+
+def resolved_objective() -> str:
+    ss = st.session_state
+    if ss.objective != "auto":
+        return ss.objective
+    return "explicit" if ss.model == "embnn" else "implicit"
+
+
+def on_objective_change() -> None:
+    """Widget callback (model or objective changed): switching between ranking and rating
+    prediction switches the training recipe too."""
+    ss = st.session_state
+    new = resolved_objective()
+    if new != ss.get("_objective", "implicit"):
+        ss._objective = new
+        if apply_train_defaults(new):
+            ss.train_note = f"Training settings switched to the recommended recipe for the {new} objective."
 
 
 def settings() -> dict:
@@ -241,12 +280,41 @@ def load_dataset(source: str):
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def load_uploaded(key: str, _filename: str = "", _data: bytes = b"", _columns: dict | None = None):
-    """An uploaded file, parsed once per content+column choice (the key is their hash)."""
-    from ncf.data import load_upload
+    """An uploaded file, parsed once per content+column choice (the key is their hash).
 
-    if not _data:
-        raise NCFError("The uploaded file is no longer in memory (the server restarted); upload it again.")
+    The bytes are also kept in the cache folder (named by their hash), because a training job is
+    another process and loads its data by path."""
+    from ncf.data import load, load_upload
+
+    if not _data:  # the parsed copy was evicted: read the kept file again
+        path = st.session_state.get("upload_paths", {}).get(key)
+        if not path:
+            raise NCFError("The uploaded file is no longer available (the server restarted); upload it again.")
+        return load(path, columns=st.session_state.get("upload_columns", {}).get(key))
     return load_upload(_filename, _data, columns=_columns)
+
+
+def open_upload(filename: str, data: bytes, columns: dict | None) -> str:
+    """Parses an uploaded file (DataError on a bad one) and returns its source key for this session."""
+    key = upload_key(filename, data, columns)
+    load_uploaded(key, filename, data, columns)
+    st.session_state.setdefault("upload_paths", {})[key] = str(_keep_upload(key, filename, data))
+    st.session_state.setdefault("upload_columns", {})[key] = columns
+    return key
+
+
+def _keep_upload(key: str, filename: str, data: bytes) -> Path:
+    from ncf.data.cache import cache_dir
+
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name)[:80].lstrip(".") or "upload.csv"
+    folder = cache_dir() / "uploads" / key.removeprefix(UPLOAD_PREFIX)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / safe
+    if not path.exists():
+        tmp = folder / f".{safe}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path
 
 
 def upload_key(filename: str, data: bytes, columns: dict | None) -> str:
@@ -285,8 +353,10 @@ def current_dataset():
 def data_source_for_jobs(source: str) -> str:
     """What a training job (another process) loads: the name, or the uploaded file's cached path."""
     if source.startswith(UPLOAD_PREFIX):
-        ds = current_dataset()
-        return ds.source if ds is not None and ds.source else "synthetic"
+        path = st.session_state.get("upload_paths", {}).get(source)
+        if not path:
+            raise ConfigError("The uploaded file is no longer available; upload it again on the Data page.")
+        return path
     return source
 
 

@@ -95,9 +95,8 @@ else:
                 if picked != "(none)":
                     columns[role] = picked
             if st.button("Load this file", type="primary"):
-                key = appstate.upload_key(uploaded.name, data, columns)
                 try:
-                    appstate.load_uploaded(key, uploaded.name, data, columns)
+                    key = appstate.open_upload(uploaded.name, data, columns)
                 except NCFError as e:
                     st.error(f"{uploaded.name}: {e}")
                     st.info("The previously loaded dataset is still in use.")

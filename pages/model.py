@@ -42,6 +42,7 @@ def on_model_change() -> None:
     ss.layers = appstate.default_layers(ss.model)
     if ss.model != "neumf":
         ss.pretrain = False
+    appstate.on_objective_change()
 
 
 st.header("Model")
@@ -62,7 +63,7 @@ with left:
         if ss.pretrain:
             st.slider("α: weight of the GMF half when combining", 0.0, 1.0, step=0.05, key="alpha", persist_state="session")
     if m != "pop":
-        st.selectbox("Objective", appstate.OBJECTIVE_CHOICES, key="objective", persist_state="session",
+        st.selectbox("Objective", appstate.OBJECTIVE_CHOICES, key="objective", persist_state="session", on_change=appstate.on_objective_change,
                      format_func={"auto": "default for this model", "implicit": "implicit: did the user interact? "
                                   "(log loss, HR/NDCG)", "explicit": "explicit: predict the rating (MSE, RMSE)"}.get,
                      help="Implicit feedback treats every observed pair as a positive and samples unobserved "
@@ -87,6 +88,8 @@ with left:
         e2.checkbox("Batch normalisation", key="batch_norm", persist_state="session")
 
     st.subheader("Training")
+    if ss.get("train_note"):
+        st.info(ss.pop("train_note"))
     t = st.columns(3)
     t[0].number_input("Epochs", min_value=1, max_value=200, step=1, key="epochs", persist_state="session",
                       help="Passes over all training interactions.")
