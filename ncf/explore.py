@@ -1,0 +1,358 @@
+"""Using a trained model: recommendations, a user's history, similar items, fold-in of a new user,
+PCA projections of the embeddings and title search.
+
+Every function takes a loaded `ncf.runs.Run` and RAW ids (as in the data; '42' and 42 both work for
+numeric ids) and returns raw ids with titles and genres where the data has them. An unknown id raises
+`UnknownIdError` naming it. Runs are shared read-only: nothing here changes `run.model` (fold-in
+trains a one-user copy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ncf.errors import NCFError, RunError
+
+POSITIVE_RATING = 3.5  # on a 1-5 scale: a rating at or above it counts as "liked" for implicit models
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _item_frame(run, idx: np.ndarray) -> pd.DataFrame:
+    """item (raw id), title, genres of item indices, in order."""
+    idx = np.asarray(idx, dtype=np.int64)
+    info = run.item_info
+    titles = (info["title"].astype(str).to_numpy()[idx] if info is not None and "title" in info
+              else np.asarray([str(x) for x in run.items.raw(idx)], dtype=object))
+    genres = (info["genres"].fillna("").astype(str).to_numpy()[idx] if info is not None and "genres" in info
+              else np.full(len(idx), "", dtype=object))
+    return pd.DataFrame({"item": run.items.raw(idx), "title": titles, "genres": genres})
+
+
+def _user_index(run, user) -> int:
+    return int(run.users.index(user)[0])
+
+
+def _item_index(run, item) -> int:
+    return int(run.items.index(item)[0])
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest finite scores, best first (argpartition, then a sort of k)."""
+    valid = np.flatnonzero(np.isfinite(scores))
+    k = min(max(int(k), 0), len(valid))
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    part = valid[np.argpartition(-scores[valid], k - 1)[:k]]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+@torch.no_grad()
+def _scores(model, user_index: int) -> np.ndarray:
+    """(n_items,) the model's scores of every item for one user, as float64 numpy."""
+    return model.score_users(torch.tensor([user_index], dtype=torch.long))[0].double().cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Recommendations and history
+
+
+def recommend(run, user, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
+    """The top-k items for a known user: columns item, title, genres, score, held_out.
+
+    Training items are excluded (unless `exclude_seen=False`); the user's held-out test item(s) stay
+    in and are marked `held_out=True`, so one can see whether the model found them."""
+    u = _user_index(run, user)
+    scores = _scores(run.model, u)
+    if exclude_seen:
+        scores[run.train_item[run.train_rows(u)]] = -np.inf
+    top = _top_k(scores, k)
+    held_out = np.isin(top, run.test_item[run.test_rows(u)])
+    return _item_frame(run, top).assign(score=scores[top], held_out=held_out)
+
+
+def user_history(run, user) -> pd.DataFrame:
+    """What a user interacted with (training and held-out test rows): item, title, genres, rating,
+    timestamp (when the data has them), held_out; newest first where times are known."""
+    u = _user_index(run, user)
+    train_rows, test_rows = run.train_rows(u), run.test_rows(u)
+    idx = np.concatenate([run.train_item[train_rows], run.test_item[test_rows]])
+    df = _item_frame(run, idx)
+    if run.train_rating is not None and run.test_rating is not None:
+        df["rating"] = np.concatenate([run.train_rating[train_rows], run.test_rating[test_rows]])
+    if run.train_timestamp is not None and run.test_timestamp is not None:
+        seconds = np.concatenate([run.train_timestamp[train_rows], run.test_timestamp[test_rows]])
+        df["timestamp"] = pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
+        df["_order"] = seconds
+    else:  # no times: held-out rows first (they are the latest in leave-one-out), then training order reversed
+        df["_order"] = np.concatenate([np.arange(len(train_rows)), len(train_rows) + np.arange(len(test_rows))])
+    df["held_out"] = np.r_[np.zeros(len(train_rows), bool), np.ones(len(test_rows), bool)]
+    return df.sort_values("_order", ascending=False, kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Item embeddings: similar items
+
+
+def _tables(run) -> dict:
+    tables = run.model.embedding_tables()
+    if not tables:
+        raise RunError(f"This model ({run.config.model.model}) has no item embeddings: it learns no vectors "
+                       f"to compare or project. Choose a run of gmf, mlp, neumf, dot or embnn.")
+    return tables
+
+
+def _normalised(weight: torch.Tensor) -> np.ndarray:
+    w = weight.detach().double().cpu().numpy()
+    return w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
+
+
+def item_vectors(run, which: str | None = None) -> tuple[np.ndarray, str]:
+    """(n_items, d) unit-length item vectors for cosine similarity, and the name of what was used.
+
+    `which` names an embedding table (a key of `embedding_tables()`); None uses all of them. With
+    several tables (NeuMF's GMF and MLP) each is normalised before they are concatenated, and the
+    result normalised again, so the cosine is the average of the two tables' cosines: both halves
+    carry what the model learned about an item (neither alone is "the" item vector), and normalising
+    first stops the table with more dimensions or larger values from dominating."""
+    tables = _tables(run)
+    if which is not None:
+        if which not in tables:
+            raise RunError(f"Unknown embedding table {which!r}; this model has {', '.join(tables)}.")
+        return _normalised(tables[which][1].weight), which
+    parts = [_normalised(item_emb.weight) for _, item_emb in tables.values()]
+    if len(parts) == 1:
+        return parts[0], next(iter(tables))
+    joined = np.concatenate(parts, axis=1)
+    return joined / np.maximum(np.linalg.norm(joined, axis=1, keepdims=True), 1e-12), "+".join(tables)
+
+
+def similar_items(run, item, k: int = 10, which: str | None = None) -> pd.DataFrame:
+    """The k items whose embeddings are closest in cosine similarity: item, title, genres, similarity."""
+    i = _item_index(run, item)
+    vectors, _ = item_vectors(run, which)
+    similarity = vectors @ vectors[i]  # (n_items,)
+    similarity[i] = -np.inf  # the item itself
+    top = _top_k(similarity, k)
+    return _item_frame(run, top).assign(similarity=similarity[top])
+
+
+# ---------------------------------------------------------------------------------------------
+# Fold-in: a new user from a few ratings
+
+
+def _sized_config(run):
+    """The run's model config with sizes that do not depend on the number of users: EmbeddingNN picks
+    its embedding widths from n_users / n_items (fastai's rule), so a one-user copy must be told the
+    widths the run actually has."""
+    cfg = run.config.model
+    if cfg.model == "embnn" and cfg.emb_sizes is None:
+        user_emb, item_emb = run.model.embedding_tables()["embnn"]
+        cfg = cfg.replace(emb_sizes=(user_emb.embedding_dim, item_emb.embedding_dim))
+    return cfg
+
+
+def _user_side_keys(run) -> set[str]:
+    """state_dict keys that belong to users (their first dimension is the number of users): found by
+    building the model for 2 and for 3 users on the meta device (no memory, no compute) and comparing
+    shapes. Generic: works for every model, including biases such as the dot model's user bias."""
+    from ncf.models import build_model
+
+    with torch.device("meta"):
+        two = build_model(_sized_config(run), 2, run.n_items).state_dict()
+        three = build_model(_sized_config(run), 3, run.n_items).state_dict()
+    return {key for key in two if two[key].shape != three[key].shape}
+
+
+def _one_user_model(run):
+    """A copy of the model for a single new user: every item-side parameter copied from the run
+    (and frozen), the user-side ones started at the average trained user (a 'typical' user, which
+    also starts user biases at their mean) and trainable."""
+    from ncf.models import build_model
+
+    user_keys = _user_side_keys(run)
+    full = run.model.state_dict()
+    state = {key: value.clone() for key, value in full.items() if key not in user_keys}
+    for key in user_keys:
+        state[key] = full[key].float().mean(dim=0, keepdim=True).to(full[key].dtype)
+    model = build_model(_sized_config(run), 1, run.n_items)
+    model.load_state_dict(state, strict=True)
+    model.eval()  # dropout off and batch-norm statistics frozen while the user vector is fitted
+    params = dict(model.named_parameters())
+    for name, p in params.items():
+        p.requires_grad_(name in user_keys)
+    return model, [params[k] for k in sorted(user_keys) if k in params]
+
+
+def positive_threshold(run) -> float:
+    """The rating from which an item counts as liked: 3.5 on a 1-5 (or 0.5-5) scale, else the same
+    relative point of the data's scale."""
+    scale = run.info.get("dataset", {}).get("rating_scale") if isinstance(run.info, dict) else None
+    if not scale or scale[1] <= 5:
+        return POSITIVE_RATING
+    low, high = float(scale[0]), float(scale[1])
+    return low + 0.625 * (high - low)
+
+
+def fold_in(run, ratings: dict, k: int = 10, steps: int = 50, lr: float = 0.05, seed: int = 0) -> pd.DataFrame:
+    """Recommendations for a new user described only by a few ratings {raw item id: rating}.
+
+    A fresh user vector (and user bias, where the model has one) is fitted by `steps` Adam steps with
+    everything else frozen, then every item is scored; the rated items are excluded. Implicit models
+    learn from liked items (rating >= `positive_threshold`, or every given item when the run's data
+    has no ratings) against negatives drawn from the rest; explicit models fit the ratings by MSE.
+    Takes milliseconds on a CPU for MovieLens-sized runs. Returns item, title, genres, score."""
+    if not ratings:
+        raise NCFError("Rate at least one item to get recommendations for a new user.")
+    idx = run.items.index(list(ratings.keys()))
+    try:
+        values = np.asarray([float(v) for v in ratings.values()], dtype=np.float32)
+    except (TypeError, ValueError):
+        raise NCFError("Ratings must be numbers, such as 4 or 4.5.") from None
+    if not np.isfinite(values).all():
+        raise NCFError("Ratings must be finite numbers.")
+    idx, first = np.unique(idx, return_index=True)  # one rating per item: the first one given
+    values = values[first]
+
+    rated = np.zeros(run.n_items, dtype=bool)
+    rated[idx] = True
+    if run.config.model.model == "pop":  # nothing user-specific to fit: popularity minus what was rated
+        scores = _scores(run.model, 0)
+    else:
+        model = _fit_new_user(run, idx, values, rated, steps=steps, lr=lr, seed=seed)
+        scores = _scores(model, 0)
+    scores[rated] = -np.inf
+    top = _top_k(scores, k)
+    return _item_frame(run, top).assign(score=scores[top])
+
+
+def _fit_new_user(run, idx: np.ndarray, values: np.ndarray, rated: np.ndarray, *, steps: int, lr: float,
+                  seed: int):
+    model, params = _one_user_model(run)
+    if not params:
+        return model
+    explicit = run.config.model.resolved_objective == "explicit"
+    generator = torch.Generator().manual_seed(seed)
+    items = torch.as_tensor(idx, dtype=torch.long)
+    if explicit:
+        targets = torch.as_tensor(values)
+    else:
+        liked = np.ones(len(idx), bool) if run.implicit_data else values >= positive_threshold(run)
+        if not liked.any():
+            raise NCFError(f"This model learns from liked items: rate at least one item "
+                           f"{positive_threshold(run):g} or higher.")
+        positives = torch.as_tensor(idx[liked], dtype=torch.long)
+        disliked = torch.as_tensor(idx[~liked], dtype=torch.long)  # rated low: known negatives
+        pool = torch.as_tensor(np.flatnonzero(~rated), dtype=torch.long)  # (n_unrated,)
+        n_sampled = min(len(pool), 4 * len(positives))
+    optimizer = torch.optim.Adam(params, lr=lr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            if explicit:
+                predicted = model(torch.zeros(len(items), dtype=torch.long), items)
+                loss = torch.nn.functional.mse_loss(predicted, targets)
+            else:
+                sampled = pool[torch.randint(len(pool), (n_sampled,), generator=generator)]
+                batch = torch.cat([positives, disliked, sampled])
+                labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(disliked) + len(sampled))])
+                logits = model(torch.zeros(len(batch), dtype=torch.long), batch)
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+            loss.backward()
+            optimizer.step()
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Projections and search
+
+
+@dataclass(frozen=True, eq=False)
+class Projection:
+    """PCA of one embedding table: coords has pc1..pcN plus id, title, genres, popularity, mean_rating."""
+
+    coords: pd.DataFrame
+    explained_variance_ratio: list[float]
+    kind: str  # "item" or "user"
+    which: str  # the embedding table used
+
+
+def _user_top_genre(run) -> np.ndarray:
+    """(n_users,) each user's most frequent (first-listed) genre among their training items, '' if unknown."""
+    info = run.item_info
+    if info is None or "genres" not in info:
+        return np.full(run.n_users, "", dtype=object)
+    first = info["genres"].fillna("").astype(str).str.split("|").str[0]
+    codes, names = pd.factorize(first)
+    if len(names) == 0:
+        return np.full(run.n_users, "", dtype=object)
+    counts = np.bincount(run.train_user * len(names) + codes[run.train_item],
+                         minlength=run.n_users * len(names)).reshape(run.n_users, len(names))
+    top = np.asarray(names, dtype=object)[counts.argmax(axis=1)]
+    top[counts.max(axis=1) == 0] = ""
+    return top
+
+
+def _mean_rating(index: np.ndarray, rating: np.ndarray | None, n: int) -> np.ndarray:
+    if rating is None:
+        return np.full(n, np.nan)
+    counts = np.bincount(index, minlength=n)
+    sums = np.bincount(index, weights=rating, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def project(run, kind: str = "item", which: str | None = None, n: int = 2) -> Projection:
+    """PCA coordinates of the item (or user) embeddings of one table (`which`, default the first of
+    `embedding_tables()`), with the share of variance each component explains."""
+    from sklearn.decomposition import PCA
+
+    if kind not in ("item", "user"):
+        raise NCFError(f"Project 'item' or 'user' embeddings, not {kind!r}.")
+    tables = _tables(run)
+    which = which or next(iter(tables))
+    if which not in tables:
+        raise RunError(f"Unknown embedding table {which!r}; this model has {', '.join(tables)}.")
+    weight = tables[which][0 if kind == "user" else 1].weight.detach().double().cpu().numpy()  # (rows, d)
+    if not 1 <= n <= min(weight.shape):
+        raise NCFError(f"The {which} {kind} embeddings have {weight.shape[1]} dimensions and {weight.shape[0]} rows; "
+                       f"ask for 1 to {min(weight.shape)} components, not {n}.")
+    pca = PCA(n_components=n, svd_solver="full")
+    coords = pd.DataFrame(pca.fit_transform(weight), columns=[f"pc{j + 1}" for j in range(n)])
+    if kind == "item":
+        meta = _item_frame(run, np.arange(run.n_items)).rename(columns={"item": "id"})
+        popularity = run.item_popularity
+        mean_rating = _mean_rating(run.train_item, run.train_rating, run.n_items)
+    else:
+        raw = run.users.raw(np.arange(run.n_users))
+        meta = pd.DataFrame({"id": raw, "title": [f"user {x}" for x in raw], "genres": _user_top_genre(run)})
+        popularity = np.bincount(run.train_user, minlength=run.n_users)
+        mean_rating = _mean_rating(run.train_user, run.train_rating, run.n_users)
+        if run.user_info is not None:
+            extra = run.user_info.drop(columns=[c for c in run.user_info.columns if c in meta.columns or
+                                                 c in coords.columns])
+            meta = pd.concat([meta, extra.reset_index(drop=True)], axis=1)
+    coords = pd.concat([coords, meta], axis=1).assign(popularity=popularity, mean_rating=mean_rating)
+    return Projection(coords=coords, explained_variance_ratio=[float(x) for x in pca.explained_variance_ratio_],
+                      kind=kind, which=which)
+
+
+def search_titles(run, query: str, limit: int = 20) -> pd.DataFrame:
+    """Items whose title contains `query` (case-insensitive; raw ids where there are no titles), most
+    popular first: item, title, genres, popularity. An empty query gives the most popular items."""
+    frame = _item_frame(run, np.arange(run.n_items)).assign(popularity=run.item_popularity)
+    query = str(query or "").strip().lower()
+    if query:
+        frame = frame[frame["title"].str.lower().str.contains(query, regex=False)]
+    order = np.argsort(-frame["popularity"].to_numpy(), kind="stable")[: max(int(limit), 0)]
+    return frame.iloc[order].reset_index(drop=True)
+
+
+__all__ = ["Projection", "fold_in", "item_vectors", "positive_threshold", "project", "recommend", "search_titles",
+           "similar_items", "user_history"]
