@@ -34,8 +34,8 @@ def parsed_dir() -> Path:
 def source_key(source: str, paths: list[Path], extra: str = "") -> str:
     h = hashlib.sha256(f"{FORMAT}|{source}|{extra}".encode())
     for p in sorted(paths):
-        st = p.stat()
-        h.update(f"|{p.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+        st = p.stat() if p.exists() else None  # a missing file is the parser's error to report
+        h.update(f"|{p.resolve()}|{st and st.st_size}|{st and st.st_mtime_ns}".encode())
     return h.hexdigest()[:24]
 
 

@@ -397,10 +397,9 @@ def align_info(info: pd.DataFrame | None, vocab: Vocab) -> pd.DataFrame | None:
         numeric = pd.to_numeric(info.index, errors="coerce")
         info = info[~np.isnan(numeric)].set_axis(numeric[~np.isnan(numeric)].astype(np.int64))
     out = info.reindex(pd.Index(vocab.raw_ids)).reset_index(drop=True)
-    if "title" in out:
-        missing = out["title"].isna()
-        out["title"] = out["title"].astype(object)
-        out.loc[missing, "title"] = [str(x) for x in vocab.raw_ids[missing.to_numpy()]]
+    if "title" in out:  # an item the metadata doesn't know is called by its id
+        fallback = pd.Series(vocab.raw_ids, dtype=object).astype(str)
+        out["title"] = out["title"].astype(object).where(out["title"].notna(), fallback).astype(str)
     if "genres" in out:
         out["genres"] = out["genres"].fillna("").astype(str)
     return out
