@@ -170,7 +170,8 @@ class _Progress:
     """Turns trainer events into a progress line on stderr (a terminal only) and one line per
     epoch on stdout. The bar redraws at most 10 times a second."""
 
-    def __init__(self, stream=None, bar: bool | None = None):
+    def __init__(self, model: str = "", stream=None, bar: bool | None = None):
+        self.model = model  # stages are named only when they differ from it (pre-training)
         self.err = stream or sys.stderr
         self.bar = self.err.isatty() if bar is None else bar
         self.epochs = 0
@@ -197,7 +198,8 @@ class _Progress:
         steps, step = max(1, int(e.get("steps", 1))), int(e.get("step", 0))
         width = 24
         filled = int(width * step / steps)
-        line = (f"\r{e.get('stage') or ''} epoch {e.get('epoch', '?')}/{self.epochs} "
+        stage = f"[{e['stage']}] " if e.get("stage") not in (None, "", self.model) else ""
+        line = (f"\r{stage}epoch {e.get('epoch', '?')}/{self.epochs} "
                 f"[{'#' * filled}{'.' * (width - filled)}] {step}/{steps} loss {e.get('loss', float('nan')):.4f} "
                 f"{e.get('samples_per_second', 0):,.0f}/s eta {e.get('eta', 0):.0f}s")
         self.err.write(line.ljust(100)[:120])
@@ -211,7 +213,7 @@ class _Progress:
             self._dirty = False
 
     def epoch_line(self, e: dict) -> str:
-        stage = f"[{e['stage']}] " if e.get("stage") else ""
+        stage = f"[{e['stage']}] " if e.get("stage") not in (None, "", self.model) else ""
         parts = [f"{stage}epoch {e.get('epoch', '?')}/{self.epochs}", f"loss {e.get('train_loss', float('nan')):.4f}"]
         parts += [f"{k} {_fmt(v)}" for k, v in (e.get("metrics") or {}).items()]
         parts.append(f"{e.get('elapsed', 0):.1f}s")
@@ -236,7 +238,7 @@ def cmd_train(args) -> int:
     from ncf.train import train
 
     stop = threading.Event()
-    progress = _Progress()
+    progress = _Progress(cfg.model.model)
     with _stop_on_interrupt(stop):
         try:
             result = train(cfg, split, on_event=progress, stop=stop)
@@ -284,6 +286,13 @@ class _stop_on_interrupt:
 # evaluate, recommend, similar, runs
 
 
+def _load(text: str):
+    """A run named on the command line: an id in the models folder, or a folder path."""
+    from ncf.runs import load_run, run_ref
+
+    return load_run(run_ref(text))
+
+
 def split_from_run(run):
     """The evaluation split rebuilt from what a run folder stores (no original data needed)."""
     import numpy as np
@@ -308,9 +317,7 @@ def split_from_run(run):
 
 
 def cmd_evaluate(args) -> int:
-    from ncf.runs import load_run
-
-    run = load_run(args.run)
+    run = _load(args.run)
     split = getattr(run, "split", None)
     split = split() if callable(split) else split_from_run(run)
     from ncf.evaluate import evaluate
@@ -337,9 +344,7 @@ def _print_frame(df, columns: list[str], as_json: bool) -> None:
 
 
 def cmd_recommend(args) -> int:
-    from ncf.runs import load_run
-
-    run = load_run(args.run)
+    run = _load(args.run)
     from ncf.explore import recommend
 
     df = recommend(run, args.user, k=args.k, exclude_seen=not args.include_seen)
@@ -352,9 +357,7 @@ def cmd_recommend(args) -> int:
 
 
 def cmd_similar(args) -> int:
-    from ncf.runs import load_run
-
-    run = load_run(args.run)
+    run = _load(args.run)
     from ncf.explore import similar_items
 
     df = similar_items(run, args.item, k=args.k)

@@ -219,6 +219,7 @@ class StopFile:
 def _worker_init(threads: int, parent_pid: int) -> None:
     """Shares the cores between workers and ends the worker if the server dies (kill -9), so no
     orphan keeps training or holding memory; a half-saved run is impossible (saves are atomic)."""
+    os.environ.setdefault("NCF_THREADS", str(threads))  # read by ncf.device.configure_threads
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     try:
         import torch
