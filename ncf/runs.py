@@ -151,7 +151,7 @@ class Run:
     """A saved run, rebuilt from its folder alone.
 
     Loaded runs are cached and shared read-only by every session of the app: never modify the model
-    or the arrays (they are marked read-only); functions that need a changed model (fold-in) copy it.
+    or the arrays; code that needs a changed model copies it (`model_copy`, fold-in).
     """
 
     id: str
@@ -417,6 +417,8 @@ def save_run(result, cfg: RunConfig, split: Split, *, name: str = "",
     Atomic: everything is written and fsynced in a temporary folder that is renamed into place last.
     An unwritable models folder or a full disk raises `RunError` (the temporary folder is removed)."""
     root = _root(models_dir)
+    if getattr(result, "train_config", None) is not None:  # the settings actually used, defaults resolved
+        cfg = cfg.replace(train=result.train_config)
     name = clean_name(name or cfg.name)
     created = datetime.now(UTC)
     run_id = new_run_id(cfg.model.model, split.dataset.name or cfg.data.source, created)
@@ -596,9 +598,7 @@ def _build(folder: Path, files: dict[str, bytes]) -> Run:
     def arr(key: str, dtype) -> np.ndarray | None:
         if key not in arrays:
             return None
-        a = np.ascontiguousarray(arrays[key], dtype=dtype)
-        a.flags.writeable = False
-        return a
+        return np.ascontiguousarray(arrays[key], dtype=dtype)
 
     train_user, train_item = arr("train_user", np.int64), arr("train_item", np.int64)
     test_user, test_item = arr("test_user", np.int64), arr("test_item", np.int64)
@@ -641,11 +641,16 @@ _cache_lock = threading.Lock()
 
 
 def _manifest_key(folder: Path) -> tuple | None:
+    """The cache key of a run folder: its path and the size, mtime and inode of the manifest and of
+    every file beside it (a few stat calls), so a file changed after loading is checked again."""
     try:
-        st = os.stat(folder / MANIFEST, follow_symlinks=False)
+        with os.scandir(folder) as entries:
+            stats = sorted((e.name, e.stat(follow_symlinks=False)) for e in entries)
     except OSError:
         return None
-    return (str(folder.resolve()), st.st_mtime_ns, st.st_size, st.st_ino)
+    if MANIFEST not in {name for name, _ in stats}:
+        return None
+    return (str(folder.resolve()), *((name, st.st_size, st.st_mtime_ns, st.st_ino) for name, st in stats))
 
 
 def load_run(run: str | os.PathLike, *, models_dir: str | os.PathLike | None = None) -> Run:
@@ -687,17 +692,6 @@ _info_cache: dict[tuple, RunInfo] = {}
 _info_lock = threading.Lock()
 
 
-def _stat_key(folder: Path, manifest: dict) -> tuple:
-    stats = []
-    for fname in sorted(manifest["files"]):
-        try:
-            st = os.stat(folder / fname, follow_symlinks=False)
-            stats.append((fname, st.st_size, st.st_mtime_ns, st.st_ino))
-        except OSError:
-            stats.append((fname, None))
-    return (str(folder.resolve()), *stats)
-
-
 def _info(folder: Path) -> RunInfo:
     """A run's list row; every listed file's checksum is verified (cached while no file changes)."""
     try:
@@ -706,7 +700,7 @@ def _info(folder: Path) -> RunInfo:
         if folder.is_symlink():
             raise RunError(f"{folder.name!r} is a symbolic link; run folders are plain folders.")
         manifest = _read_manifest(folder)
-        key = (_manifest_key(folder), _stat_key(folder, manifest))
+        key = _manifest_key(folder)
         with _info_lock:
             if key in _info_cache:
                 return _info_cache[key]
