@@ -75,9 +75,9 @@ def clean_one_worker(one_worker):
         one_worker.wait(job.id, timeout=60)
 
 
-@pytest.fixture
-def two_workers(tmp_path):
-    runner = JobRunner(max_workers=2, models_dir=tmp_path / "runs")
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory):
+    runner = JobRunner(max_workers=2, models_dir=tmp_path_factory.mktemp("runs"))
     yield runner
     runner.shutdown(wait=True, stop_running=True)
 
@@ -177,9 +177,10 @@ def test_a_killed_worker_fails_its_job_and_the_runner_recovers(two_workers):
 
 
 def test_invalid_configuration_is_refused_at_submit(two_workers):
+    before = two_workers.jobs()
     with pytest.raises(ConfigError, match="at least 1 epoch"):
         two_workers.submit(RunConfig(train=TrainConfig(epochs=0)), owner="a")
-    assert two_workers.jobs() == []
+    assert two_workers.jobs() == before
 
 
 def test_unknown_or_malformed_job_ids_are_refused(two_workers):
