@@ -113,3 +113,30 @@ def test_a_zip_holding_one_table_and_its_movies_file(tmp_path):
 def test_uploads_parse_in_memory_and_integer_ids_stay_integers():
     ds = load_upload("r.csv", b"user_id,item_id,score\n10,100,1.5\n11,100,2\n")
     assert ds.users.is_numeric and ds.users.to_list() == [10, 11] and ds.rating.dtype == np.float32
+
+
+def test_latest_per_pair_matches_a_plain_groupby():
+    import pandas as pd
+
+    from ncf.data.files import latest_per_pair
+
+    rng = np.random.default_rng(0)
+    user, item = rng.integers(0, 30, 2000), rng.integers(0, 20, 2000)
+    time = rng.integers(0, 50, 2000)  # many ties: file order breaks them
+    keep = latest_per_pair(user, item, time, 20)
+    frame = pd.DataFrame({"u": user, "i": item, "t": time, "row": np.arange(2000)})
+    expected = frame.sort_values(["t", "row"]).groupby(["u", "i"])["row"].last().sort_values().to_numpy()
+    assert np.array_equal(keep, expected)
+    assert latest_per_pair(np.arange(5), np.arange(5), None, 5) is None
+
+
+def test_fast_integer_encoding_matches_the_vocabulary_encoding():
+    from ncf.data import Vocab
+    from ncf.data.files import encode_ids
+
+    values = np.array([907, 3, 3, 15, 907, 0])
+    fast_vocab, fast_codes = encode_ids(values, "user")
+    vocab, codes = Vocab.encode(values, "user")
+    assert fast_vocab.to_list() == vocab.to_list() and np.array_equal(fast_codes, codes)
+    huge = np.array([10**12, 5])  # out of the table's range: falls back to hashing
+    assert encode_ids(huge, "item")[0].to_list() == [5, 10**12]
