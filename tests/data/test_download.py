@@ -131,3 +131,13 @@ def test_unreachable_server_is_a_data_error(monkeypatch):
 def test_missing_file_on_the_server_is_a_data_error(server):
     with pytest.raises(DataError, match="could not download"):
         load("ml-20m")
+
+
+def test_a_damaged_cached_zip_is_fetched_again(server, release_zip, monkeypatch):
+    _pin(monkeypatch, "ml-100k", release_zip)
+    server.files["ml-100k.zip"] = release_zip
+    load("ml-100k")
+    cached = downloads_dir() / "ml-100k.zip"
+    cached.write_bytes(cached.read_bytes()[:100])  # cut short after the fact (a full disk, a crash)
+    assert load("ml-100k").n_interactions == 10
+    assert server.requests == ["ml-100k.zip", "ml-100k.zip"] and cached.stat().st_size == len(release_zip)
