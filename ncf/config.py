@@ -103,36 +103,40 @@ class ModelConfig(_JSON):
 
 @dataclass(frozen=True)
 class TrainConfig(_JSON):
-    """How to fit. Defaults are tuned for fast, good NeuMF on MovieLens on a small CPU."""
+    """How to fit. `None` means "the default for this model and objective", resolved by
+    `ncf.train.resolve_train_config` (the implicit NCF recipe or fastbook's explicit one); the
+    trainer's "start" event and `TrainResult.train_config` carry the resolved values."""
 
-    epochs: int = 10
-    batch_size: int = 2048
-    lr: float = 0.002
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None  # "adam", "adamw", "sgd", "adagrad"
+    weight_decay: float | None = None  # adam/sgd/adagrad: L2 penalty; adamw: decoupled (fastai's "true" wd)
     n_negatives: int = 4  # sampled negatives per observed pair (implicit objective)
     exclude_seen: bool = False  # draw negatives only among items the user never interacted with
-    one_cycle: bool = False  # fastai's fit_one_cycle schedule
+    one_cycle: bool | None = None  # fastai's fit_one_cycle schedule
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "mps"
     k: int = 10  # cut-off of the ranking metrics
     eval_every: int = 1  # epochs between evaluations
 
     def validate(self) -> TrainConfig:
-        if self.epochs < 1:
+        if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"Train for at least 1 epoch, got {self.epochs}.")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"The batch size must be at least 1, got {self.batch_size}.")
-        if not self.lr > 0:
+        if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"The learning rate must be positive, got {self.lr}.")
-        if self.optimizer not in OPTIMIZERS:
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"Unknown optimizer {self.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}.")
-        if self.weight_decay < 0:
+        if self.weight_decay is not None and self.weight_decay < 0:
             raise ConfigError(f"Weight decay cannot be negative, got {self.weight_decay}.")
         if self.n_negatives < 0:
             raise ConfigError(f"The number of negatives cannot be negative, got {self.n_negatives}.")
         if self.k < 1:
             raise ConfigError(f"The metric cut-off k must be at least 1, got {self.k}.")
+        if self.eval_every < 1:
+            raise ConfigError(f"Evaluate at least every epoch count >= 1, got eval_every={self.eval_every}.")
         return self
 
 

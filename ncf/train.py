@@ -1,0 +1,484 @@
+"""The vectorised trainer: every interaction lives in a tensor on the device, each epoch draws its
+negatives with a few tensor ops and shuffles with one permutation, and batches are slices.
+
+It reports through events (plain JSON-able dicts) to whoever listens, checks a stop flag at every
+batch, and never imports anything of the app. On the CPU the embedding tables get sparse gradients
+(only the rows a batch touched are updated), which is where most of the time of a dense loop goes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ncf.config import ModelConfig, RunConfig, TrainConfig
+from ncf.data import Split
+from ncf.device import configure_threads, pick_device
+from ncf.errors import ConfigError
+from ncf.evaluate import evaluate
+from ncf.models import GMF, MLP, ItemPop, Recommender, build_model, neumf_from_pretrained
+
+Event = dict
+BATCH_EVENT_SECONDS = 0.3
+
+# Defaults by objective. Implicit: the NCF recipe with a larger batch and learning rate than the
+# paper's (1024, 0.001), which reaches the same quality in fewer, faster epochs (benchmarks/quality.py).
+# Explicit: fastbook's recipe (one-cycle, decoupled weight decay 0.1), with a larger batch.
+TRAIN_DEFAULTS = {
+    "implicit": {"epochs": 10, "batch_size": 2048, "lr": 0.002, "optimizer": "adam", "weight_decay": 0.0,
+                 "one_cycle": False},
+    "explicit": {"epochs": 5, "batch_size": 256, "lr": 0.005, "optimizer": "adamw", "weight_decay": 0.1,
+                 "one_cycle": True},
+}
+# After pre-training, He et al. fine-tune NeuMF with plain SGD; this is its learning rate unless the
+# configuration itself asks for SGD with a learning rate.
+PRETRAINED_NEUMF_SGD_LR = 0.05
+# Embedding rows per batch sample above which sparse gradients beat a dense fused update on the CPU.
+SPARSE_ROWS_PER_SAMPLE = 32
+
+
+def resolve_train_config(cfg: RunConfig) -> TrainConfig:
+    """The training settings with every `None` replaced by the default for this model's objective."""
+    defaults = TRAIN_DEFAULTS[cfg.model.resolved_objective]
+    t = cfg.train
+    return t.replace(**{name: (value if (value := getattr(t, name)) is not None else defaults[name])
+                        for name in defaults}).validate()
+
+
+@dataclass
+class TrainResult:
+    model: Recommender
+    history: list[dict]
+    metrics: dict
+    epochs: int  # epochs completed (of the final stage when pre-training)
+    train_seconds: float
+    samples_per_second: float
+    stopped: bool
+    device: str
+    train_config: TrainConfig | None = None  # the resolved settings actually used
+
+
+@dataclass
+class LRFinderResult:
+    lrs: list[float]
+    losses: list[float]  # smoothed (exponential moving average, debiased), as fastai plots them
+    suggestion: float
+    raw_losses: list[float] = field(default_factory=list)
+
+
+class _Stopped(Exception):
+    """Internal: the stop flag was set; unwinds to `train`, which keeps the model trained so far."""
+
+
+def one_cycle_lr(step: int, total: int, max_lr: float, pct_start: float = 0.25, div: float = 25.0,
+                 div_final: float = 1e5) -> tuple[float, float]:
+    """fastai's fit_one_cycle: (learning rate, Adam beta1) at `step` of `total`. The rate rises on a
+    cosine from max_lr/div to max_lr over the first pct_start, then falls to max_lr/div_final, while
+    beta1 (momentum) moves the opposite way between 0.95 and 0.85."""
+    def cos(a: float, b: float, pct: float) -> float:
+        return b + (a - b) / 2 * (1 + math.cos(math.pi * pct))
+
+    warm = max(1, int(total * pct_start))
+    if step < warm:
+        pct = step / warm
+        return cos(max_lr / div, max_lr, pct), cos(0.95, 0.85, pct)
+    pct = (step - warm) / max(1, total - warm)
+    return cos(max_lr, max_lr / div_final, pct), cos(0.85, 0.95, pct)
+
+
+class Fitter:
+    """One model, one split, one optimiser set-up: draws epochs and takes steps. `train` and the
+    throughput benchmark both drive it, so the benchmark measures exactly the trainer's loop."""
+
+    def __init__(self, model: Recommender, split: Split, tcfg: TrainConfig, device: torch.device,
+                 optimizer: str | None = None, lr: float | None = None):
+        self.model = model.to(device)
+        self.device = device
+        self.tcfg = tcfg
+        self.explicit = model.explicit
+        self.n_items = model.n_items
+        self.users = torch.as_tensor(split.train_user, dtype=torch.long, device=device)
+        self.items = torch.as_tensor(split.train_item, dtype=torch.long, device=device)
+        if self.explicit:
+            if split.train_rating is None:
+                raise ConfigError("The explicit objective fits ratings, but this dataset has none (implicit "
+                                  "feedback); choose the implicit objective.")
+            self.ratings = torch.as_tensor(split.train_rating, dtype=torch.float32, device=device)
+        self.generator = torch.Generator(device=device).manual_seed(tcfg.seed)
+        self.seen_keys = None
+        if tcfg.exclude_seen and not self.explicit:
+            self.seen_keys = torch.unique(self.users * self.n_items + self.items)  # sorted
+        self.optimizer_name = optimizer or tcfg.optimizer
+        self.lr = lr if lr is not None else tcfg.lr
+        self.sparse = self._use_sparse()
+        for emb in model.embeddings():
+            emb.sparse = self.sparse
+        self.optimizers = self._make_optimizers()
+        self.amp = device.type == "cuda"
+
+    # -- optimisers -------------------------------------------------------------------------------
+    def _use_sparse(self) -> bool:
+        """Sparse embedding gradients (only touched rows updated, "lazy" Adam) pay off only when the
+        tables are much larger than a batch: below that, coalescing the sparse gradient costs more
+        than a fused dense update of every row (measured on ML-1M-sized data: 0.6x). Weight decay
+        must shrink every row at every step, which a sparse update cannot do honestly, so any weight
+        decay keeps the embeddings dense."""
+        if self.device.type != "cpu" or self.tcfg.weight_decay or not self.model.embeddings():
+            return False
+        rows = sum(e.num_embeddings for e in self.model.embeddings())
+        return rows > SPARSE_ROWS_PER_SAMPLE * self.tcfg.batch_size
+
+    def _make_optimizers(self) -> list[torch.optim.Optimizer]:
+        name, lr, wd = self.optimizer_name, self.lr, self.tcfg.weight_decay
+        emb_params = [p for e in self.model.embeddings() for p in e.parameters()]
+        emb_ids = {id(p) for p in emb_params}
+        dense_params = [p for p in self.model.parameters() if id(p) not in emb_ids]
+        if not emb_params and not dense_params:
+            return []
+        if not self.sparse:
+            return [self._dense_optimizer(name, list(self.model.parameters()), lr, wd)]
+        groups = []
+        if name in ("adam", "adamw"):
+            # "Lazy" Adam for the tables: moments of a row move only when the row is in the batch.
+            groups.append(torch.optim.SparseAdam(emb_params, lr=lr))
+        elif name == "sgd":
+            groups.append(torch.optim.SGD(emb_params, lr=lr))
+        else:
+            groups.append(torch.optim.Adagrad(emb_params, lr=lr))
+        if dense_params:
+            groups.append(self._dense_optimizer(name, dense_params, lr, wd))
+        return groups
+
+    @staticmethod
+    def _dense_optimizer(name: str, params, lr: float, wd: float) -> torch.optim.Optimizer:
+        # The fused kernels update every tensor in one pass: 1.3x the whole step at batch 2048 on the CPU.
+        if name == "adam":
+            return torch.optim.Adam(params, lr=lr, weight_decay=wd, fused=True)
+        if name == "adamw":
+            return torch.optim.AdamW(params, lr=lr, weight_decay=wd, fused=True)
+        if name == "sgd":
+            return torch.optim.SGD(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
+
+    def set_schedule(self, lr: float, beta1: float | None = None) -> None:
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                group["lr"] = lr
+                if beta1 is not None and "betas" in group:
+                    group["betas"] = (beta1, group["betas"][1])
+
+    def finish(self) -> Recommender:
+        """Back to dense embeddings, so the model behaves ordinarily for evaluation, saving and fold-in."""
+        for emb in self.model.embeddings():
+            emb.sparse = False
+        return self.model
+
+    # -- data -------------------------------------------------------------------------------------
+    def draw_negatives(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`n` uniform negatives for every observed pair: (users, items), both (n_pos * n,)."""
+        users = self.users.repeat(n)
+        items = torch.randint(0, self.n_items, (len(users),), generator=self.generator, device=self.device)
+        if self.seen_keys is not None and len(self.seen_keys):
+            for _ in range(50):  # each round redraws only the seen ones; few remain after 2-3 rounds
+                keys = users * self.n_items + items
+                pos = torch.searchsorted(self.seen_keys, keys).clamp_(max=len(self.seen_keys) - 1)
+                seen = torch.nonzero(self.seen_keys[pos] == keys).squeeze(1)
+                if len(seen) == 0:
+                    break
+                items[seen] = torch.randint(0, self.n_items, (len(seen),), generator=self.generator,
+                                            device=self.device)
+        return users, items
+
+    def epoch_data(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One epoch's (users, items, targets), shuffled by one permutation; batches are slices of these."""
+        if self.explicit:
+            users, items, target = self.users, self.items, self.ratings
+        else:
+            n_neg = self.tcfg.n_negatives
+            neg_users, neg_items = self.draw_negatives(n_neg) if n_neg else (self.users[:0], self.items[:0])
+            users = torch.cat([self.users, neg_users])
+            items = torch.cat([self.items, neg_items])
+            target = torch.zeros(len(users), device=self.device)
+            target[: len(self.users)] = 1.0
+        perm = torch.randperm(len(users), generator=self.generator, device=self.device)
+        return users[perm], items[perm], target[perm]
+
+    @property
+    def samples_per_epoch(self) -> int:
+        n = len(self.users)
+        return n if self.explicit else n * (1 + self.tcfg.n_negatives)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return max(1, math.ceil(self.samples_per_epoch / batch_size))
+
+    # -- one step ---------------------------------------------------------------------------------
+    def step(self, users: torch.Tensor, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            out = self.model(users, items)
+        out = out.float()
+        loss = F.mse_loss(out, target) if self.explicit else F.binary_cross_entropy_with_logits(out, target)
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in self.optimizers:
+            opt.step()
+        return loss.detach()
+
+
+def _is_set(stop) -> bool:
+    return stop is not None and stop.is_set()
+
+
+class _Stage:
+    """Runs the epochs of one model (one stage of a pipeline), emitting events."""
+
+    def __init__(self, fitter: Fitter, split: Split, tcfg: TrainConfig, stage: str, emit: Callable[[Event], None],
+                 stop, clock_start: float):
+        self.fitter, self.split, self.tcfg, self.stage = fitter, split, tcfg, stage
+        self.emit, self.stop, self.clock_start = emit, stop, clock_start
+        self.train_seconds = 0.0
+        self.samples = 0
+        self.epochs_done = 0
+        self.eval_seconds: list[float] = []
+        self.metrics: dict = {}
+
+    def run(self) -> bool:
+        """Trains all epochs; returns True when stopped early."""
+        f, t = self.fitter, self.tcfg
+        steps = f.steps_per_epoch(t.batch_size)
+        total_steps = steps * t.epochs
+        self.emit({"event": "start", "device": str(f.device), "n_train": len(f.users), "steps_per_epoch": steps,
+                   "epochs": t.epochs, "stage": self.stage, "batch_size": t.batch_size, "lr": f.lr,
+                   "optimizer": f.optimizer_name, "sparse_embeddings": f.sparse})
+        last_event = time.perf_counter()
+        f.model.train()
+        for epoch in range(1, t.epochs + 1):
+            epoch_start = time.perf_counter()
+            users, items, target = f.epoch_data()
+            loss_sum = torch.zeros((), device=f.device)
+            n_seen = 0
+            for step in range(steps):
+                if _is_set(self.stop):
+                    self._account(epoch_start, n_seen)
+                    return True
+                if t.one_cycle:
+                    f.set_schedule(*one_cycle_lr((epoch - 1) * steps + step, total_steps, f.lr))
+                lo = step * t.batch_size
+                batch = slice(lo, lo + t.batch_size)
+                loss = f.step(users[batch], items[batch], target[batch])
+                n_batch = len(users[batch])
+                loss_sum += loss * n_batch
+                n_seen += n_batch
+                now = time.perf_counter()
+                if now - last_event >= BATCH_EVENT_SECONDS:
+                    last_event = now
+                    rate = (self.samples + n_seen) / max(1e-9, self.train_seconds + now - epoch_start)
+                    done = (epoch - 1) * steps + step + 1
+                    self.emit({"event": "batch", "epoch": epoch, "step": step + 1, "steps": steps,
+                               "loss": float(loss), "samples_per_second": rate,
+                               "elapsed": now - self.clock_start, "eta": self._eta(done, total_steps, rate, epoch),
+                               "stage": self.stage})
+            self._account(epoch_start, n_seen)
+            self.epochs_done = epoch
+            final = epoch == t.epochs
+            metrics: dict = {}
+            if final or epoch % t.eval_every == 0:
+                metrics = self._evaluate(final)
+            rate = self.samples / max(1e-9, self.train_seconds)
+            now = time.perf_counter()
+            self.emit({"event": "epoch", "epoch": epoch, "train_loss": float(loss_sum) / max(1, n_seen),
+                       "metrics": metrics, "elapsed": now - self.clock_start,
+                       "eta": self._eta(epoch * steps, total_steps, rate, epoch), "samples_per_second": rate,
+                       "stage": self.stage})
+        return False
+
+    def _account(self, epoch_start: float, n_seen: int) -> None:
+        self.train_seconds += time.perf_counter() - epoch_start
+        self.samples += n_seen
+
+    def _evaluate(self, final: bool) -> dict:
+        """Per-epoch: the fast sampled metrics where the split has them; full ranking at the end."""
+        start = time.perf_counter()
+        full = final or self.split.test_negatives is None
+        self.fitter.finish()
+        self.metrics = evaluate(self.fitter.model, self.split, k=self.tcfg.k, full=full)
+        for emb in self.fitter.model.embeddings():
+            emb.sparse = self.fitter.sparse
+        self.fitter.model.train()
+        self.eval_seconds.append(time.perf_counter() - start)
+        return self.metrics
+
+    def _eta(self, steps_done: int, total_steps: int, rate: float, epoch: int) -> float:
+        samples_left = (total_steps - steps_done) * self.tcfg.batch_size
+        evals_left = max(0, self.tcfg.epochs - epoch) / self.tcfg.eval_every
+        eval_time = self.eval_seconds[-1] if self.eval_seconds else 0.0
+        return samples_left / max(rate, 1e-9) + evals_left * eval_time
+
+
+def _stage_model(cfg: RunConfig, name: str, split: Split) -> Recommender:
+    return build_model(cfg.model.replace(model=name, pretrain=False), split.n_users, split.n_items)
+
+
+def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | None = None, stop=None,
+          model: Recommender | None = None) -> TrainResult:
+    """Fits `cfg.model` on `split` (or continues `model`), emitting events; see the module docstring.
+
+    `cfg.model.pretrain` runs He et al.'s pipeline in one call: GMF, then MLP, then NeuMF
+    initialised from both and fine-tuned with plain SGD. A set `stop` event ends the run within
+    a batch; the model trained so far is returned with `stopped=True`.
+    """
+    cfg.model.validate()
+    tcfg = resolve_train_config(cfg)
+    device = pick_device(tcfg.device)
+    if device.type == "cpu":
+        configure_threads()
+    torch.manual_seed(tcfg.seed)  # model initialisation and dropout; sampling has its own generator
+    history: list[dict] = []
+
+    def emit(event: dict) -> None:
+        history.append(event)
+        if on_event is not None:
+            on_event(event)
+
+    clock = time.perf_counter()
+    stages: list[_Stage] = []
+    stopped = False
+    if cfg.model.model == "pop" or isinstance(model, ItemPop):
+        result_model = model or build_model(cfg.model, split.n_users, split.n_items)
+        stopped = _fit_pop(result_model, split, tcfg, emit, clock, device)
+        metrics = history[-1]["metrics"] if history and history[-1]["event"] == "epoch" else {}
+        epochs = 1
+    elif cfg.model.pretrain and cfg.model.model == "neumf" and model is None:
+        result_model, stopped = _pretrain_pipeline(cfg, split, tcfg, device, emit, stop, clock, stages)
+    else:
+        result_model = model if model is not None else build_model(cfg.model, split.n_users, split.n_items)
+        fitter = Fitter(result_model, split, tcfg, device)
+        stage = _Stage(fitter, split, tcfg, cfg.model.model, emit, stop, clock)
+        stages.append(stage)
+        try:
+            stopped = stage.run()
+        finally:
+            fitter.finish()
+    if stages:
+        last = stages[-1]
+        if stopped or not last.metrics:
+            # Quick metrics of what was kept: sampled only where the split has them, to end promptly.
+            last.metrics = evaluate(result_model, split, k=tcfg.k, full=split.test_negatives is None)
+        metrics, epochs = last.metrics, last.epochs_done
+        train_seconds = sum(s.train_seconds for s in stages)
+        samples = sum(s.samples for s in stages)
+    else:
+        train_seconds, samples = 0.0, 0
+    result_model.eval()
+    rate = samples / train_seconds if train_seconds > 0 else 0.0
+    emit({"event": "done", "metrics": metrics, "stopped": stopped, "epochs": epochs,
+          "train_seconds": train_seconds, "samples_per_second": rate, "elapsed": time.perf_counter() - clock})
+    return TrainResult(model=result_model, history=history, metrics=metrics, epochs=epochs,
+                       train_seconds=train_seconds, samples_per_second=rate, stopped=stopped,
+                       device=str(device), train_config=tcfg)
+
+
+def _fit_pop(model: ItemPop, split: Split, tcfg: TrainConfig, emit, clock: float, device) -> bool:
+    emit({"event": "start", "device": str(device), "n_train": split.n_train, "steps_per_epoch": 1, "epochs": 1,
+          "stage": "pop"})
+    model.fit(split.train_item, split.train_rating)
+    model.to(device)
+    metrics = evaluate(model, split, k=tcfg.k, full=True)
+    emit({"event": "epoch", "epoch": 1, "train_loss": 0.0, "metrics": metrics,
+          "elapsed": time.perf_counter() - clock, "eta": 0.0, "samples_per_second": 0.0, "stage": "pop"})
+    return False
+
+
+def _pretrain_pipeline(cfg: RunConfig, split: Split, tcfg: TrainConfig, device, emit, stop, clock,
+                       stages: list[_Stage]) -> tuple[Recommender, bool]:
+    """GMF -> MLP -> NeuMF(initialised from both) -> SGD fine-tuning. Stopping in any stage still
+    returns a NeuMF: built from whatever the earlier stages had learnt by then."""
+    trained: dict[str, Recommender] = {}
+    for name in ("gmf", "mlp"):
+        model = _stage_model(cfg, name, split)
+        fitter = Fitter(model, split, tcfg, device)
+        stage = _Stage(fitter, split, tcfg, name, emit, stop, clock)
+        stages.append(stage)
+        try:
+            stopped = stage.run()
+        finally:
+            trained[name] = fitter.finish()
+        if stopped:
+            gmf = trained.get("gmf") or _stage_model(cfg, "gmf", split)
+            mlp = trained.get("mlp") or _stage_model(cfg, "mlp", split).to(device)
+            return neumf_from_pretrained(gmf.to(device), mlp.to(device), cfg.model), True
+    gmf, mlp = trained["gmf"], trained["mlp"]
+    assert isinstance(gmf, GMF) and isinstance(mlp, MLP)
+    neumf = neumf_from_pretrained(gmf, mlp, cfg.model)
+    lr = tcfg.lr if cfg.train.optimizer == "sgd" else PRETRAINED_NEUMF_SGD_LR
+    fitter = Fitter(neumf, split, tcfg, device, optimizer="sgd", lr=lr)
+    stage = _Stage(fitter, split, tcfg.replace(one_cycle=False), "neumf", emit, stop, clock)
+    stages.append(stage)
+    try:
+        stopped = stage.run()
+    finally:
+        fitter.finish()
+    return neumf, stopped
+
+
+def lr_find(cfg: RunConfig, split: Split, start: float = 1e-6, end: float = 1.0, steps: int = 100) -> LRFinderResult:
+    """fastai's learning-rate range test: one batch at each of `steps` rates growing geometrically from
+    `start` to `end`, on a fresh model; stops once the smoothed loss exceeds 4x its minimum.
+    The suggestion is the rate where the smoothed loss falls fastest (fastai's "steep")."""
+    if not 0 < start < end:
+        raise ConfigError(f"lr_find needs 0 < start < end, got start={start}, end={end}.")
+    if steps < 2:
+        raise ConfigError(f"lr_find needs at least 2 steps, got {steps}.")
+    if cfg.model.model == "pop":
+        raise ConfigError("The most-popular baseline learns nothing, so it has no learning rate to find.")
+    tcfg = resolve_train_config(cfg).replace(one_cycle=False)
+    device = pick_device(tcfg.device)
+    if device.type == "cpu":
+        configure_threads()
+    torch.manual_seed(tcfg.seed)
+    model = build_model(cfg.model.replace(pretrain=False), split.n_users, split.n_items)
+    fitter = Fitter(model, split, tcfg, device)
+    lrs, raw, smooth = [], [], []
+    avg, best = 0.0, math.inf
+    users, items, target = fitter.epoch_data()
+    offset = 0
+    try:
+        for i in range(steps):
+            lr = start * (end / start) ** (i / (steps - 1))
+            fitter.set_schedule(lr)
+            if offset + tcfg.batch_size > len(users):
+                users, items, target = fitter.epoch_data()
+                offset = 0
+            batch = slice(offset, offset + tcfg.batch_size)
+            offset += tcfg.batch_size
+            loss = float(fitter.step(users[batch], items[batch], target[batch]))
+            if not math.isfinite(loss):
+                break
+            avg = 0.98 * avg + 0.02 * loss
+            smoothed = avg / (1 - 0.98 ** (i + 1))
+            lrs.append(lr)
+            raw.append(loss)
+            smooth.append(smoothed)
+            best = min(best, smoothed)
+            if smoothed > 4 * best:
+                break
+    finally:
+        fitter.finish()
+    return LRFinderResult(lrs=lrs, losses=smooth, suggestion=_steepest(lrs, smooth), raw_losses=raw)
+
+
+def _steepest(lrs: list[float], losses: list[float]) -> float:
+    if len(lrs) < 3:
+        return lrs[0] if lrs else 1e-3
+    upto = losses.index(min(losses)) + 1  # only the descent counts
+    slopes = [(losses[i + 1] - losses[i]) / (math.log(lrs[i + 1]) - math.log(lrs[i])) for i in range(max(1, upto - 1))]
+    return lrs[slopes.index(min(slopes))]
+
+
+def default_model_config(model: str = "neumf") -> ModelConfig:
+    return ModelConfig(model=model).validate()
