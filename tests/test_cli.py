@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,31 @@ def test_runs_lists_saved_runs_and_refused_folders(trained_run):
 def test_evaluate_refuses_a_missing_run_with_one_line(tmp_path):
     p = ncf("evaluate", str(tmp_path / "nothing-here"))
     assert p.returncode == 2 and p.stderr.startswith("error: ") and "Traceback" not in p.stderr
+
+
+def test_ctrl_c_stops_training_cleanly_and_still_saves_the_run(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "ncf", "train", "--model", "gmf", "--epochs", "10000", "--json",
+                             "--out", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ))
+    try:
+        for line in proc.stdout:  # wait until training has really begun
+            if line.startswith("epoch 1/"):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "stopping" in err
+    result = last_json(out)
+    assert result["stopped"] is True and 1 <= result["epochs"] < 10000
+    assert Path(result["run"]).is_dir()
+    listed = ncf("runs", "--out", str(tmp_path), "--json")
+    assert [r["id"] for r in last_json(listed.stdout)] == [result["run_id"]]
+
+
+def test_bench_quick_json_holds_samples_per_second():
+    p = ncf("bench", "--quick", "--model", "gmf", "--json")
+    assert p.returncode == 0, p.stderr
+    result = last_json(p.stdout)
+    assert result["model"] == "gmf" and result["samples_per_second"] > 0
