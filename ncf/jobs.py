@@ -22,10 +22,12 @@ from __future__ import annotations
 import atexit
 import concurrent.futures as cf
 import contextlib
+import errno
 import json
 import multiprocessing
 import os
 import re
+import shutil
 import threading
 import time
 import traceback
@@ -35,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ncf.config import DataConfig, RunConfig
-from ncf.errors import ConfigError, NCFError, UnknownIdError
+from ncf.errors import ConfigError, NCFError, RunError, UnknownIdError
 
 STATES = ("queued", "running", "done", "stopped", "failed", "interrupted")
 FINISHED = ("done", "stopped", "failed", "interrupted")
@@ -240,6 +242,9 @@ def _worker_init(threads: int, parent_pid: int) -> None:
 def _error_message(exc: BaseException) -> str:
     if isinstance(exc, NCFError):
         return str(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"Cannot write to disk: {exc.strerror}{where}. Free some space or make the models folder writable."
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return f"Out of memory: {exc or 'the job needed more memory than is free'}. Try a smaller batch size or model."
     return f"{type(exc).__name__}: {exc}"
@@ -311,7 +316,11 @@ class JobRunner:
         self.max_queued_per_owner = max_queued_per_owner
         self.models_dir = Path(models_dir) if models_dir is not None else _default_models_dir()
         self.jobs_dir = self.models_dir / ".jobs"
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(f"Cannot keep training jobs in {self.jobs_dir}: {exc.strerror or exc}. "
+                           "Make the models folder writable (or set NCF_MODELS_DIR).") from None
         self.id = uuid.uuid4().hex
         self._lock = threading.RLock()
         self._pending: list[str] = []  # job ids waiting for a worker, in submission order
@@ -323,6 +332,7 @@ class JobRunner:
         self._closed = False
         _LIVE_RUNNERS.add(self.id)
         self._mark_interrupted()
+        self.prune()
 
     # -- public API -------------------------------------------------------------------------
 
@@ -340,13 +350,18 @@ class JobRunner:
                 raise ConfigError(f"You already have {waiting} jobs waiting; wait for one to finish or stop one.")
             job_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
             job_dir = self.jobs_dir / job_id
-            job_dir.mkdir()
-            _write_json_atomic(job_dir / "job.json", {
-                "id": job_id, "owner": owner, "name": name or cfg.name, "config": cfg.to_dict(),
-                "state": "queued", "run_id": None, "error": None, "submitted": _now(),
-                "started": None, "finished": None, "runner": {"id": self.id, "pid": os.getpid()},
-            })
-            (job_dir / "events.jsonl").touch()
+            try:
+                job_dir.mkdir()
+                _write_json_atomic(job_dir / "job.json", {
+                    "id": job_id, "owner": owner, "name": name or cfg.name, "config": cfg.to_dict(),
+                    "state": "queued", "run_id": None, "error": None, "submitted": _now(),
+                    "started": None, "finished": None, "runner": {"id": self.id, "pid": os.getpid()},
+                })
+                (job_dir / "events.jsonl").touch()
+            except OSError as exc:
+                shutil.rmtree(job_dir, ignore_errors=True)
+                raise RunError(f"Cannot queue the job: writing to {self.jobs_dir} failed ({exc.strerror or exc}). "
+                               "Free some disk space or make the models folder writable.") from None
             self._pending.append(job_id)
             self._owner_of[job_id] = owner
             self._dispatch()
@@ -386,6 +401,24 @@ class JobRunner:
                 self._pending.remove(job_id)
                 _update_job(job_dir, state="stopped", finished=_now())
         return self.status(job_id, events=False)
+
+    def prune(self, older_than_days: float = 7.0) -> list[str]:
+        """Removes the folders of jobs that finished more than `older_than_days` ago (their runs stay:
+        a run folder holds its own history), so a server up for weeks keeps a short job list."""
+        cutoff = time.time() - older_than_days * 86400
+        removed = []
+        for job_dir in self.jobs_dir.iterdir():
+            if not _JOB_ID.match(job_dir.name):
+                continue
+            info = _read_json(job_dir / "job.json")
+            try:
+                old = (job_dir / "job.json").stat().st_mtime < cutoff
+            except OSError:
+                continue
+            if info is not None and info.get("state") in FINISHED and old:
+                shutil.rmtree(job_dir, ignore_errors=True)
+                removed.append(job_dir.name)
+        return removed
 
     def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.1) -> JobStatus:
         """Blocks until the job has finished (or `timeout` seconds passed) and returns its status."""
@@ -472,23 +505,30 @@ class JobRunner:
             if entry is None:
                 return
             job_id, pool = entry
-            job_dir = self.jobs_dir / job_id
-            exc = None if future.cancelled() else future.exception()
-            if future.cancelled():
-                _update_job(job_dir, state="interrupted", finished=_now(),
-                            error="The server shut down before this job started.")
-            elif isinstance(exc, cf.process.BrokenProcessPool):
-                # A worker died (killed, out of memory): the pool is unusable, every job it held
-                # is lost. Record why and start a fresh pool for the jobs still waiting.
-                if self._executor is pool:  # the first of its jobs to report it replaces it
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    self._executor = None
-                _update_job(job_dir, state="failed", finished=_now(),
-                            error="The worker process training this job ended abruptly (killed, or out of "
-                                  "memory). Other jobs go on; try a smaller batch size or model.")
-            elif exc is not None:
-                _update_job(job_dir, state="failed", finished=_now(), error=_error_message(exc))
-            self._dispatch()
+            try:
+                self._record_outcome(future, self.jobs_dir / job_id, pool)
+            except OSError:  # the disk is full or gone: the job's file keeps its last state
+                pass
+            finally:
+                self._dispatch()  # whatever happened to this job, the queue moves on
+
+    def _record_outcome(self, future: cf.Future, job_dir: Path, pool: cf.ProcessPoolExecutor) -> None:
+        """The worker records a normal end itself; here only what it could not record."""
+        exc = None if future.cancelled() else future.exception()
+        if future.cancelled():
+            _update_job(job_dir, state="interrupted", finished=_now(),
+                        error="The server shut down before this job started.")
+        elif isinstance(exc, cf.process.BrokenProcessPool):
+            # A worker died (killed, out of memory): the pool is unusable and every job it held is
+            # lost. Record why; the next dispatch starts a fresh pool for the jobs still waiting.
+            if self._executor is pool:  # the first of its jobs to report it replaces it
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
+            _update_job(job_dir, state="failed", finished=_now(),
+                        error="The worker process training this job ended abruptly (killed, or out of "
+                              "memory). Other jobs go on; try a smaller batch size or model.")
+        elif exc is not None:
+            _update_job(job_dir, state="failed", finished=_now(), error=_error_message(exc))
 
     # -- reading ----------------------------------------------------------------------------
 

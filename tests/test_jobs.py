@@ -221,3 +221,51 @@ def test_jobs_of_a_killed_server_show_as_interrupted_and_its_worker_exits(tmp_pa
         wait_until(lambda: not process_alive(worker), timeout=15)
     finally:
         runner.shutdown()
+
+
+def test_thirty_sessions_submitting_at_once_get_distinct_places_in_the_queue(clean_one_worker):
+    import threading
+
+    runner = clean_one_worker
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def click(owner: str) -> None:
+        job_id = runner.submit(long_job(), owner=owner)
+        with lock:
+            ids.append(job_id)
+
+    threads = [threading.Thread(target=click, args=(f"session-{i}",)) for i in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == 30
+    statuses = [runner.status(j, events=False) for j in ids]
+    assert sum(s.state == "running" for s in statuses) == 1
+    assert sorted(s.position for s in statuses if s.state == "queued") == list(range(1, 30))
+
+
+def test_prune_removes_only_old_finished_jobs(tmp_path):
+    runner = JobRunner(max_workers=1, models_dir=tmp_path / "runs")
+    try:
+        old = runner.submit(long_job(), owner="a")
+        waiting = runner.submit(long_job(), owner="a")
+        runner.stop(old)
+        runner.wait(old, timeout=60)
+        month_ago = time.time() - 30 * 86400
+        for job_id in (old, waiting):
+            os.utime(runner.jobs_dir / job_id / "job.json", (month_ago, month_ago))
+        assert runner.prune(older_than_days=7) == [old]
+        assert [j.id for j in runner.jobs()] == [waiting]
+    finally:
+        runner.shutdown(stop_running=True)
+
+
+def test_an_unusable_models_folder_is_a_clear_error(tmp_path):
+    from ncf.errors import RunError
+
+    blocker = tmp_path / "models"
+    blocker.write_text("a file where the models folder should be")
+    with pytest.raises(RunError, match="Cannot keep training jobs in"):
+        JobRunner(max_workers=1, models_dir=blocker)
