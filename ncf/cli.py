@@ -390,9 +390,12 @@ def cmd_runs(args) -> int:
         metrics = info.metrics or {}
         shown = [f"{k} {_fmt(metrics[k])}" for k in ("hr@10", "ndcg@10", "rmse") if k in metrics]
         seconds = f"{info.train_seconds:.1f}s" if info.train_seconds is not None else ""
-        rows.append({"id": info.id, "name": info.name or "", "model": model, "data": source,
-                     "created": str(info.created or "")[:19], "result": "  ".join(shown), "time": seconds})
-    print(_table(rows, ["id", "name", "model", "data", "created", "time", "result"]))
+        epochs = getattr(info, "epochs", None)
+        epochs = "" if epochs is None else f"{epochs}{' (stopped)' if getattr(info, 'stopped', False) else ''}"
+        rows.append({"id": info.id, "name": info.name or "", "model": model, "data": source, "epochs": epochs,
+                     "created": str(info.created or "")[:19].replace("T", " "), "result": "  ".join(shown),
+                     "time": seconds})
+    print(_table(rows, ["id", "name", "model", "data", "created", "epochs", "time", "result"]))
     return 0
 
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,29 @@ def test_bench_quick_json_holds_samples_per_second():
     assert p.returncode == 0, p.stderr
     result = last_json(p.stdout)
     assert result["model"] == "gmf" and result["samples_per_second"] > 0
+
+
+def test_columns_override_names_the_roles(tmp_path):
+    data = tmp_path / "likes.csv"
+    data.write_text("who,what,stars\n" + "".join(f"u{u},i{(u * 7 + k) % 13},{1 + k % 5}\n"
+                                                for u in range(20) for k in range(6)))
+    p = ncf("data", str(data), "--columns", "user=who,item=what,rating=stars", "--json")
+    assert p.returncode == 0, p.stderr
+    summary = last_json(p.stdout)
+    assert (summary["users"], summary["items"], summary["interactions"]) == (20, 13, 120)
+
+
+def test_bad_input_fails_without_importing_torch(tmp_path):
+    """The cheap checks come first: a bad file or flag is reported before torch is even loaded."""
+    bad = tmp_path / "ratings.csv"
+    bad.write_text("just one column\nno ratings here\n")
+    code = textwrap.dedent(f"""
+        import sys
+        from ncf.cli import main
+        codes = [main(["data", {str(bad)!r}]), main(["train", "--data", {str(bad)!r}]),
+                 main(["train", "--model", "mlp", "--layers", "7"])]
+        print(codes, "torch" in sys.modules)
+    """)
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.stdout.split("\n")[0] == "[2, 2, 2] False", p.stdout + p.stderr
+    assert len(p.stderr.strip().splitlines()) == 3 and "Traceback" not in p.stderr
