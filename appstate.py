@@ -473,7 +473,13 @@ def sidebar() -> None:
         run = ss.run_id
         if run:
             st.markdown("**Run**")
-            st.text(run)  # run names and ids are shown as plain text, never as markup
+            try:
+                name = load_run(run).name
+            except NCFError:
+                name = ""
+            st.text(name or run)  # run names are the user's text: shown as text, never as markup
+            if name:
+                st.caption(run)
         else:
             st.markdown("**Run** · none yet")
         st.markdown(f"**Device** · `{device_label()}`")

@@ -49,11 +49,12 @@ if not ss.job_ids:
 
 
 def _label(job_id: str) -> str:
+    """Stable text per job (a select box's options must not change while the job runs)."""
     try:
-        s = runner.status(job_id)
+        name = runner.status(job_id, events=False).name
     except NCFError:
-        return f"{job_id} (unknown)"
-    return f"{job_id} · {s.state}"
+        name = ""
+    return f"{name} · {job_id}" if name else job_id
 
 
 if len(ss.job_ids) > 1:

@@ -1,0 +1,56 @@
+"""The frame: first page, sidebar status, settings that survive page switches, share links."""
+
+from __future__ import annotations
+
+
+def sidebar_text(at) -> str:
+    return " ".join(str(m.value) for m in at.sidebar.markdown) + " ".join(str(t.value) for t in at.sidebar.text)
+
+
+def test_first_page_shows_the_synthetic_data_at_once(app):
+    app.run()
+    assert not app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Users"] == "600" and metrics["Items"] == "400"
+    status = sidebar_text(app)
+    assert "synthetic" in status and "Device" in status and "none yet" in status
+
+
+def test_settings_survive_moving_between_pages(page):
+    at = page("pages/model.py")
+    at.text_input(key="layers").set_value("32,16,8").run()
+    at.number_input(key="epochs").set_value(3).run()
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/model.py").run()
+    assert at.text_input(key="layers").value == "32,16,8"
+    assert at.number_input(key="epochs").value == 3
+
+
+def test_a_share_link_restores_data_and_model_settings(page):
+    at = page("pages/model.py", query={"model": "gmf", "factors": "16", "epochs": "3", "split": "ratio"})
+    assert not at.exception
+    assert at.selectbox(key="model").value == "gmf"
+    assert at.number_input(key="factors").value == 16
+    assert at.number_input(key="epochs").value == 3
+    assert at.session_state["split"] == "ratio"
+    link = at.code[0].value
+    assert "model=gmf" in link and "factors=16" in link and "split=ratio" in link
+
+
+def test_the_share_link_follows_changed_settings(page):
+    at = page("pages/model.py")
+    at.number_input(key="factors").set_value(24).run()
+    assert "factors=24" in at.code[0].value
+    assert "model=" not in at.code[0].value  # defaults are left out: short links
+
+
+def test_bad_values_in_a_link_are_ignored_with_a_warning(page):
+    at = page("pages/data.py", query={"source": "../../etc/passwd", "model": "<script>", "epochs": "many",
+                                      "job": "../x", "run": "../../secret"})
+    assert not at.exception
+    assert at.session_state["source"] == "synthetic"
+    assert at.session_state["model"] == "neumf"
+    assert at.session_state["job_ids"] == []
+    assert at.session_state["run_id"] is None
+    warnings = " ".join(w.value for w in at.sidebar.warning)
+    assert "source" in warnings and "model" in warnings and "epochs" in warnings

@@ -1,0 +1,71 @@
+"""The Model page: every variant explains itself, sizes add up, impossible settings are named inline."""
+
+from __future__ import annotations
+
+import pytest
+
+from ncf.config import ModelConfig
+from ncf.models import build_model, count_parameters
+
+
+def parameters(at) -> int:
+    return int(next(m.value for m in at.metric if m.label == "Parameters").replace(",", ""))
+
+
+def test_default_neumf_shows_formula_diagram_and_true_parameter_count(page):
+    at = page("pages/model.py")
+    assert not at.exception and not at.error
+    assert at.selectbox(key="model").value == "neumf"
+    assert at.latex and "odot" in at.latex[0].value
+    expected = count_parameters(build_model(ModelConfig(model="neumf", layers=(64, 32, 16, 8)), 600, 400))
+    assert parameters(at) == expected
+
+
+@pytest.mark.parametrize("model", ["gmf", "mlp", "dot", "embnn", "pop"])
+def test_every_model_renders_its_explanation(page, model):
+    at = page("pages/model.py")
+    at.selectbox(key="model").set_value(model).run()
+    assert not at.exception and not at.error
+    assert at.latex
+    if model != "pop":
+        assert parameters(at) > 0
+
+
+def test_impossible_layers_are_named_before_training(page):
+    at = page("pages/model.py")
+    at.text_input(key="layers").set_value("63,32").run()
+    assert "must be even" in at.error[0].value
+    at.text_input(key="layers").set_value("64,abc").run()
+    assert "whole numbers" in at.error[0].value
+    at.switch_page("pages/train.py").run()
+    assert "cannot be trained" in at.error[0].value
+    assert not [b for b in at.button if b.label == "Train"]
+
+
+def test_embeddingnn_uses_fastai_sizes_and_the_rating_recipe(page):
+    at = page("pages/model.py")
+    at.selectbox(key="model").set_value("embnn").run()
+    assert at.text_input(key="layers").value == "100,50"
+    assert "rule: 58" in at.number_input(key="emb_user").label  # min(600, round(1.6 * 600**0.56))
+    assert at.session_state["optimizer"] == "adamw" and at.session_state["one_cycle"] is True
+    assert "explicit" in at.info[0].value
+    at.selectbox(key="model").set_value("gmf").run()
+    assert at.session_state["optimizer"] == "adam" and at.session_state["layers"] == "64,32,16,8"
+
+
+def test_pretraining_is_offered_for_neumf_only(page):
+    at = page("pages/model.py")
+    at.checkbox(key="pretrain").check().run()
+    assert at.slider(key="alpha").value == 0.5
+    at.selectbox(key="model").set_value("mlp").run()
+    assert at.session_state["pretrain"] is False
+
+
+def test_the_learning_rate_range_test_plots_and_suggests(page):
+    at = page("pages/model.py")
+    next(b for b in at.button if b.label == "Run the range test").click().run(timeout=120)
+    assert not at.exception and not at.error
+    suggestion = at.session_state["lr_result"]["suggestion"]
+    use = next(b for b in at.button if b.label.startswith("Use the suggested rate"))
+    use.click().run()
+    assert at.number_input(key="lr").value == pytest.approx(suggestion)

@@ -1,0 +1,37 @@
+"""The Train page: a job goes to the shared runner, its progress is read back, the run is saved."""
+
+from __future__ import annotations
+
+
+def test_train_submits_a_job_and_the_finished_run_becomes_current(page, fresh_runner):
+    at = page("pages/model.py")
+    at.number_input(key="epochs").set_value(2).run()
+    at.switch_page("pages/train.py").run()
+    assert "Press **Train**" in at.info[0].value
+    at.text_input(key="run_name").set_value("<b>class demo</b>").run()
+    next(b for b in at.button if b.label == "Train").click().run()
+    assert not at.exception and not at.error
+    (job_id,) = at.session_state["job_ids"]
+    status = fresh_runner.wait(job_id, timeout=240)
+    assert status.state == "done", status.error
+    at.run()  # the page reads the finished job: its run becomes the session's run
+    assert at.session_state["run_id"] == status.run_id
+    assert any(status.run_id in s.value for s in at.success)
+    from ncf.runs import load_run
+
+    assert load_run(status.run_id).name == "<b>class demo</b>"
+
+
+def test_stop_ends_a_queued_job_without_training(page, fresh_runner):
+    at = page("pages/train.py")
+    next(b for b in at.button if b.label == "Train").click().run()
+    next(b for b in at.button if b.label == "Train").click().run()
+    first, second = at.session_state["job_ids"]
+    at.run()
+    assert any("stop_" in (b.key or "") for b in at.button)
+    for job in (second, first):
+        fresh_runner.stop(job)
+    assert fresh_runner.wait(second, timeout=60).state == "stopped"
+    assert fresh_runner.wait(first, timeout=120).state in ("stopped", "done")
+    at.run()
+    assert not at.exception
