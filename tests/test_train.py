@@ -1,0 +1,194 @@
+import json
+import math
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+
+import ncf.train as trainer
+from ncf.config import ModelConfig, RunConfig, TrainConfig
+from ncf.data import leave_one_out, ratio_split, synthetic
+from ncf.errors import ConfigError
+from ncf.models import NeuMF, Recommender
+from ncf.train import Fitter, lr_find, one_cycle_lr, resolve_train_config, train
+
+
+@pytest.fixture(scope="module")
+def split():
+    return leave_one_out(synthetic())
+
+
+@pytest.fixture(scope="module")
+def small_split():
+    return leave_one_out(synthetic(n_users=120, n_items=200, mean_per_user=20, seed=3))
+
+
+@pytest.fixture(scope="module")
+def default_result(split):
+    """The default NeuMF on the default synthetic data: what a first-time user trains."""
+    return train(RunConfig(), split)
+
+
+def test_the_planted_structure_is_found(split, default_result):
+    pop = train(RunConfig(model=ModelConfig(model="pop")), split).metrics
+    assert default_result.metrics["hr@10"] > pop["hr@10"] + 0.25
+    assert default_result.metrics["full_recall@10"] > 2 * pop["full_recall@10"]
+
+
+def test_item_embeddings_separate_the_planted_genres(split, default_result):
+    genres = split.dataset.item_info["genres"].to_numpy()
+    item_emb = default_result.model.embedding_tables()["gmf"][1].weight.detach().numpy()
+    coords = PCA(n_components=5).fit_transform(item_emb)
+    accuracy = cross_val_score(LogisticRegression(max_iter=1000), coords, genres, cv=3).mean()
+    assert accuracy > 0.9  # chance is 1/6
+
+
+def test_events_follow_the_contract_and_are_json(default_result):
+    history = default_result.history
+    json.dumps(history)
+    assert history[0]["event"] == "start" and history[-1]["event"] == "done"
+    assert {"device", "n_train", "steps_per_epoch", "epochs", "stage"} <= set(history[0])
+    epochs = [e for e in history if e["event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == list(range(1, default_result.epochs + 1))
+    for e in epochs:
+        assert {"epoch", "train_loss", "metrics", "elapsed", "eta", "samples_per_second", "stage"} <= set(e)
+        assert "hr@10" in e["metrics"]
+    assert "full_recall@10" in epochs[-1]["metrics"]  # full ranking at the end
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    done = history[-1]
+    assert done["metrics"] == default_result.metrics and done["stopped"] is False
+    assert {"epochs", "train_seconds", "samples_per_second"} <= set(done)
+    assert default_result.device == "cpu" and not default_result.stopped
+
+
+def test_batch_events_report_progress(small_split, monkeypatch):
+    monkeypatch.setattr(trainer, "BATCH_EVENT_SECONDS", 0.0)
+    events = []
+    train(RunConfig(train=TrainConfig(epochs=1, batch_size=256)), small_split, on_event=events.append)
+    batches = [e for e in events if e["event"] == "batch"]
+    assert len(batches) == events[0]["steps_per_epoch"]
+    assert {"epoch", "step", "steps", "loss", "samples_per_second", "elapsed", "eta", "stage"} <= set(batches[0])
+    assert batches[-1]["step"] == batches[-1]["steps"] and batches[-1]["eta"] >= 0
+
+
+def test_a_stop_request_ends_training_within_a_second_keeping_the_model():
+    big = leave_one_out(synthetic(n_users=3000, n_items=1000, mean_per_user=60, seed=1))
+    stop = threading.Event()
+    set_at = []
+
+    def request_stop():
+        time.sleep(1.0)
+        set_at.append(time.perf_counter())
+        stop.set()
+
+    threading.Thread(target=request_stop, daemon=True).start()
+    result = train(RunConfig(train=TrainConfig(epochs=100)), big, stop=stop)
+    ended = time.perf_counter()
+    assert result.stopped and set_at
+    assert ended - set_at[0] < 1.0
+    assert result.epochs < 100
+    assert isinstance(result.model, NeuMF) and not result.model.training
+    assert "hr@10" in result.metrics and result.history[-1]["stopped"] is True
+
+
+def test_a_stop_set_before_starting_returns_the_untrained_model(small_split):
+    stop = threading.Event()
+    stop.set()
+    result = train(RunConfig(), small_split, stop=stop)
+    assert result.stopped and result.epochs == 0 and isinstance(result.model, Recommender)
+
+
+def test_same_seed_same_metrics_and_weights(small_split):
+    cfg = RunConfig(train=TrainConfig(epochs=2, seed=7))
+    a, b = train(cfg, small_split), train(cfg, small_split)
+    assert a.metrics == b.metrics
+    for (name, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
+    c = train(replace(cfg, train=cfg.train.replace(seed=8)), small_split)
+    assert not torch.equal(a.model.mlp.user_emb.weight, c.model.mlp.user_emb.weight)
+
+
+def test_training_continues_a_given_model(small_split):
+    cfg = RunConfig(train=TrainConfig(epochs=1))
+    first = train(cfg, small_split)
+    before = first.model.gmf_user_emb.weight.detach().clone()
+    more = train(cfg, small_split, model=first.model)
+    assert more.model is first.model
+    assert not torch.equal(before, more.model.gmf_user_emb.weight)
+    assert more.history[-1]["event"] == "done" and more.epochs == 1
+
+
+def test_pretraining_runs_gmf_then_mlp_then_neumf_in_one_call(small_split):
+    cfg = RunConfig(model=ModelConfig(model="neumf", pretrain=True), train=TrainConfig(epochs=1))
+    result = train(cfg, small_split)
+    starts = [e for e in result.history if e["event"] == "start"]
+    assert [e["stage"] for e in starts] == ["gmf", "mlp", "neumf"]
+    assert starts[-1]["optimizer"] == "sgd"
+    assert isinstance(result.model, NeuMF) and "hr@10" in result.metrics
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "adagrad"])
+def test_every_optimizer_lowers_the_loss(small_split, optimizer):
+    lr = {"sgd": 0.5, "adagrad": 0.05}.get(optimizer, 0.005)
+    cfg = RunConfig(model=ModelConfig(model="gmf"), train=TrainConfig(epochs=3, optimizer=optimizer, lr=lr,
+                                                                      weight_decay=1e-4 if optimizer == "adamw" else 0))
+    losses = [e["train_loss"] for e in train(cfg, small_split).history if e["event"] == "epoch"]
+    assert losses[-1] < losses[0]
+
+
+def test_explicit_models_beat_predicting_the_mean():
+    split = ratio_split(synthetic(), seed=0)
+    baseline = float(np.sqrt(np.mean((split.test_rating - split.train_rating.mean()) ** 2)))
+    for name in ("embnn", "dot"):
+        result = train(RunConfig(model=ModelConfig(model=name, objective="explicit")), split)
+        assert result.metrics["rmse"] < 0.9 * baseline, name
+        assert result.train_config.one_cycle and result.train_config.weight_decay == 0.1
+
+
+def test_the_popularity_baseline_trains_instantly(split):
+    result = train(RunConfig(model=ModelConfig(model="pop")), split)
+    counts = np.bincount(split.train_item, minlength=split.n_items)
+    assert torch.equal(result.model.popularity, torch.as_tensor(counts, dtype=torch.float32))
+    assert 0 < result.metrics["hr@10"] < 1
+
+
+def test_explicit_objective_needs_ratings():
+    ds = synthetic(n_users=50, n_items=120)
+    implicit = replace(ds, rating=None)
+    split = ratio_split(implicit)
+    with pytest.raises(ConfigError, match="ratings"):
+        train(RunConfig(model=ModelConfig(model="embnn")), split)
+
+
+def test_negatives_can_exclude_seen_items(small_split):
+    tcfg = resolve_train_config(RunConfig(train=TrainConfig(exclude_seen=True, n_negatives=8)))
+    model = trainer.build_model(ModelConfig(), small_split.n_users, small_split.n_items)
+    fitter = Fitter(model, small_split, tcfg, torch.device("cpu"))
+    users, items = fitter.draw_negatives(8)
+    seen = set(zip(small_split.train_user.tolist(), small_split.train_item.tolist(), strict=True))
+    assert not any((u, i) in seen for u, i in zip(users.tolist(), items.tolist(), strict=True))
+    assert len(users) == 8 * small_split.n_train
+
+
+def test_one_cycle_warms_up_then_anneals():
+    lrs = [one_cycle_lr(s, 100, 0.01)[0] for s in range(100)]
+    assert lrs[0] == pytest.approx(0.01 / 25)
+    assert max(lrs) == pytest.approx(0.01) and int(np.argmax(lrs)) == 25
+    assert lrs[-1] < 0.01 / 1000
+    assert one_cycle_lr(25, 100, 0.01)[1] == pytest.approx(0.85)
+
+
+def test_lr_find_returns_a_curve_and_a_suggestion(small_split):
+    result = lr_find(RunConfig(model=ModelConfig(model="gmf")), small_split, steps=60)
+    assert len(result.lrs) == len(result.losses) >= 20
+    assert result.lrs == sorted(result.lrs)
+    assert all(math.isfinite(x) for x in result.losses)
+    assert 1e-6 <= result.suggestion <= 1.0
+    with pytest.raises(ConfigError):
+        lr_find(RunConfig(), small_split, start=1.0, end=0.1)
