@@ -109,7 +109,8 @@ def _load_path(path: Path, columns, *, source: str, release: movielens.Release |
     name = release.name if release else path.name
     if path.is_dir():
         files = movielens.FolderFiles(path)
-        if movielens.ratings_file(files.names) and not columns:
+        found = movielens.ratings_file(files.names)
+        if found and not _overrides(files, found[0], columns):
             return movielens.load_layout(files, name=name, source=source, release=release)
         member = ratings_member(files.names, path.name)
         return load_file(path / member, columns)
@@ -118,6 +119,16 @@ def _load_path(path: Path, columns, *, source: str, release: movielens.Release |
     if looks_like_zip(head):
         return _load_zip(path, name, columns, source=source, release=release)
     return load_file(path, columns)
+
+
+def _overrides(files, ratings: str, columns) -> bool:
+    """Whether `columns` changes what detection finds in a MovieLens ratings file (the app always
+    passes the roles it shows, usually just the detected ones: those keep GroupLens' parser)."""
+    if not columns:
+        return False
+    with files.open(ratings) as f:
+        head = f.read(SNIFF_BYTES)
+    return sniff(head, ratings).positions != sniff(head, ratings, columns).positions
 
 
 def _load_zip(data: bytes | Path, label: str, columns, *, source: str,
@@ -129,8 +140,8 @@ def _load_zip(data: bytes | Path, label: str, columns, *, source: str,
         folder = posixpath.dirname(member)
         files = movielens.ZipFolderFiles(archive, folder)
         name = release.name if release else (posixpath.basename(folder) or label)
-        if movielens.ratings_file(files.names) and posixpath.basename(member) in movielens.RATINGS_FILES \
-                and not columns:
+        found = movielens.ratings_file(files.names)
+        if found and posixpath.basename(member) == found[0] and not _overrides(files, found[0], columns):
             return movielens.load_layout(files, name=name, source=source, release=release)
         member_label = f"{label}: {member}"
         with archive.open(member) as f:

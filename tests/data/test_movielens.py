@@ -85,3 +85,15 @@ def test_catalog_lists_every_release_with_the_published_checksums():
 @pytest.mark.parametrize("name", ["ml-1m", "ML-1M"])
 def test_release_names_are_case_insensitive_in_release_status(name):
     assert release_status(name)["name"] == "ml-1m"
+
+
+def test_columns_that_repeat_detection_keep_the_layout_parser(tmp_path):
+    from .conftest import write_ml100k
+
+    data = zip_folder(write_ml100k(tmp_path))
+    # The app passes the roles it shows; for u.data those are the detected positional ones.
+    same = {"user": "column 1", "item": "column 2", "rating": "column 3", "timestamp": "column 4"}
+    ds = load_upload("ml-100k.zip", data, columns=same)
+    assert ds.name == "ml-100k" and ds.user_info is not None
+    implicit = load_upload("ml-100k.zip", data, columns={**same, "rating": None})
+    assert implicit.implicit and implicit.titles([0]) == ["Toy Story (1995)"]
