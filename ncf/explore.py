@@ -9,6 +9,8 @@ trains a one-user copy).
 
 from __future__ import annotations
 
+import functools
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -54,19 +56,48 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return part[np.argsort(-scores[part], kind="stable")]
 
 
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
+
+
 @contextmanager
 def _one_thread():
-    """Runs tiny tensor work on one intra-op thread. Fold-in and single-user scoring are dozens of
-    operations on a few hundred numbers: splitting them across threads only adds hand-offs, and on a
-    busy machine (a server with training jobs) each hand-off waits for a core: measured on this
-    2-core machine under load, fold-in took 1.5-4.7 s with 2 threads and 0.06 s with one. The
-    setting is per calling thread in PyTorch's OpenMP build, and is restored afterwards."""
+    """Runs the small numeric work of one query on one thread (PyTorch's and the BLAS library's).
+
+    Each query here is a few hundred thousand numbers: splitting it across threads adds only
+    hand-offs, and on a busy machine (a server that also trains) every hand-off waits for a core.
+    Measured on this 2-core machine under load: fold-in 1.5-4.7 s with 2 threads, 0.06 s with one;
+    PCA of ML-1M-sized user embeddings 2-9 s against 0.04 s. PyTorch's setting is per calling
+    thread; the BLAS limit is process-wide, so it is reference-counted across concurrent queries
+    and restored when the last one ends."""
+    global _blas_users, _blas_limiter
+    from threadpoolctl import threadpool_limits
+
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = threadpool_limits(limits=1)
+        _blas_users += 1
     try:
         yield
     finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_limiter is not None:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
         torch.set_num_threads(previous)
+
+
+def _single_threaded(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with _one_thread():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 @torch.no_grad()
@@ -79,6 +110,7 @@ def _scores(model, user_index: int) -> np.ndarray:
 # Recommendations and history
 
 
+@_single_threaded
 def recommend(run, user, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
     """The top-k items for a known user: columns item, title, genres, score, held_out.
 
@@ -93,6 +125,7 @@ def recommend(run, user, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame
     return _item_frame(run, top).assign(score=scores[top], held_out=held_out)
 
 
+@_single_threaded
 def user_history(run, user) -> pd.DataFrame:
     """What a user interacted with (training and held-out test rows): item, title, genres, rating,
     timestamp (when the data has them), held_out; newest first where times are known."""
@@ -150,6 +183,7 @@ def item_vectors(run, which: str | None = None) -> tuple[np.ndarray, str]:
     return _normalised(tables[which][1].weight), which
 
 
+@_single_threaded
 def similar_items(run, item, k: int = 10, which: str | None = None) -> pd.DataFrame:
     """The k items whose embeddings are closest in cosine similarity: item, title, genres, similarity."""
     i = _item_index(run, item)
@@ -218,6 +252,7 @@ def positive_threshold(run) -> float:
     return low + 0.625 * (high - low)
 
 
+@_single_threaded
 def fold_in(run, ratings: dict, k: int = 10, steps: int = 50, lr: float = 0.05, seed: int = 0) -> pd.DataFrame:
     """Recommendations for a new user described only by a few ratings {raw item id: rating}.
 
@@ -243,9 +278,8 @@ def fold_in(run, ratings: dict, k: int = 10, steps: int = 50, lr: float = 0.05, 
     if run.config.model.model == "pop":  # nothing user-specific to fit: popularity minus what was rated
         scores = _scores(run.model, 0)
     else:
-        with _one_thread():
-            model = _fit_new_user(run, idx, values, rated, steps=steps, lr=lr, seed=seed)
-            scores = _scores(model, 0)
+        model = _fit_new_user(run, idx, values, rated, steps=steps, lr=lr, seed=seed)
+        scores = _scores(model, 0)
     scores[rated] = -np.inf
     top = _top_k(scores, k)
     return _item_frame(run, top).assign(score=scores[top])
@@ -346,6 +380,7 @@ def _mean_rating(index: np.ndarray, rating: np.ndarray | None, n: int) -> np.nda
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
+@_single_threaded
 def project(run, kind: str = "item", which: str | None = None, n: int = 2) -> Projection:
     """PCA coordinates of the item (or user) embeddings of one table (`which`, default the first of
     `embedding_tables()`), with the share of variance each component explains."""
@@ -361,7 +396,8 @@ def project(run, kind: str = "item", which: str | None = None, n: int = 2) -> Pr
                        f"ask for 1 to {min(weight.shape)} components, not {n}.")
     from sklearn.decomposition import PCA  # here, not at the top: importing scikit-learn takes a second
 
-    pca = PCA(n_components=n, svd_solver="full")
+    # covariance_eigh: a d x d eigenproblem instead of an SVD of all rows (rows >> d here), exact.
+    pca = PCA(n_components=n, svd_solver="covariance_eigh")
     coords = pd.DataFrame(pca.fit_transform(weight), columns=[f"pc{j + 1}" for j in range(n)])
     if kind == "item":
         meta = _item_frame(run, np.arange(run.n_items)).rename(columns={"item": "id"})
@@ -381,6 +417,7 @@ def project(run, kind: str = "item", which: str | None = None, n: int = 2) -> Pr
                       kind=kind, which=which)
 
 
+@_single_threaded
 def search_titles(run, query: str, limit: int = 20) -> pd.DataFrame:
     """Items whose title contains `query` (case-insensitive; raw ids where there are no titles), most
     popular first: item, title, genres, popularity. An empty query gives the most popular items."""

@@ -240,3 +240,14 @@ def test_explore_works_on_a_reloaded_run(neumf, dataset):
     again = load_run(neumf.path)
     user = 3
     assert explore.recommend(again, user).equals(explore.recommend(neumf, user))
+
+
+def test_queries_restore_the_thread_settings(neumf):
+    from threadpoolctl import threadpool_info
+
+    torch_threads = torch.get_num_threads()
+    blas = [pool["num_threads"] for pool in threadpool_info()]
+    explore.recommend(neumf, 1)
+    explore.project(neumf)
+    assert torch.get_num_threads() == torch_threads
+    assert [pool["num_threads"] for pool in threadpool_info()] == blas
