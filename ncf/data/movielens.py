@@ -14,6 +14,7 @@ import csv
 import io
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,16 +283,22 @@ def downloads_dir() -> Path:
 
 
 class _Progress:
-    """The progress-bar object pooch drives (tqdm's interface), turned into progress(done, total)."""
+    """The progress-bar object pooch drives (tqdm's interface), turned into progress(done, total).
+
+    Calls are spaced at least 0.1 s apart (a page redraws a bar on each), except the last one.
+    """
 
     def __init__(self, callback: Callable[[int, int | None], None] | None):
-        self.callback, self.total, self.done = callback, 0, 0
+        self.callback, self.total, self.done, self._last = callback, 0, 0, 0.0
 
     def update(self, n: int) -> None:
         self.done += n
         total = self.total or None
-        if self.callback is not None:
-            self.callback(min(self.done, total) if total else self.done, total)
+        done = min(self.done, total) if total else self.done
+        now = time.monotonic()
+        if self.callback is not None and (done == total or now - self._last >= 0.1):
+            self._last = now
+            self.callback(done, total)
 
     def reset(self) -> None:
         self.done = 0
@@ -310,7 +317,6 @@ def download(release: Release, progress: Callable[[int, int | None], None] | Non
     import requests
 
     pooch.get_logger().setLevel("WARNING")  # our progress callback reports; pooch's log lines would repeat it
-    target = downloads_dir() / release.filename
     bar = _Progress(progress)
     try:
         path = Path(pooch.retrieve(
@@ -318,7 +324,7 @@ def download(release: Release, progress: Callable[[int, int | None], None] | Non
             known_hash=f"md5:{release.md5}" if release.md5 else None,
             fname=release.filename,
             path=downloads_dir(),
-            progressbar=bar,
+            downloader=pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 20, timeout=60),
         ))
     except ValueError as e:  # pooch: hash mismatch (the temporary file is already gone)
         raise DataError(
@@ -333,7 +339,7 @@ def download(release: Release, progress: Callable[[int, int | None], None] | Non
         ) from e
     if release.md5 is None:
         _check_size(path, release, announced=bar.total or None)
-    return target if target.exists() else path
+    return path
 
 
 def _check_size(path: Path, release: Release, announced: int | None) -> None:
