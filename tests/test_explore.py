@@ -251,3 +251,26 @@ def test_queries_restore_the_thread_settings(neumf):
     explore.project(neumf)
     assert torch.get_num_threads() == torch_threads
     assert [pool["num_threads"] for pool in threadpool_info()] == blas
+
+
+def test_string_ids_and_implicit_data_round_trip(tmp_path):
+    """Uploaded data often has text ids and no ratings: ids come back as the same strings, and
+    fold-in takes every given item as liked."""
+    from dataclasses import replace
+
+    from ncf.data import Vocab
+
+    base = synthetic(n_users=80, n_items=40, seed=2)
+    users = Vocab([f"u{i:03d}" for i in range(base.n_users)], "user")
+    items = Vocab([f"film-{i:03d}" for i in range(base.n_items)], "item")
+    ds = replace(base, users=users, items=items, rating=None, item_info=None, user_info=None)
+    split = leave_one_out(ds, n_negatives=10, seed=0)
+    cfg = RunConfig(model=ModelConfig(model="gmf"), train=TrainConfig(epochs=1))
+    run = load_run(save_run(train(cfg, split), cfg, split, models_dir=tmp_path).path)
+    assert run.items.to_list() == items.to_list() and run.train_rating is None
+    recs = explore.recommend(run, "u007", k=5)
+    assert recs["item"].str.startswith("film-").all() and (recs["title"] == recs["item"]).all()
+    assert "rating" not in explore.user_history(run, "u007").columns
+    folded = explore.fold_in(run, {"film-001": 1.0, "film-002": 1.0}, k=5)  # implicit: any rating is "seen"
+    assert len(folded) == 5 and not {"film-001", "film-002"} & set(folded["item"])
+    assert set(explore.search_titles(run, "FILM-03")["item"]) == {f"film-03{i}" for i in range(10)}
