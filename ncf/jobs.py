@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures as cf
+import concurrent.futures.process  # noqa: F401 - registers its exit hook before ours (see _at_exit)
 import contextlib
 import errno
 import json
@@ -576,11 +577,23 @@ def get_runner() -> JobRunner:
     with _runner_lock:
         if _runner is None or _runner._closed:
             _runner = JobRunner()
-            atexit.register(_shutdown_runner)
+            _at_exit(_shutdown_runner)
         return _runner
 
 
+def _at_exit(hook) -> None:
+    """Runs `hook` when the interpreter exits, before concurrent.futures joins its pools (which
+    would otherwise wait for every running job to finish training before the server can exit)."""
+    register = getattr(threading, "_register_atexit", None)  # what concurrent.futures itself uses
+    if register is None:  # pragma: no cover - other Python implementations
+        atexit.register(hook)
+    else:
+        register(hook)
+
+
 def _shutdown_runner() -> None:
+    """At exit: running jobs are asked to stop, so they save what they trained within a second or
+    two; waiting jobs are marked interrupted."""
     with contextlib.suppress(Exception):
         if _runner is not None:
             _runner.shutdown(wait=False, stop_running=True)

@@ -269,3 +269,36 @@ def test_an_unusable_models_folder_is_a_clear_error(tmp_path):
     blocker.write_text("a file where the models folder should be")
     with pytest.raises(RunError, match="Cannot keep training jobs in"):
         JobRunner(max_workers=1, models_dir=blocker)
+
+
+def test_a_server_that_exits_stops_its_jobs_and_saves_what_they_trained(tmp_path):
+    """Without the exit hook, the interpreter would wait for the running job's 10,000 epochs."""
+    models = tmp_path / "runs"
+    script = textwrap.dedent("""
+        import time
+        from ncf.config import ModelConfig, RunConfig, TrainConfig
+        from ncf.jobs import get_runner, read_events
+        if __name__ == "__main__":
+            runner = get_runner()
+            cfg = RunConfig(model=ModelConfig(model="gmf"), train=TrainConfig(epochs=10_000))
+            running, waiting = runner.submit(cfg, owner="a"), runner.submit(cfg, owner="a")
+            print(running, waiting, flush=True)
+            while not any(e["event"] == "batch" for e in read_events(runner.jobs_dir / running)):
+                time.sleep(0.05)
+    """)
+    (tmp_path / "server.py").write_text(script)
+    env = {**os.environ, "NCF_MODELS_DIR": str(models), "NCF_WORKERS": "1", "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, str(tmp_path / "server.py")], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    running, waiting = p.stdout.split()
+    runner = JobRunner(max_workers=1, models_dir=models)
+    try:
+        st = runner.status(running)
+        assert st.state == "stopped" and st.run_id
+        from ncf.runs import load_run
+
+        assert load_run(models / st.run_id).id == st.run_id
+        assert runner.status(waiting).state == "interrupted"
+    finally:
+        runner.shutdown()
