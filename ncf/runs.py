@@ -357,8 +357,13 @@ def _interactions_bytes(split: Split) -> bytes:
         tensors["test_negatives"] = split.test_negatives.astype(np.int32)
     train_time, test_time = _timestamps_for(split)
     if train_time is not None and test_time is not None:
-        tensors["train_timestamp"] = train_time.astype(np.int64)
-        tensors["test_timestamp"] = test_time.astype(np.int64)
+        # Seconds as int32 offsets from the earliest time where they fit (4 bytes a row instead of 8).
+        base = int(min(train_time.min(initial=0), test_time.min(initial=0))) if len(train_time) else 0
+        span = int(max(train_time.max(initial=base), test_time.max(initial=base))) - base
+        offset_type = np.int32 if span < 2**31 else np.int64
+        tensors["timestamp_base"] = np.asarray([base], dtype=np.int64)
+        tensors["train_timestamp"] = (train_time - base).astype(offset_type)
+        tensors["test_timestamp"] = (test_time - base).astype(offset_type)
     return save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata={"format": FORMAT})
 
 
@@ -600,6 +605,11 @@ def _build(folder: Path, files: dict[str, bytes]) -> Run:
             return None
         return np.ascontiguousarray(arrays[key], dtype=dtype)
 
+    stored_base = arrays.get("timestamp_base")
+    base = int(stored_base.reshape(-1)[0]) if stored_base is not None and stored_base.size else 0
+    train_time, test_time = arr("train_timestamp", np.int64), arr("test_timestamp", np.int64)
+    train_time = None if train_time is None else train_time + base
+    test_time = None if test_time is None else test_time + base
     train_user, train_item = arr("train_user", np.int64), arr("train_item", np.int64)
     test_user, test_item = arr("test_user", np.int64), arr("test_item", np.int64)
     negatives = arr("test_negatives", np.int64)
@@ -628,8 +638,8 @@ def _build(folder: Path, files: dict[str, bytes]) -> Run:
         id=folder.name, path=folder, config=cfg, model=model, users=users, items=items, item_info=item_info,
         user_info=user_info, metrics=metrics if isinstance(metrics, dict) else {}, history=history,
         train_user=train_user, train_item=train_item, train_rating=arr("train_rating", np.float32),
-        train_timestamp=arr("train_timestamp", np.int64), test_user=test_user, test_item=test_item,
-        test_rating=arr("test_rating", np.float32), test_timestamp=arr("test_timestamp", np.int64),
+        train_timestamp=train_time, test_user=test_user, test_item=test_item,
+        test_rating=arr("test_rating", np.float32), test_timestamp=test_time,
         test_negatives=negatives, created=str(info.get("created", "")), name=clean_name(info.get("name", "")),
         device=str(info.get("device", "")), train_seconds=float(info.get("train_seconds") or 0.0), info=info,
     )

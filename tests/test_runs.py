@@ -414,3 +414,12 @@ def test_zip_holds_the_whole_folder(saved):
 
 def test_models_dir_follows_the_environment(tmp_path):
     assert runs.models_dir() == tmp_path / "models"  # set by the autouse fixture in conftest.py
+
+
+def test_timestamps_survive_the_compact_storage(saved, split):
+    ds = split.dataset
+    times = {(u, i): t for u, i, t in zip(ds.user.tolist(), ds.item.tolist(), ds.timestamp.tolist(), strict=True)}
+    stored = [times[(u, i)] for u, i in zip(split.train_user.tolist(), split.train_item.tolist(), strict=True)]
+    assert saved.train_timestamp.tolist() == stored
+    assert saved.test_timestamp.tolist() == [times[(u, i)] for u, i in zip(split.test_user.tolist(),
+                                                                              split.test_item.tolist(), strict=True)]
