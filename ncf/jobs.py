@@ -390,12 +390,16 @@ class JobRunner:
             out.append(self._status_from(info, job_dir, order, events))
         return out
 
-    def stop(self, job_id: str) -> JobStatus:
+    def stop(self, job_id: str, owner: str | None = None) -> JobStatus:
         """Stops a job: a waiting one never starts; a running one ends within a second and its run
-        is saved with what was trained so far. Stopping a finished job changes nothing."""
+        is saved with what was trained so far. Stopping a finished job changes nothing. With `owner`,
+        only that owner's job can be stopped (a session passes its own id)."""
         job_dir = self._job_dir(job_id)
-        if _read_json(job_dir / "job.json") is None:
+        info = _read_json(job_dir / "job.json")
+        if info is None:
             raise UnknownIdError(f"Unknown job {job_id!r}: it was never submitted here or has been removed.")
+        if owner is not None and info.get("owner") != str(owner):
+            raise ConfigError("This job belongs to another session; only the session that started it can stop it.")
         StopFile(job_dir / "stop").set()
         with self._lock:
             if job_id in self._pending:

@@ -92,8 +92,7 @@ def test_recommend_lists_k_titled_items(trained_run):
     assert p.returncode == 0, p.stderr
     rows = last_json(p.stdout)
     assert len(rows) == 5 and all(r["title"] for r in rows)
-    table = ncf("recommend", trained_run["result"]["run"], "--user", "1", "-k", "5")
-    assert table.returncode == 0 and rows[0]["title"] in table.stdout
+    assert rows == sorted(rows, key=lambda r: -r["score"])
 
 
 def test_recommend_for_an_unknown_user_names_the_id(trained_run):
@@ -102,11 +101,14 @@ def test_recommend_for_an_unknown_user_names_the_id(trained_run):
     assert "no-such-user" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
-def test_similar_lists_other_items(trained_run):
-    p = ncf("similar", trained_run["result"]["run"], "--item", "3", "-k", "4", "--json")
+def test_similar_prints_a_table_of_other_items(trained_run, monkeypatch):
+    run_id = Path(trained_run["result"]["run"]).name  # an id alone is looked up in --out / NCF_MODELS_DIR
+    monkeypatch.setenv("NCF_MODELS_DIR", str(trained_run["models"]))
+    p = ncf("similar", run_id, "--item", "3", "-k", "4")
     assert p.returncode == 0, p.stderr
-    rows = last_json(p.stdout)
-    assert len(rows) == 4 and str(3) not in [str(r["item"]) for r in rows]
+    header, *rows = p.stdout.strip().splitlines()[1:]
+    assert header.split() == ["#", "item", "title", "genres", "similarity"]
+    assert len(rows) == 4 and all(row.split()[1] != "3" for row in rows)
 
 
 def test_runs_lists_saved_runs_and_refused_folders(trained_run):

@@ -302,3 +302,14 @@ def test_a_server_that_exits_stops_its_jobs_and_saves_what_they_trained(tmp_path
         assert runner.status(waiting).state == "interrupted"
     finally:
         runner.shutdown()
+
+
+def test_only_the_owner_can_stop_a_job_when_the_owner_is_given(clean_one_worker):
+    runner = clean_one_worker
+    job_id = runner.submit(long_job(), owner="a")
+    waiting = runner.submit(long_job(), owner="a")
+    with pytest.raises(ConfigError, match="belongs to another session"):
+        runner.stop(waiting, owner="b")
+    assert runner.status(waiting).state == "queued"
+    assert runner.stop(waiting, owner="a").state == "stopped"
+    assert runner.status(job_id).state == "running"
