@@ -309,25 +309,52 @@ def read_table(source, label: str, guess: ColumnGuess) -> pd.DataFrame:
     by_column = {pos: role for role, pos in usecols.items()}
     # usecols slows the C parser by a third, so it is only asked for when there are columns to skip.
     every_column = guess.delimiter != "::" and len(positions) == len(guess.columns)
-    try:
-        frame = pd.read_csv(
+
+    def read(rating_dtype: str | None) -> pd.DataFrame:
+        return pd.read_csv(
             source, sep=sep, header=None, skiprows=1 if guess.header else 0,
             usecols=None if every_column else sorted(by_column),
             encoding=guess.encoding, encoding_errors="replace", engine="c", skip_blank_lines=True,
-            dtype={usecols["rating"]: "float32"} if "rating" in usecols else None,
+            dtype={usecols["rating"]: rating_dtype} if rating_dtype and "rating" in usecols else None,
         )
-    except ValueError as e:
+
+    try:
+        try:
+            frame = read("float32")
+        except ValueError as e:
+            text_rating = "rating" in usecols and ("could not convert" in str(e) or "Unable to parse" in str(e))
+            rewindable = isinstance(source, (str, Path)) or source.seekable()
+            if not text_rating or not rewindable:
+                raise
+            # Some rating is text: read it as text to say which (or to drop repeated header rows).
+            if not isinstance(source, (str, Path)):
+                source.seek(0)
+            frame = read(None)
+    except ValueError as e:  # pandas' ParserError is a ValueError too
         if "rating" in usecols and ("could not convert" in str(e) or "Unable to parse" in str(e)):
-            raise _non_numeric_rating(source, label, guess, e) from e
+            raise _non_numeric_rating(label, guess, e) from e
         raise DataError(f"{label}: could not be read as a table ({_first_line(e)}). {EXPECTED}") from e
-    except (pd.errors.ParserError, UnicodeError) as e:
+    except UnicodeError as e:
         raise DataError(f"{label}: could not be read as a table ({_first_line(e)}). {EXPECTED}") from e
     if every_column and frame.shape[1] != len(positions):
         raise DataError(f"{label}: rows have {frame.shape[1]} fields where the first rows have {len(positions)}. "
                         f"{EXPECTED}")
     frame.columns = [by_column[c] for c in frame.columns]
+    if guess.header and frame["user"].dtype.kind not in "iuf":
+        # Files joined end to end repeat their header; those rows are not interactions.
+        repeated = (frame["user"] == guess.roles["user"]) & (frame["item"] == guess.roles["item"])
+        if repeated.any():
+            frame = frame[~repeated.to_numpy()]
+            frame.attrs["repeated_headers"] = int(repeated.sum())
     if len(frame) == 0:
         raise DataError(f"{label}: has a header but no rows. {EXPECTED}")
+    if "rating" in frame and frame["rating"].dtype.kind not in "iuf":
+        rating = pd.to_numeric(frame["rating"], errors="coerce")
+        bad = rating.isna() & frame["rating"].notna()
+        if bad.any():
+            value = frame["rating"][bad].iloc[0]
+            raise _non_numeric_rating(label, guess, ValueError(f"could not convert {value!r}"))
+        frame["rating"] = rating.astype(np.float32)
     return frame
 
 
@@ -335,7 +362,7 @@ def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
-def _non_numeric_rating(source, label: str, guess: ColumnGuess, error: Exception) -> DataError:
+def _non_numeric_rating(label: str, guess: ColumnGuess, error: Exception) -> DataError:
     found = re.search(r"'([^']*)'", str(error))
     example = f" such as {found.group(1)!r}" if found else ""
     return DataError(
@@ -451,9 +478,11 @@ def to_dataset(
     """Raw rows (user, item[, rating][, timestamp]) -> an indexed Dataset, all vectorised."""
     label = label or name
     dropped = dict(dropped or {})
+    if frame.attrs.get("repeated_headers"):
+        dropped["repeated header rows"] = frame.attrs["repeated_headers"]
     missing = frame["user"].isna().to_numpy() | frame["item"].isna().to_numpy()
     if "rating" in frame:
-        missing |= frame["rating"].isna().to_numpy()
+        missing |= ~np.isfinite(frame["rating"].to_numpy(np.float32))  # empty cells are NaN; '1e400' is inf
     if missing.any():
         dropped["missing user, item or rating"] = int(missing.sum())
         frame = frame[~missing]

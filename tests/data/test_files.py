@@ -140,3 +140,9 @@ def test_fast_integer_encoding_matches_the_vocabulary_encoding():
     assert fast_vocab.to_list() == vocab.to_list() and np.array_equal(fast_codes, codes)
     huge = np.array([10**12, 5])  # out of the table's range: falls back to hashing
     assert encode_ids(huge, "item")[0].to_list() == [5, 10**12]
+
+
+def test_repeated_headers_and_infinite_ratings_are_dropped_and_counted():
+    ds = load_upload("r.tsv", b"user\titem\trating\nu1\ti1\t4\nuser\titem\trating\nu2\ti1\t1e400\nu2\ti2\t3\n")
+    assert ds.users.to_list() == ["u1", "u2"] and ds.n_interactions == 2
+    assert ds.dropped == {"repeated header rows": 1, "missing user, item or rating": 1}
