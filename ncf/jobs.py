@@ -334,6 +334,7 @@ class JobRunner:
         _LIVE_RUNNERS.add(self.id)
         self._mark_interrupted()
         self.prune()
+        self._clean_interrupted_saves()
 
     # -- public API -------------------------------------------------------------------------
 
@@ -424,6 +425,13 @@ class JobRunner:
                 shutil.rmtree(job_dir, ignore_errors=True)
                 removed.append(job_dir.name)
         return removed
+
+    def _clean_interrupted_saves(self) -> None:
+        """Temporary folders of saves a killed server left behind (older than a minute) go away."""
+        with contextlib.suppress(ImportError, OSError, NCFError):
+            from ncf.runs import clean_incomplete
+
+            clean_incomplete(self.models_dir)
 
     def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.1) -> JobStatus:
         """Blocks until the job has finished (or `timeout` seconds passed) and returns its status."""
