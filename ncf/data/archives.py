@@ -22,8 +22,9 @@ CHUNK = 1 << 20
 
 
 def max_uncompressed_bytes() -> int:
-    """The most an archive may expand to in total (env NCF_MAX_UNCOMPRESSED_MB, default 4096)."""
-    return int(float(os.environ.get("NCF_MAX_UNCOMPRESSED_MB", "4096")) * 2**20)
+    """The most an uploaded archive may expand to in total (env NCF_MAX_UNCOMPRESSED_MB, default 2048:
+    ml-25m's ratings.csv is 647 MiB; tables much larger than this would not fit in memory once parsed)."""
+    return int(float(os.environ.get("NCF_MAX_UNCOMPRESSED_MB", "2048")) * 2**20)
 
 
 MAX_RATIO = 200  # ratings text compresses about 4-6x; a bomb compresses 1,000x and more
