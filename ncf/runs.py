@@ -578,6 +578,9 @@ def _build(folder: Path, files: dict[str, bytes]) -> Run:
     if not isinstance(vocab, dict) or not isinstance(vocab.get("users"), list) or not isinstance(vocab.get("items"), list):
         raise RunError(f"vocab.json in {folder.name!r} does not hold user and item id lists.")
     users, items = Vocab.from_list(vocab["users"], "user"), Vocab.from_list(vocab["items"], "item")
+    for what, v in (("a user", users), ("an item", items)):
+        if not pd.Index(v.raw_ids).is_unique:
+            raise RunError(f"vocab.json in {folder.name!r} lists {what} id twice; the folder is damaged.")
     n_users, n_items = len(users), len(items)
 
     try:

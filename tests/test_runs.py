@@ -423,3 +423,12 @@ def test_timestamps_survive_the_compact_storage(saved, split):
     assert saved.train_timestamp.tolist() == stored
     assert saved.test_timestamp.tolist() == [times[(u, i)] for u, i in zip(split.test_user.tolist(),
                                                                               split.test_item.tolist(), strict=True)]
+
+
+def test_duplicate_ids_in_the_vocabulary_are_refused(saved):
+    vocab = json.loads((saved.path / "vocab.json").read_text())
+    vocab["items"][1] = vocab["items"][0]
+    (saved.path / "vocab.json").write_text(json.dumps(vocab))
+    rewrite_manifest(saved.path)
+    with pytest.raises(RunError, match="lists an item id twice"):
+        load_run(saved.path)
