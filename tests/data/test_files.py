@@ -146,3 +146,21 @@ def test_repeated_headers_and_infinite_ratings_are_dropped_and_counted():
     ds = load_upload("r.tsv", b"user\titem\trating\nu1\ti1\t4\nuser\titem\trating\nu2\ti1\t1e400\nu2\ti2\t3\n")
     assert ds.users.to_list() == ["u1", "u2"] and ds.n_interactions == 2
     assert ds.dropped == {"repeated header rows": 1, "missing user, item or rating": 1}
+
+
+def test_detect_columns_looks_inside_a_zip_and_the_upload_limit_defaults_to_200_mb(monkeypatch):
+    import io
+    import zipfile
+
+    from ncf.data import max_upload_bytes
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("ml-1m/ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n")
+        zf.writestr("ml-1m/movies.dat", "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n")
+    guess = detect_columns("ml-1m.zip", buffer.getvalue())
+    assert guess.delimiter == "::" and not guess.header
+    assert list(guess.roles) == ["user", "item", "rating", "timestamp"]
+    assert guess.preview.iloc[0].tolist() == ["1", "1193", "5", "978300760"]
+    monkeypatch.delenv("NCF_MAX_UPLOAD_MB", raising=False)
+    assert max_upload_bytes() == 200 * 2**20
