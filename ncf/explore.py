@@ -311,7 +311,7 @@ def _fit_new_user(run, idx: np.ndarray, values: np.ndarray, rated: np.ndarray, *
                 predicted = model(torch.zeros(len(items), dtype=torch.long), items)
                 loss = torch.nn.functional.mse_loss(predicted, targets)
             else:
-                sampled = pool[torch.randint(len(pool), (n_sampled,), generator=generator)]
+                sampled = pool[torch.randint(max(len(pool), 1), (n_sampled,), generator=generator)]
                 batch = torch.cat([positives, disliked, sampled])
                 labels = torch.cat([torch.ones(len(positives)), torch.zeros(len(disliked) + len(sampled))])
                 logits = model(torch.zeros(len(batch), dtype=torch.long), batch)
