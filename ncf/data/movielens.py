@@ -334,8 +334,13 @@ def download(release: Release, progress: Callable[[int, int | None], None] | Non
         ) from e
     except requests.RequestException as e:
         raise DataError(
-            f"{release.name}: could not download {release.url} ({str(e)[:200]}). Expected the GroupLens server "
-            "(or NCF_MOVIELENS_URL) to be reachable, or NCF_DATA_DIR to hold an extracted copy."
+            f"{release.name}: could not download {release.url} ({str(e)[:200]}); nothing was kept. Expected the "
+            "GroupLens server (or NCF_MOVIELENS_URL) to be reachable, or NCF_DATA_DIR to hold an extracted copy."
+        ) from e
+    except OSError as e:  # a full disk or an unwritable cache folder
+        raise DataError(
+            f"{release.name}: could not write the download to {downloads_dir()} ({e}). Expected a writable cache "
+            "folder with room for it (set NCF_CACHE_DIR to move it)."
         ) from e
     if release.md5 is None:
         _check_size(path, release, announced=bar.total or None)
