@@ -16,9 +16,6 @@ pages = [
     st.Page("pages/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
 ]
 page = st.navigation(pages)
-with st.sidebar:
-    st.title("🎬 NCF Lab")
-    st.caption("Neural Collaborative Filtering, hands on")
 appstate.sidebar()
 # Before the page runs: a page may st.stop() early, and the URL should still follow the settings.
 appstate.sync_query_params()

@@ -457,7 +457,9 @@ def sidebar() -> None:
     """What is loaded, what is selected, where it runs: always visible."""
     ss = st.session_state
     with st.sidebar:
-        st.caption("STATUS")
+        st.markdown("### :material/movie: NCF Lab")
+        st.caption("Neural Collaborative Filtering, hands on")
+        box = st.container(border=True)
         source = ss.source
         label = "your upload" if source.startswith(UPLOAD_PREFIX) else source
         ds = None
@@ -465,27 +467,27 @@ def sidebar() -> None:
             ds = current_dataset()
         except NCFError as e:
             st.error(str(e))
-        if ds is not None:
-            st.markdown(f"**Dataset** · {label}")
-            st.caption(f"{ds.n_users:,} users · {ds.n_items:,} items · {ds.n_interactions:,} interactions")
-        else:
-            st.markdown(f"**Dataset** · {label} (not downloaded yet)")
-        run = ss.run_id
-        if run:
-            st.markdown("**Run**")
-            try:
-                name = load_run(run).name
-            except NCFError:
-                name = ""
-            st.text(name or run)  # run names are the user's text: shown as text, never as markup
-            if name:
-                st.caption(run)
-        else:
-            st.markdown("**Run** · none yet")
-        st.markdown(f"**Device** · `{device_label()}`")
-        job = active_job_id()
-        if job:
-            st.caption("A training job is in progress.")
+        with box:
+            if ds is not None:
+                st.markdown(f"**Dataset** · {label}")
+                st.caption(f"{ds.n_users:,} users · {ds.n_items:,} items · {ds.n_interactions:,} interactions")
+            else:
+                st.markdown(f"**Dataset** · {label} (not downloaded yet)")
+            run = ss.run_id
+            if run:
+                try:
+                    name = load_run(run).name
+                except NCFError:
+                    name = ""
+                st.markdown("**Run**")
+                st.text(name or run)  # run names are the user's text: shown as text, never as markup
+                if name:
+                    st.caption(run)
+            else:
+                st.markdown("**Run** · none yet")
+            st.markdown(f"**Device** · `{device_label()}`")
+            if active_job_id():
+                st.caption(":material/directions_run: A training job of yours is in progress.")
         for warning in ss.url_warnings:
             st.warning(warning)
         ss.url_warnings = []  # said once is enough

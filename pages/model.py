@@ -95,18 +95,18 @@ with left:
                       help="Passes over all training interactions.")
     t[1].select_slider("Batch size", appstate.BATCH_SIZES, key="batch_size", persist_state="session",
                        help="Examples per gradient step: larger is faster per epoch, smaller updates more often.")
-    t[2].number_input("Learning rate", min_value=1e-6, max_value=1.0, step=5e-4, format="%.5f", key="lr", persist_state="session",
+    t[2].number_input("Learning rate", min_value=1e-6, max_value=1.0, step=5e-4, format="%.4g", key="lr", persist_state="session",
                       help="Step size of the optimiser. Use the range test below to find a good one.")
     t = st.columns(3)
     t[0].selectbox("Optimiser", appstate.CHOICES["optimizer"], key="optimizer", persist_state="session")
-    t[1].number_input("Weight decay", min_value=0.0, max_value=1.0, step=1e-5, format="%.5f", key="weight_decay", persist_state="session",
+    t[1].number_input("Weight decay", min_value=0.0, max_value=1.0, step=1e-5, format="%.4g", key="weight_decay", persist_state="session",
                       help="L2 penalty on the weights (fastai's 'wd'): shrinks embeddings and fights overfitting.")
     t[2].number_input("Negatives per positive", min_value=0, max_value=50, step=1, key="n_negatives", persist_state="session",
                       help="Implicit objective: for every observed pair, this many unobserved items are drawn "
                            "as examples of 'not interacted' each epoch (the paper uses 4).")
-    t = st.columns(3)
+    t = st.columns([1, 2], vertical_alignment="bottom")
     t[0].number_input("Seed", min_value=0, step=1, key="seed", persist_state="session", help="Same seed, same initial weights and samples.")
-    t[1].checkbox("One-cycle schedule", key="one_cycle", persist_state="session",
+    t[1].checkbox("One-cycle learning-rate schedule", key="one_cycle", persist_state="session",
                   help="fastai's fit_one_cycle: warm the learning rate up, then anneal it.")
 
 # Inline validation: an impossible setting is named here, before anything is trained.

@@ -84,8 +84,10 @@ def live_view() -> None:
 
     head = st.columns([2, 1, 1, 1, 1])
     state = status.state
-    icon = {"queued": "⏳", "running": "🏃", "done": "✅", "stopped": "⏹️", "failed": "❌"}.get(state, "")
-    head[0].markdown(f"### {icon} {state}")
+    icon = {"queued": ":material/hourglass_top:", "running": ":material/directions_run:",
+            "done": ":material/check_circle:", "stopped": ":material/stop_circle:", "failed": ":material/error:",
+            "interrupted": ":material/warning:"}.get(state, "")
+    head[0].markdown(f"### {icon} {state.capitalize()}")
     if state == "queued":
         head[0].caption(f"Position {status.position} in the queue" if status.position else "Starting…")
     head[1].metric("Samples/s", f"{last_batch.get('samples_per_second', 0):,.0f}" if last_batch else "–")
@@ -105,7 +107,12 @@ def live_view() -> None:
                   help="Stops after the current step; what was learned so far is saved as a run.")
     if status.error:
         st.error(status.error)
-    st.plotly_chart(plots.training_curves(events), width="stretch", key="live_curves")
+    if any(e.get("event") in ("batch", "epoch") for e in events):
+        st.plotly_chart(plots.training_curves(events), width="stretch", key="live_curves")
+    elif state in ("queued", "running"):
+        waiting = next((e.get("message") for e in reversed(events) if e.get("event") == "job"), None)
+        st.info(f"{waiting or 'Starting a worker process'}… the curves appear with the first batches.",
+                icon=":material/hourglass_top:")
     if done:
         metrics = done.get("metrics") or {}
         if metrics:
