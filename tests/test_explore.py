@@ -274,3 +274,23 @@ def test_string_ids_and_implicit_data_round_trip(tmp_path):
     folded = explore.fold_in(run, {"film-001": 1.0, "film-002": 1.0}, k=5)  # implicit: any rating is "seen"
     assert len(folded) == 5 and not {"film-001", "film-002"} & set(folded["item"])
     assert set(explore.search_titles(run, "FILM-03")["item"]) == {f"film-03{i}" for i in range(10)}
+
+
+@pytest.mark.slow
+def test_movielens_100k_run_answers_with_titles(shared_data, tmp_path):
+    """Real data, a short NeuMF: Star Wars' nearest items include Return of the Jedi, and fans of
+    the trilogy are not recommended the films they rated."""
+    from ncf.data import load
+
+    split = leave_one_out(load(str(shared_data / "ml-100k")), seed=0)
+    cfg = RunConfig(model=ModelConfig(model="neumf"), train=TrainConfig(epochs=3, seed=0))
+    run = load_run(save_run(train(cfg, split), cfg, split, models_dir=tmp_path).path)
+    star_wars = explore.search_titles(run, "star wars")
+    assert star_wars["title"].tolist()[0] == "Star Wars (1977)"
+    similar = explore.similar_items(run, star_wars["item"][0], k=10)
+    assert "Return of the Jedi (1983)" in similar["title"].tolist()
+    history = explore.user_history(run, 1)
+    assert len(history) == 272 and history["rating"].between(1, 5).all() and history["timestamp"].notna().all()
+    trilogy = {50: 5, 172: 5, 181: 5}
+    recs = explore.fold_in(run, trilogy, k=10)
+    assert not set(trilogy) & set(recs["item"]) and recs["title"].str.len().gt(0).all()
