@@ -21,6 +21,7 @@ safetensors: a foreign, truncated or tampered folder is refused with a `RunError
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -462,12 +463,14 @@ def save_run(result, cfg: RunConfig, split: Split, *, name: str = "",
         else:
             raise RunError(f"Could not find a free run id in {root}.")
         tmp = None
-        _fsync_dir(root)
     except OSError as exc:
         raise _disk_error(exc, root) from exc
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+    # Makes the rename itself durable; the run is complete either way, so a failure here is no error.
+    with contextlib.suppress(OSError):
+        _fsync_dir(root)
     return load_run(root / run_id)
 
 
