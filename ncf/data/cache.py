@@ -1,8 +1,11 @@
 """The parsed form of any source, kept on disk so the second load takes a fraction of a second.
 
-One `.npz` (arrays only, read back with `allow_pickle=False`) plus one `.json` (names, drop
-counts, column lists) per source. The key hashes the source with the size and modification time
-of every file it was read from, so an edited file is parsed again.
+One folder per source: a `.npy` file per array (read back with `allow_pickle=False`) and a
+`meta.json` (names, drop counts, column lists). The arrays are memory-mapped copy-on-write, so a
+reload reads no more than it touches, straight from the page cache: 25M ratings reload in well
+under a second where reading them out of a single `.npz` took 2.5–4.5 s on the 2-core box. The
+key hashes the source with the size and modification time of every file it was read from, so an
+edited file is parsed again.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,7 @@ import pandas as pd
 
 from ncf.data.dataset import Dataset, PublishedTest, Vocab
 
-FORMAT = 1  # bump when the parsers change what they produce
+FORMAT = 2  # bump when the parsers change what they produce
 
 
 def cache_dir() -> Path:
@@ -63,15 +66,10 @@ def _raw_ids(vocab: Vocab) -> np.ndarray:
 
 
 def save(ds: Dataset, key: str) -> Path:
-    """Writes the dataset atomically (temporary names, then rename); returns the .npz path."""
+    """Writes the dataset into a temporary folder and renames it into place (atomic); returns it."""
     folder = parsed_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "user": ds.user,  # int64 as used: narrower on disk would cost a slow widening copy on reload
-        "item": ds.item,
-        "users_raw": _raw_ids(ds.users),
-        "items_raw": _raw_ids(ds.items),
-    }
+    arrays = {"user": ds.user, "item": ds.item, "users_raw": _raw_ids(ds.users), "items_raw": _raw_ids(ds.items)}
     if ds.rating is not None:
         arrays["rating"] = ds.rating
     if ds.timestamp is not None:
@@ -87,51 +85,59 @@ def save(ds: Dataset, key: str) -> Path:
         "dropped": ds.dropped,
         "item_info": _frame_arrays("item_info", ds.item_info, arrays),
         "user_info": _frame_arrays("user_info", ds.user_info, arrays),
+        "arrays": sorted(arrays),
     }
-    npz_path, json_path = folder / f"{key}.npz", folder / f"{key}.json"
-    with tempfile.NamedTemporaryFile(dir=folder, suffix=".npz.tmp", delete=False) as f:
-        np.savez(f, **arrays)
-    os.replace(f.name, npz_path)
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".json.tmp", delete=False, encoding="utf-8") as f:
-        json.dump(meta, f)
-    os.replace(f.name, json_path)  # written last: its presence marks a complete entry
-    return npz_path
+    target = folder / key
+    if target.exists() and not (target / "meta.json").is_file():
+        shutil.rmtree(target, ignore_errors=True)  # a half-written entry from a crash
+    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{key}."))
+    try:
+        for name, values in arrays.items():
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(values), allow_pickle=False)
+        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "meta.json").is_file():  # not merely a concurrent writer that finished first
+            raise
+    return target
 
 
-def _frame(prefix: str, columns: list[str] | None, npz) -> pd.DataFrame | None:
+def _frame(prefix: str, columns: list[str] | None, arrays: dict) -> pd.DataFrame | None:
     if columns is None:
         return None
-    return pd.DataFrame({c: npz[f"{prefix}.{c}"] for c in columns})
+    return pd.DataFrame({c: arrays[f"{prefix}.{c}"] for c in columns})
 
 
 def load(key: str) -> Dataset | None:
     """The cached dataset, or None when there is none (or it cannot be read: it is then removed)."""
-    npz_path, json_path = parsed_dir() / f"{key}.npz", parsed_dir() / f"{key}.json"
-    if not (npz_path.is_file() and json_path.is_file()):
+    entry = parsed_dir() / key
+    if not (entry / "meta.json").is_file():
         return None
     try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
+        meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT:
             raise ValueError("old format")
-        with np.load(npz_path, allow_pickle=False) as npz:
-            published = None
-            if "test_user" in npz:
-                published = PublishedTest(npz["test_user"], npz["test_item"], npz["test_negatives"])
-            return Dataset(
-                name=meta["name"],
-                user=npz["user"].astype(np.int64, copy=False),
-                item=npz["item"].astype(np.int64, copy=False),
-                rating=npz.get("rating"),
-                timestamp=npz.get("timestamp"),
-                users=Vocab(npz["users_raw"], "user"),
-                items=Vocab(npz["items_raw"], "item"),
-                item_info=_frame("item_info", meta["item_info"], npz),
-                user_info=_frame("user_info", meta["user_info"], npz),
-                dropped=meta["dropped"],
-                source=meta["source"],
-                published_test=published,
-            )
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        npz_path.unlink(missing_ok=True)
-        json_path.unlink(missing_ok=True)
+        # Copy-on-write maps: writable arrays that share the page cache until someone writes.
+        arrays = {name: np.asarray(np.load(entry / f"{name}.npy", mmap_mode="c", allow_pickle=False))
+                  for name in meta["arrays"]}
+        published = None
+        if "test_user" in arrays:
+            published = PublishedTest(arrays["test_user"], arrays["test_item"], arrays["test_negatives"])
+        return Dataset(
+            name=meta["name"],
+            user=arrays["user"],
+            item=arrays["item"],
+            rating=arrays.get("rating"),
+            timestamp=arrays.get("timestamp"),
+            users=Vocab(arrays["users_raw"], "user"),
+            items=Vocab(arrays["items_raw"], "item"),
+            item_info=_frame("item_info", meta["item_info"], arrays),
+            user_info=_frame("user_info", meta["user_info"], arrays),
+            dropped=meta["dropped"],
+            source=meta["source"],
+            published_test=published,
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        shutil.rmtree(entry, ignore_errors=True)
         return None
