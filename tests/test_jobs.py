@@ -313,3 +313,46 @@ def test_only_the_owner_can_stop_a_job_when_the_owner_is_given(clean_one_worker)
     assert runner.status(waiting).state == "queued"
     assert runner.stop(waiting, owner="a").state == "stopped"
     assert runner.status(job_id).state == "running"
+
+
+def test_killing_the_server_at_random_moments_never_leaves_a_run_that_loads_wrong(tmp_path):
+    """A server process trains short jobs back to back (so kills land while training, evaluating
+    and saving) and is killed with SIGKILL at a random moment, several times over one models folder.
+    Afterwards every run listed loads, and no job is left looking queued or running."""
+    import random
+
+    from ncf.runs import list_runs, load_run
+
+    models = tmp_path / "runs"
+    script = textwrap.dedent(f"""
+        from ncf.config import ModelConfig, RunConfig, TrainConfig
+        from ncf.jobs import JobRunner
+        if __name__ == "__main__":
+            runner = JobRunner(max_workers=1, max_queued_per_owner=100, models_dir={str(models)!r})
+            cfg = RunConfig(model=ModelConfig(model="gmf"), train=TrainConfig(epochs=1))
+            while True:
+                job = runner.submit(cfg, owner="a")
+                print(job, flush=True)
+                runner.wait(job)
+    """)
+    (tmp_path / "server.py").write_text(script)
+    rng = random.Random(0)
+    for _ in range(2):  # with the single kill above: three kills per run of the suite
+        server = subprocess.Popen([sys.executable, str(tmp_path / "server.py")], cwd=ROOT, stdout=subprocess.PIPE,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True)
+        server.stdout.readline()
+        server.stdout.readline()  # the first job has finished: the worker is warm, the next job under way
+        time.sleep(rng.uniform(0.0, 2.5))  # a job takes a second or two: lands in loading, training, saving
+        server.kill()
+        server.wait()
+    runner = JobRunner(max_workers=1, models_dir=models)
+    try:
+        jobs = runner.jobs()
+        assert jobs and all(j.state in ("done", "interrupted") for j in jobs), [j.state for j in jobs]
+        for info in list_runs(models):
+            assert info.error is None, info.error
+            assert load_run(models / info.id).id == info.id
+        finished = {j.run_id for j in jobs if j.state == "done"}
+        assert finished <= {info.id for info in list_runs(models)}
+    finally:
+        runner.shutdown()
