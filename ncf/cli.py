@@ -121,6 +121,21 @@ def cmd_data(args) -> int:
 # train
 
 
+def train_overrides(args) -> dict:
+    """The training settings given as flags (the rest keep their defaults, or a resumed run's)."""
+    train_kw = {}
+    for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("neg", "n_negatives"),
+                      ("wd", "weight_decay"), ("optimizer", "optimizer"), ("seed", "seed"), ("device", "device"),
+                      ("k", "k")):
+        if getattr(args, flag) is not None:
+            train_kw[key] = getattr(args, flag)
+    if args.one_cycle:
+        train_kw["one_cycle"] = True
+    if args.exclude_seen:
+        train_kw["exclude_seen"] = True
+    return train_kw
+
+
 def config_from_args(args):
     """The RunConfig the flags describe; flags not given keep the dataclass defaults."""
     from ncf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -143,17 +158,7 @@ def config_from_args(args):
         model_kw["batch_norm"] = True
     model = ModelConfig(**model_kw).validate()
 
-    train_kw = {}
-    for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("neg", "n_negatives"),
-                      ("wd", "weight_decay"), ("optimizer", "optimizer"), ("seed", "seed"), ("device", "device"),
-                      ("k", "k")):
-        if getattr(args, flag) is not None:
-            train_kw[key] = getattr(args, flag)
-    if args.one_cycle:
-        train_kw["one_cycle"] = True
-    if args.exclude_seen:
-        train_kw["exclude_seen"] = True
-    train = TrainConfig(**train_kw).validate()
+    train = TrainConfig(**train_overrides(args)).validate()
 
     split = args.split or ("ratio" if model.resolved_objective == "explicit" else "loo")
     data_kw = {"source": args.data, "split": SPLITS[split]}
@@ -226,13 +231,17 @@ class _Progress:
 
 
 def cmd_train(args) -> int:
-    cfg = config_from_args(args)  # bad flags fail here, before any data or torch is touched
-    from ncf.jobs import load_split
+    if args.resume:
+        cfg, split, model = _resumed(args)
+    else:
+        cfg = config_from_args(args)  # bad flags fail here, before any data or torch is touched
+        from ncf.jobs import load_split
 
-    t0 = time.perf_counter()
-    split = load_split(cfg.data, cfg.model.resolved_objective)
-    print(f"data: {split.dataset.name}, {split.n_users:,} users, {split.n_items:,} items, {split.n_train:,} "
-          f"training interactions ({time.perf_counter() - t0:.1f}s). {split.describe()}", flush=True)
+        t0 = time.perf_counter()
+        split = load_split(cfg.data, cfg.model.resolved_objective)
+        model = None
+        print(f"data: {split.dataset.name}, {split.n_users:,} users, {split.n_items:,} items, {split.n_train:,} "
+              f"training interactions ({time.perf_counter() - t0:.1f}s). {split.describe()}", flush=True)
 
     from ncf.runs import save_run
     from ncf.train import train
@@ -241,7 +250,7 @@ def cmd_train(args) -> int:
     progress = _Progress(cfg.model.model)
     with _stop_on_interrupt(stop):
         try:
-            result = train(cfg, split, on_event=progress, stop=stop)
+            result = train(cfg, split, on_event=progress, stop=stop, model=model)
         finally:
             progress.close()
     if result.stopped:
@@ -257,6 +266,19 @@ def cmd_train(args) -> int:
     else:
         print("  ".join(f"{k} {_fmt(v)}" for k, v in result.metrics.items()))
     return 0
+
+
+def _resumed(args):
+    """Continues a saved run: its model, split and settings; training flags given override them.
+    The result is saved as a new run (the original stays as it was)."""
+    from ncf.config import TrainConfig
+
+    run = _load(args.resume)
+    train_cfg = TrainConfig.from_dict({**run.config.train.to_dict(), **train_overrides(args)}).validate()
+    cfg = run.config.replace(train=train_cfg, name=args.name or run.name)
+    print(f"continuing run {run.id} ({cfg.model.model}, {run.info.get('epochs', '?')} epochs so far) for "
+          f"{train_cfg.epochs} more", flush=True)
+    return cfg, run.split(), run.model_copy()
 
 
 class _stop_on_interrupt:
@@ -472,6 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--test-fraction", type=float, help="ratio split: held-out share (default 0.2)")
     t.add_argument("--data-seed", type=int, help="seed of the split (default 0)")
     t.add_argument("-k", type=int, help="cut-off of the ranking metrics (default 10)")
+    t.add_argument("--resume", metavar="RUN", help="continue a saved run (id or folder) for --epochs more; "
+                   "its model and data settings are kept, training flags given override its own")
     t.add_argument("--name", help="a name for the saved run")
     t.add_argument("--out", help="folder of saved runs (default: $NCF_MODELS_DIR or ./models)")
     t.add_argument("--json", action="store_true", help="last line of output: one JSON object with the results")

@@ -251,7 +251,7 @@ def _error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _run_job(job_dir: str, cfg_dict: dict, name: str, models_dir: str) -> dict:
+def _run_job(job_dir: str, cfg_dict: dict, name: str, models_dir: str, resume: str | None = None) -> dict:
     """Trains one job and saves its run. Never raises: the outcome is written to job.json and
     returned (an exception would have to be pickled back, and a failure must stay this job's)."""
     jdir = Path(job_dir)
@@ -269,12 +269,19 @@ def _run_job(job_dir: str, cfg_dict: dict, name: str, models_dir: str) -> dict:
         cfg = RunConfig.from_dict(cfg_dict)
         cfg.model.validate()
         cfg.train.validate()
-        on_event({"event": "job", "message": f"Loading {cfg.data.source}"})
-        split = load_split(cfg.data, cfg.model.resolved_objective)
-        from ncf.runs import save_run
+        from ncf.runs import load_run, save_run
         from ncf.train import train
 
-        result = train(cfg, split, on_event=on_event, stop=stop)
+        model = None
+        if resume is not None:
+            on_event({"event": "job", "message": f"Loading run {resume}"})
+            run = load_run(resume, models_dir=Path(models_dir))
+            split, model = run.split(), run.model_copy()
+            cfg = cfg.replace(model=run.config.model, data=run.config.data)  # the weights decide these
+        else:
+            on_event({"event": "job", "message": f"Loading {cfg.data.source}"})
+            split = load_split(cfg.data, cfg.model.resolved_objective)
+        result = train(cfg, split, on_event=on_event, stop=stop, model=model)
         run = save_run(result, cfg, split, name=name or cfg.name, models_dir=Path(models_dir))
         state = "stopped" if result.stopped else "done"
         return _update_job(jdir, state=state, run_id=run.id, finished=_now(), metrics=dict(result.metrics))
@@ -338,11 +345,18 @@ class JobRunner:
 
     # -- public API -------------------------------------------------------------------------
 
-    def submit(self, cfg: RunConfig, owner: str, name: str = "") -> str:
+    def submit(self, cfg: RunConfig, owner: str, name: str = "", resume: str | None = None) -> str:
         """Queues a training job and returns its id. Raises ConfigError for an impossible
-        configuration or when the owner already has `max_queued_per_owner` jobs waiting."""
+        configuration or when the owner already has `max_queued_per_owner` jobs waiting.
+
+        `resume`: the id of a saved run to continue (its model and split; `cfg.train` says how many
+        more epochs and how). The continued model is saved as a new run."""
         cfg.model.validate()
         cfg.train.validate()
+        if resume is not None:
+            from ncf.runs import validate_run_id
+
+            validate_run_id(resume)
         owner = str(owner)
         with self._lock:
             if self._closed:
@@ -358,6 +372,7 @@ class JobRunner:
                     "id": job_id, "owner": owner, "name": name or cfg.name, "config": cfg.to_dict(),
                     "state": "queued", "run_id": None, "error": None, "submitted": _now(),
                     "started": None, "finished": None, "runner": {"id": self.id, "pid": os.getpid()},
+                    "resume": resume,
                 })
                 (job_dir / "events.jsonl").touch()
             except OSError as exc:
@@ -494,7 +509,7 @@ class JobRunner:
             try:
                 pool = self._pool()
                 future = pool.submit(_run_job, str(job_dir), info["config"], info.get("name", ""),
-                                     str(self.models_dir))
+                                     str(self.models_dir), info.get("resume"))
             except Exception as exc:  # noqa: BLE001 - e.g. the pool broke between two jobs
                 self._executor = None
                 _update_job(job_dir, state="failed", error=f"Could not start the job: {_error_message(exc)}",

@@ -181,3 +181,12 @@ def test_bad_input_fails_without_importing_torch(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert p.stdout.split("\n")[0] == "[2, 2, 2] False", p.stdout + p.stderr
     assert len(p.stderr.strip().splitlines()) == 3 and "Traceback" not in p.stderr
+
+
+def test_resume_continues_a_saved_run_into_a_new_one(trained_run):
+    p = ncf("train", "--resume", trained_run["result"]["run"], "--epochs", "1", "--json",
+            "--out", str(trained_run["models"]))
+    assert p.returncode == 0, p.stderr
+    result = last_json(p.stdout)
+    assert result["run_id"] != trained_run["result"]["run_id"] and result["model"] == "gmf"
+    assert "continuing run" in p.stdout

@@ -356,3 +356,21 @@ def test_killing_the_server_at_random_moments_never_leaves_a_run_that_loads_wron
         assert finished <= {info.id for info in list_runs(models)}
     finally:
         runner.shutdown()
+
+
+def test_a_job_can_continue_a_saved_run_as_a_new_run(two_workers):
+    from ncf.runs import load_run
+
+    first = two_workers.wait(two_workers.submit(small(), owner="a"), timeout=120)
+    assert first.state == "done", first.error
+    more = two_workers.submit(small(epochs=2), owner="a", name="continued", resume=first.run_id)
+    st = two_workers.wait(more, timeout=120)
+    assert st.state == "done", st.error
+    assert st.run_id != first.run_id
+    continued, original = load_run(two_workers.models_dir / st.run_id), load_run(two_workers.models_dir / first.run_id)
+    assert continued.name == "continued"
+    # Same split, further trained: the first epoch starts from the saved model's loss, not from scratch.
+    assert (continued.test_item == original.test_item).all()
+    losses = [e["train_loss"] for e in two_workers.status(more).events if e["event"] == "epoch"]
+    first_loss = [e["train_loss"] for e in two_workers.status(first.id).events if e["event"] == "epoch"]
+    assert len(losses) == 2 and losses[0] < first_loss[0]
