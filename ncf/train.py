@@ -214,7 +214,13 @@ class Fitter:
         return n if self.explicit else n * (1 + self.tcfg.n_negatives)
 
     def steps_per_epoch(self, batch_size: int) -> int:
-        return max(1, math.ceil(self.samples_per_epoch / batch_size))
+        """Batches per epoch; a last batch of a single sample is dropped (BatchNorm cannot train on
+        one sample, and one sample's gradient is noise anyway)."""
+        n = self.samples_per_epoch
+        steps = math.ceil(n / batch_size)
+        if steps > 1 and n % batch_size == 1:
+            steps -= 1
+        return max(1, steps)
 
     # -- one step ---------------------------------------------------------------------------------
     def step(self, users: torch.Tensor, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
