@@ -52,7 +52,8 @@ def long_tail(item_counts: np.ndarray) -> go.Figure:
     counts = np.sort(np.asarray(item_counts))[::-1]
     share = np.cumsum(counts) / max(1, counts.sum())
     head = int(np.searchsorted(share, 0.5)) + 1
-    fig = _fig(title=f"Long tail: the top {head:,} of {len(counts):,} items hold half the interactions",
+    fig = _fig(title=f"Long tail of popularity<br><sup>the top {head:,} of {len(counts):,} items hold half of "
+                     "all interactions</sup>",
                xaxis_title="items, most popular first", yaxis_title="interactions per item", height=300)
     fig.add_scatter(x=np.arange(1, len(counts) + 1), y=counts, mode="lines", fill="tozeroy",
                     line_color=ACCENT, hovertemplate="item rank %{x}: %{y:,} interactions", name="items")
@@ -153,11 +154,13 @@ def compare_curves(histories: dict[str, Sequence[dict]], metric: str) -> go.Figu
 
 
 def metric_bars(rows: pd.DataFrame, label_col: str, metrics: Sequence[str]) -> go.Figure:
-    """Grouped bars: each run's final metrics side by side (for 'versus the popularity baseline')."""
-    fig = _fig(title="Final metrics", barmode="group", height=320, legend=dict(orientation="h", y=-0.2))
-    for i, m in enumerate(metrics):
-        if m in rows:
-            fig.add_bar(x=rows[label_col], y=rows[m], name=m, marker_color=PALETTE[i % len(PALETTE)])
+    """Grouped bars: each metric on the x axis, one bar per run (for 'versus the popularity baseline')."""
+    fig = _fig(title="Final metrics (higher is better)", barmode="group", height=340,
+               legend=dict(orientation="h", y=-0.2))
+    metrics = [m for m in metrics if m in rows]
+    for i, (_, row) in enumerate(rows.iterrows()):
+        fig.add_bar(x=list(metrics), y=[row[m] for m in metrics], name=str(row[label_col]),
+                    marker_color=PALETTE[i % len(PALETTE)], texttemplate="%{y:.3f}", textposition="outside")
     return fig
 
 

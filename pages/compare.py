@@ -5,6 +5,7 @@ import streamlit as st
 
 import appstate
 from ncf import plots
+from ncf.config import ModelConfig, TrainConfig
 from ncf.errors import NCFError
 from ncf.runs import delete_run, zip_run
 
@@ -24,7 +25,7 @@ rows = []
 for r in sorted(infos, key=lambda r: r.created, reverse=True):
     model = r.config.get("model", {}) if r.config else {}
     train = r.config.get("train", {}) if r.config else {}
-    row = {"id": r.id, "name": r.name or "", "dataset": appstate._source_label(r.config.get("data", {}).get("source", ""))
+    row = {"name": r.name or r.id, "id": r.id, "dataset": appstate._source_label(r.config.get("data", {}).get("source", ""))
            if r.config else "", "model": model.get("model", ""), "factors": model.get("factors"),
            "layers": ",".join(map(str, model.get("layers") or [])) or "default", "epochs": train.get("epochs"),
            "lr": train.get("lr")}
@@ -68,13 +69,28 @@ if selected:
     if shown:
         st.plotly_chart(plots.metric_bars(side, "label", shown), width="stretch")
     if pops.empty and "pop" not in set(chosen["model"]):
-        st.info("No most-popular baseline for this dataset yet: choose 'Most popular' on the Model page and "
-                "train it (it takes a second).")
+        first = appstate.load_run(selected[0])
+        st.info(f"No most-popular baseline for {first.config.data.source} yet.")
+        if st.button("Add the most-popular baseline", icon=":material/add:"):
+            base = first.config.replace(model=ModelConfig(model="pop"), train=TrainConfig(epochs=1),
+                                        name=f"most popular ({chosen['dataset'].iloc[0]})")
+            try:
+                job = appstate.runner().submit(base, owner=appstate.owner(), name=base.name)
+                with st.spinner("Counting what is popular…"):
+                    status = appstate.runner().wait(job, timeout=120)
+            except NCFError as e:
+                st.error(str(e))
+            else:
+                if status.error:
+                    st.error(status.error)
+                else:
+                    st.rerun()
 
 st.subheader("Download or delete")
 ids = [r["id"] for r in rows]
 c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
-target = c1.selectbox("Run", ids, format_func=lambda i: next(f"{r['name'] or i} · {i}" for r in rows if r["id"] == i))
+names = {r["id"]: r["name"] for r in rows}
+target = c1.selectbox("Run", ids, format_func=lambda i: i if names[i] == i else f"{names[i]} · {i}")
 c2.download_button("Download zip", data=lambda: zip_run(target), file_name=f"{target}.zip",
                    mime="application/zip", icon=":material/download:")
 if c3.button("Delete", icon=":material/delete:", key="delete_run"):

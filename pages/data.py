@@ -18,6 +18,12 @@ if "data_mode" not in ss:
 mode = st.segmented_control("Source", MODES, key="data_mode", help="Where the interactions come from.")
 
 
+def _named(filename: str, error: Exception) -> str:
+    """The core's message, prefixed with the file name unless it already says it."""
+    text = str(error)
+    return text if filename in text else f"{filename}: {text}"
+
+
 def use_source(source: str) -> None:
     ss.source = source
     ss.run_id = None  # a run belongs to its dataset
@@ -76,7 +82,7 @@ else:
         try:
             guess = detect_columns(uploaded.name, data)
         except NCFError as e:
-            st.error(f"{uploaded.name}: {e}")
+            st.error(_named(uploaded.name, e))
             st.info("The previously loaded dataset is still in use.")
         else:
             st.write(f"Detected: delimiter `{guess.delimiter!r}`, "
@@ -98,7 +104,7 @@ else:
                 try:
                     key = appstate.open_upload(uploaded.name, data, columns)
                 except NCFError as e:
-                    st.error(f"{uploaded.name}: {e}")
+                    st.error(_named(uploaded.name, e))
                     st.info("The previously loaded dataset is still in use.")
                 else:
                     use_source(key)

@@ -33,8 +33,9 @@ c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
 name = c1.text_input("Run name (shown to everyone comparing runs)", key="run_name", max_chars=60,
                      placeholder=f"{m.model}-{ds.name}")
 if c2.button("Train", type="primary", icon=":material/play_arrow:", width="stretch"):
+    name = name.strip() or f"{m.model}-{ds.name}"
     try:
-        job_id = runner.submit(cfg.replace(name=name.strip()), owner=appstate.owner(), name=name.strip())
+        job_id = runner.submit(cfg.replace(name=name), owner=appstate.owner(), name=name)
     except NCFError as e:
         st.error(str(e))
     else:

@@ -1,0 +1,170 @@
+"""The app in a real browser against a real server: the paths a teacher and a student take."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import goto_page, settle, shot
+
+pytestmark = pytest.mark.e2e
+
+# The training loss trace's number of points, read from the plotly figure in the page.
+LOSS_POINTS = """() => {
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+    const trace = (plot._fullData || []).find(t => t.name === 'loss (batches)');
+    if (trace) return trace._length || (trace.x ? trace.x.length : 0) || 0;
+  }
+  return 0;
+}"""
+
+
+def wait_charts(page, n: int, timeout: float = 60_000) -> None:
+    page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n}",
+                           timeout=timeout)
+    page.wait_for_timeout(400)
+
+
+def wait_tables(page, n: int, timeout: float = 30_000) -> None:
+    page.wait_for_function(f"() => document.querySelectorAll('[data-testid=\"stDataFrame\"] canvas').length >= {n}",
+                           timeout=timeout)
+    page.wait_for_timeout(600)
+
+
+def loss_points(page) -> int:
+    return page.evaluate(LOSS_POINTS)
+
+
+def wait_growing_curve(page, timeout: float = 120.0) -> tuple[int, int]:
+    """Waits for the loss curve to show points, then for more: it grows while we watch."""
+    deadline = time.monotonic() + timeout
+    first = 0
+    while time.monotonic() < deadline and (first := loss_points(page)) == 0:
+        time.sleep(0.2)
+    assert first > 0, "the loss curve never appeared"
+    later = first
+    while time.monotonic() < deadline and (later := loss_points(page)) <= first:
+        time.sleep(0.2)
+    assert later > first, "the loss curve did not grow"
+    return first, later
+
+
+def metric_value(page, label: str) -> str:
+    metric = page.locator('[data-testid="stMetric"]', has_text=label).first
+    return metric.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def test_open_train_and_explore_on_the_synthetic_data(server, page):
+    page.goto(f"{server}/?epochs=2")
+    page.get_by_text("Loaded: synthetic").wait_for()
+    wait_charts(page, 3)
+    assert metric_value(page, "Users") == "600"
+    shot(page, "1-data")
+
+    goto_page(page, "Model")
+    wait_charts(page, 1)
+    assert page.get_by_role("spinbutton", name="Epochs").input_value() == "2"  # from the link
+    assert "Parameters" in page.inner_text("body")
+    shot(page, "2-model")
+
+    goto_page(page, "Train")
+    page.get_by_role("button", name="Train", exact=True).click()
+    wait_growing_curve(page)
+    assert re.search(r"[?&]job=", page.url), "the job is in the address, so a reload finds it"
+    shot(page, "3-train-live")
+    page.get_by_text("Saved as run").wait_for(timeout=240_000)
+    settle(page)
+    shot(page, "4-train-done")
+
+    goto_page(page, "Recommendations")
+    wait_tables(page, 2)
+    body = page.inner_text("body")
+    assert "Top 10 recommendations" in body and "Their history" in body
+    shot(page, "5-recommendations")
+    page.get_by_role("tab", name="A new user").click()
+    page.get_by_text("Find items by title").wait_for()
+
+    goto_page(page, "Embeddings")
+    wait_charts(page, 2)
+    page.get_by_role("radio", name="3D").click()
+    settle(page)
+    wait_charts(page, 2)
+    shot(page, "6-embeddings-3d")
+    page.get_by_role("radio", name="2D").click()
+    settle(page)
+    wait_charts(page, 2)
+    shot(page, "6-embeddings")
+
+    goto_page(page, "Compare runs")
+    wait_tables(page, 1)
+    wait_charts(page, 1)
+    shot(page, "7-compare")
+
+
+def test_reload_during_training_then_stop(server, page):
+    page.goto(f"{server}/train?epochs=60")
+    settle(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    wait_growing_curve(page, timeout=180)
+    job_url = page.url
+    page.reload()
+    settle(page)
+    assert page.url == job_url
+    wait_growing_curve(page, timeout=60)  # the same job, live again after the reload
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("Saved as run").wait_for(timeout=60_000)
+    assert "Stopped" in page.inner_text("body")
+    shot(page, "8-stopped")
+
+
+def test_upload_good_and_bad_files_through_the_file_chooser(server, page, tmp_path):
+    good = tmp_path / "class ratings.csv"
+    rows = ["user,item,rating"] + [f"u{u},m{(u * 7 + j) % 150},{1 + (u + j) % 5}" for u in range(40) for j in range(12)]
+    good.write_text("\n".join(rows) + "\n")
+    bad = tmp_path / "notes.csv"
+    bad.write_bytes(b"%PDF-1.7\n" + bytes(300))
+
+    page.goto(server)
+    page.get_by_text("Loaded: synthetic").wait_for()
+    page.get_by_role("radio", name="Upload a file").click()
+    settle(page)
+
+    def choose(path: Path) -> None:
+        with page.expect_file_chooser() as chooser:
+            page.locator('[data-testid="stFileUploader"] button').last.click()  # "Browse files"
+        chooser.value.set_files(str(path))
+        settle(page)
+
+    choose(bad)
+    page.get_by_text("notes.csv:").first.wait_for()
+    assert "PDF" in page.inner_text("body")
+    assert metric_value(page, "Users") == "600"  # the synthetic data stays loaded
+    shot(page, "9-upload-bad")
+
+    page.get_by_role("button", name="Remove notes.csv").click()
+    settle(page)
+    choose(good)
+    page.get_by_role("button", name="Load this file").click()
+    settle(page)
+    page.get_by_text("Loaded: class ratings.csv").wait_for()
+    assert metric_value(page, "Users") == "40"
+    shot(page, "9-upload-good")
+
+
+def test_a_share_link_opens_the_same_settings(server, page):
+    page.goto(f"{server}/model?model=gmf&factors=16&split=ratio")
+    settle(page)
+    assert "GMF" in page.get_by_text("GMF (generalised matrix factorisation)").first.inner_text()
+    assert page.get_by_role("spinbutton", name="Predictive factors k").input_value() == "16"
+    link = page.locator('[data-testid="stCode"]').inner_text()
+    assert "model=gmf" in link and "factors=16" in link and "split=ratio" in link
+    factors = page.get_by_role("spinbutton", name="Predictive factors k")
+    factors.fill("24")
+    factors.press("Enter")
+    settle(page)
+    page.wait_for_function("() => location.search.includes('factors=24')")
+    goto_page(page, "Data")  # the split setting came from the link too
+    assert page.get_by_role("radio", name=re.compile("Random share")).is_checked()
