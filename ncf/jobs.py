@@ -386,11 +386,11 @@ class JobRunner:
 
     def status(self, job_id: str, events: bool = True) -> JobStatus:
         job_dir = self._job_dir(job_id)
-        info = _read_json(job_dir / "job.json")
+        with self._lock:  # the queue and the files agree while it is held (dispatch writes under it)
+            order = self._queue_order()
+            info = _read_json(job_dir / "job.json")
         if info is None:
             raise UnknownIdError(f"Unknown job {job_id!r}: it was never submitted here or has been removed.")
-        with self._lock:
-            order = self._queue_order()
         return self._status_from(info, job_dir, order, events)
 
     def jobs(self, owner: str | None = None, events: bool = False) -> list[JobStatus]:
@@ -398,13 +398,10 @@ class JobRunner:
         Events are read only when asked (`last_event` is always there)."""
         with self._lock:
             order = self._queue_order()
-        out = []
-        for job_dir in sorted(p for p in self.jobs_dir.iterdir() if _JOB_ID.match(p.name)):
-            info = _read_json(job_dir / "job.json")
-            if info is None or (owner is not None and info.get("owner") != owner):
-                continue
-            out.append(self._status_from(info, job_dir, order, events))
-        return out
+            infos = [(job_dir, _read_json(job_dir / "job.json"))
+                     for job_dir in sorted(p for p in self.jobs_dir.iterdir() if _JOB_ID.match(p.name))]
+        return [self._status_from(info, job_dir, order, events) for job_dir, info in infos
+                if info is not None and (owner is None or info.get("owner") == owner)]
 
     def stop(self, job_id: str, owner: str | None = None) -> JobStatus:
         """Stops a job: a waiting one never starts; a running one ends within a second and its run
@@ -420,6 +417,7 @@ class JobRunner:
         with self._lock:
             if job_id in self._pending:
                 self._pending.remove(job_id)
+                self._owner_of.pop(job_id, None)
                 _update_job(job_dir, state="stopped", finished=_now())
         return self.status(job_id, events=False)
 
@@ -468,6 +466,7 @@ class JobRunner:
                 _update_job(self.jobs_dir / job_id, state="interrupted", finished=_now(),
                             error="The server shut down before this job started.")
             self._pending.clear()
+            self._owner_of.clear()
             running = [job_id for job_id, _ in self._inflight.values()]
             executor = self._executor
         if stop_running:
@@ -501,19 +500,23 @@ class JobRunner:
         while not self._closed and self._pending and len(self._inflight) < self.max_workers:
             job_id = self._queue_order()[0]
             self._pending.remove(job_id)
-            owner = self._owner_of[job_id]
+            owner = self._owner_of.pop(job_id)
             self._last_served[owner] = self._served
             self._served += 1
             job_dir = self.jobs_dir / job_id
-            info = _update_job(job_dir, state="running", started=_now())
+            try:
+                info = _update_job(job_dir, state="running", started=_now())
+            except OSError:  # the disk is full or gone: this job cannot be tracked, so it does not run
+                continue
             try:
                 pool = self._pool()
                 future = pool.submit(_run_job, str(job_dir), info["config"], info.get("name", ""),
                                      str(self.models_dir), info.get("resume"))
-            except Exception as exc:  # noqa: BLE001 - e.g. the pool broke between two jobs
+            except Exception as exc:  # noqa: BLE001 - e.g. the pool broke between two jobs: a fresh one next
                 self._executor = None
-                _update_job(job_dir, state="failed", error=f"Could not start the job: {_error_message(exc)}",
-                            finished=_now())
+                with contextlib.suppress(OSError):
+                    _update_job(job_dir, state="failed", finished=_now(),
+                                error=f"Could not start the job: {_error_message(exc)}")
                 continue
             self._inflight[future] = (job_id, pool)
             future.add_done_callback(self._on_done)
