@@ -7,8 +7,8 @@ Figures (each printed as one line and collected into a JSON list):
   pre-training; HR@10 / NDCG@10 with 99 sampled negatives (He et al.'s protocol) and the
   full-ranking figures. NOTE: the shared ML-1M copy holds users 1-2999 only
   (ratings.users-1-2999.partial.dat, ~488k ratings), not all 6,040 users.
-- ml1m_time_to_069: wall seconds, training and per-epoch evaluation included, until HR@10 first
-  reaches 0.69, for the defaults and for a plain loop with the paper's settings (NeuMF with 32
+- ml1m_time_to_quality: wall seconds, training and per-epoch evaluation included, until HR@10 first
+  reaches 0.67 and 0.69, for the defaults and for a plain loop with the paper's settings (NeuMF with 32
   predictive factors, tower 128,64,32, batch 1024, Adam lr 0.001, dense embedding gradients).
 - ml100k_neumf: the same protocol on ML-100k (time to a first useful model).
 - ml100k_ratings: rating regression on ML-100k, random 80/20 split, three seeds: dot product (50
@@ -117,13 +117,22 @@ def ml1m_neumf_pretrain() -> dict:
     return timed_train(RunConfig(model=ModelConfig(pretrain=True)), split, target=0.715)
 
 
-def ml1m_time_to_069() -> dict:
+def _first_reaching(curve, target: float) -> float | None:
+    return next((seconds for _, seconds, hr in curve if hr >= target), None)
+
+
+def ml1m_time_to_quality(targets=(0.67, 0.69)) -> dict:
+    """Both contenders in one process, one after the other. On the shared partial copy the paper's
+    plain loop did not reach 0.69 within 6 epochs, so 0.67 is reported as well."""
     split = leave_one_out(load("ml-1m"))
-    ours = timed_train(RunConfig(), split, target=0.69)
-    plain = plain_paper_loop(split, 0.69)
-    speedup = (plain["seconds_to_target"] / ours["seconds_to_target"]
-               if ours["seconds_to_target"] and plain["seconds_to_target"] else None)
-    return {"defaults": ours, "paper_plain_loop": plain, "speedup": round(speedup, 2) if speedup else None}
+    ours = timed_train(RunConfig(), split)
+    plain = plain_paper_loop(split, max(targets), max_epochs=6)
+    out = {"defaults": ours, "paper_plain_loop": plain}
+    for target in targets:
+        a, b = _first_reaching(ours["curve"], target), _first_reaching(plain["curve"], target)
+        out[f"seconds_to_{target}"] = {"defaults": a, "paper_plain_loop": b,
+                                       "speedup": round(b / a, 2) if a and b else None}
+    return out
 
 
 def ml100k_neumf() -> dict:
@@ -157,7 +166,7 @@ def synthetic_default() -> dict:
 
 
 FIGURES = {f.__name__: f for f in (synthetic_default, ml100k_neumf, ml100k_ratings, ml1m_neumf,
-                                   ml1m_neumf_pretrain, ml1m_time_to_069)}
+                                   ml1m_neumf_pretrain, ml1m_time_to_quality)}
 
 
 def main() -> int:

@@ -53,7 +53,7 @@ class ModelConfig(_JSON):
 
     model: str = "neumf"
     objective: str | None = None  # None: implicit for the NCF family and dot, explicit for embnn
-    factors: int = 8  # GMF / NeuMF-GMF / dot-product embedding size (predictive factors)
+    factors: int = 32  # GMF / NeuMF-GMF / dot-product embedding size (predictive factors)
     layers: tuple[int, ...] | None = None  # MLP tower; the first is the concatenated embedding width
     emb_sizes: tuple[int, int] | None = None  # EmbeddingNN (user, item) sizes; None: fastai's rule
     dropout: float = 0.0  # EmbeddingNN, between tower layers
@@ -113,7 +113,7 @@ class TrainConfig(_JSON):
     optimizer: str | None = None  # "adam", "adamw", "sgd", "adagrad"
     weight_decay: float | None = None  # adam/sgd/adagrad: L2 penalty; adamw: decoupled (fastai's "true" wd)
     n_negatives: int = 4  # sampled negatives per observed pair (implicit objective)
-    exclude_seen: bool = False  # draw negatives only among items the user never interacted with
+    exclude_seen: bool = True  # draw negatives only among items the user never interacted with (as the NCF code)
     one_cycle: bool | None = None  # fastai's fit_one_cycle schedule
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "mps"
