@@ -599,15 +599,19 @@ class JobRunner:
 
 _runner: JobRunner | None = None
 _runner_lock = threading.Lock()
+_exit_hook = False
 
 
 def get_runner() -> JobRunner:
     """The process-wide runner the app shares between all sessions (created on first use)."""
     global _runner
     with _runner_lock:
+        global _exit_hook
         if _runner is None or _runner._closed:
+            if not _exit_hook:  # once per process: the hook shuts down whichever runner is current
+                _at_exit(_shutdown_runner)
+                _exit_hook = True
             _runner = JobRunner()
-            _at_exit(_shutdown_runner)
         return _runner
 
 
