@@ -53,7 +53,7 @@ class ModelConfig(_JSON):
 
     model: str = "neumf"
     objective: str | None = None  # None: implicit for the NCF family and dot, explicit for embnn
-    factors: int = 32  # GMF / NeuMF-GMF / dot-product embedding size (predictive factors)
+    factors: int = 8  # GMF / NeuMF-GMF / dot-product embedding size (predictive factors)
     layers: tuple[int, ...] | None = None  # MLP tower; the first is the concatenated embedding width
     emb_sizes: tuple[int, int] | None = None  # EmbeddingNN (user, item) sizes; None: fastai's rule
     dropout: float = 0.0  # EmbeddingNN, between tower layers
