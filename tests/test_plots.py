@@ -1,0 +1,75 @@
+"""The figure builders: right traces from real events and data, names from data shown as text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ncf import plots
+from ncf.data import synthetic
+
+EVENTS = [
+    {"event": "start", "epochs": 2, "stage": "neumf"},
+    {"event": "batch", "epoch": 1, "step": 10, "steps": 20, "loss": 0.69, "stage": "neumf"},
+    {"event": "batch", "epoch": 1, "step": 20, "steps": 20, "loss": 0.5, "stage": "neumf"},
+    {"event": "epoch", "epoch": 1, "train_loss": 0.6, "metrics": {"hr@10": 0.3, "ndcg@10": 0.2}, "stage": "neumf"},
+    {"event": "batch", "epoch": 2, "step": 10, "steps": 20, "loss": 0.4, "stage": "neumf"},
+]
+
+
+def traces(fig) -> dict:
+    return {t.name: t for t in fig.data}
+
+
+def test_training_curves_place_batches_within_their_epoch():
+    fig = plots.training_curves(EVENTS)
+    t = traces(fig)
+    assert list(t["loss (batches)"].x) == [0.5, 1.0, 1.5]
+    assert list(t["hr@10"].y) == [0.3] and t["hr@10"].xaxis == "x2"
+    assert list(t["loss (epoch mean)"].x) == [1]
+
+
+def test_pretraining_stages_are_laid_end_to_end():
+    events = [{"event": "start", "epochs": 3, "stage": "gmf"},
+              {"event": "epoch", "epoch": 3, "train_loss": 0.3, "metrics": {}, "stage": "gmf"},
+              {"event": "start", "epochs": 2, "stage": "neumf"},
+              {"event": "epoch", "epoch": 1, "train_loss": 0.2, "metrics": {}, "stage": "neumf"}]
+    _, epochs = plots.curves_frame(events)
+    assert list(epochs["x"]) == [3, 4]
+
+
+def test_no_events_gives_an_empty_figure():
+    assert not plots.training_curves([]).data
+
+
+def test_data_figures_count_what_is_there():
+    ds = synthetic()
+    hist = plots.rating_histogram(ds.rating)
+    assert sum(hist.data[0].y) == ds.n_interactions
+    tail = plots.long_tail(ds.per_item_counts())
+    assert list(tail.data[0].y) == sorted(ds.per_item_counts(), reverse=True)
+    assert "Implicit" in plots.rating_histogram(None).layout.annotations[0].text
+
+
+def test_pca_scatter_highlights_matches_in_2d_and_3d():
+    coords = pd.DataFrame({"pc1": [0, 1, 2], "pc2": [1, 0, 1], "pc3": [0, 0, 1], "title": ["A", "B", "C"],
+                           "genres": ["X|Y", "Y", "X"]})
+    fig2 = plots.pca_scatter(coords, "genres", dims=2, highlight=[2])
+    assert traces(fig2)["search matches"].text == ("C",)
+    assert {t.name for t in fig2.data} >= {"X", "Y"}  # first genre of "X|Y" colours it
+    fig3 = plots.pca_scatter(coords, "genres", dims=3)
+    assert fig3.data[0].type == "scatter3d"
+
+
+def test_architecture_escapes_markup_from_names():
+    layers = [{"name": "<b>user</b> embedding", "shape": "(B, 8)", "params": 80, "note": "10 users × 8"}]
+    text = " ".join(a.text for a in plots.architecture(layers).layout.annotations)
+    assert "&lt;b&gt;user&lt;/b&gt;" in text and "80 parameters" in text
+
+
+def test_explained_variance_and_metric_bars():
+    fig = plots.explained_variance(np.array([0.5, 0.25]))
+    assert list(fig.data[0].x) == ["PC1", "PC2"]
+    rows = pd.DataFrame({"label": ["neumf", "pop"], "hr@10": [0.6, 0.4], "ndcg@10": [0.35, 0.2]})
+    bars = plots.metric_bars(rows, "label", ["hr@10", "ndcg@10"])
+    assert [t.name for t in bars.data] == ["neumf", "pop"] and list(bars.data[1].y) == [0.4, 0.2]
