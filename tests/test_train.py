@@ -91,7 +91,7 @@ def test_a_stop_request_ends_training_within_a_second_keeping_the_model():
     result = train(RunConfig(train=TrainConfig(epochs=100)), big, stop=stop)
     ended = time.perf_counter()
     assert result.stopped and set_at
-    assert ended - set_at[0] < 1.0
+    assert ended - set_at[0] < 1.0, f"took {ended - set_at[0]:.2f} s after the stop request"
     assert result.epochs < 100
     assert isinstance(result.model, NeuMF) and not result.model.training
     assert "hr@10" in result.metrics and result.history[-1]["stopped"] is True
