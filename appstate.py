@@ -62,6 +62,15 @@ JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}$")  # ncf.jobs' ids; anything els
 BATCH_SIZES = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: object) -> str:
+    """User-supplied text (a file name, a title) made safe to put inside Streamlit markdown: every
+    markdown character is escaped, so it shows as typed and can never become a link or an image."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+
+
 def default_layers(model: str) -> str:
     return DEFAULT_LAYERS.get(model, "64,32,16,8")
 
@@ -402,7 +411,7 @@ def current_run():
         return load_run(run_id)
     except NCFError as e:
         st.session_state.run_id = None
-        st.warning(f"The run {run_id} could not be loaded: {e}")
+        st.warning(plain(f"The run {run_id} could not be loaded: {e}"))
         return None
 
 
@@ -466,7 +475,7 @@ def sidebar() -> None:
         try:
             ds = current_dataset()
         except NCFError as e:
-            st.error(str(e))
+            st.error(plain(e))
         with box:
             if ds is not None:
                 st.markdown(f"**Dataset** · {label}")
@@ -498,7 +507,7 @@ def run_picker(label: str = "Run") -> object | None:
     try:
         infos = [r for r in list_runs() if not r.error]
     except NCFError as e:
-        st.error(str(e))
+        st.error(plain(e))
         return None
     if not infos:
         st.info("No saved runs yet: train a model on the Train page first.")

@@ -14,7 +14,7 @@ st.header("Compare runs")
 try:
     infos = appstate.list_runs()
 except NCFError as e:
-    st.error(str(e))
+    st.error(appstate.plain(e))
     st.stop()
 if not infos:
     st.info("No saved runs yet: train a model on the Train page first.")
@@ -50,7 +50,7 @@ if selected:
         try:
             run = appstate.load_run(run_id)
         except NCFError as e:
-            st.warning(f"{run_id}: {e}")
+            st.warning(appstate.plain(f"{run_id}: {e}"))
             continue
         histories[f"{run.name or run.id}"] = run.history
     metric_names = sorted({k for h in histories.values() for e in h if e.get("event") == "epoch"
@@ -70,7 +70,7 @@ if selected:
         st.plotly_chart(plots.metric_bars(side, "label", shown), width="stretch")
     if pops.empty and "pop" not in set(chosen["model"]):
         first = appstate.load_run(selected[0])
-        st.info(f"No most-popular baseline for {first.config.data.source} yet.")
+        st.info(f"No most-popular baseline for {appstate.plain(appstate._source_label(first.config.data.source))} yet.")
         if st.button("Add the most-popular baseline", icon=":material/add:"):
             base = first.config.replace(model=ModelConfig(model="pop"), train=TrainConfig(epochs=1),
                                         name=f"most popular ({chosen['dataset'].iloc[0]})")
@@ -79,7 +79,7 @@ if selected:
                 with st.spinner("Counting what is popular…"):
                     status = appstate.runner().wait(job, timeout=120)
             except NCFError as e:
-                st.error(str(e))
+                st.error(appstate.plain(e))
             else:
                 if status.error:
                     st.error(status.error)
@@ -101,7 +101,7 @@ if ss.get("confirm_delete") == target:
         try:
             delete_run(target)
         except NCFError as e:
-            st.error(str(e))
+            st.error(appstate.plain(e))
         else:
             appstate.load_run.clear()
             if ss.run_id == target:

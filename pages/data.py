@@ -21,7 +21,7 @@ mode = st.segmented_control("Source", MODES, key="data_mode", help="Where the in
 def _named(filename: str, error: Exception) -> str:
     """The core's message, prefixed with the file name unless it already says it."""
     text = str(error)
-    return text if filename in text else f"{filename}: {text}"
+    return appstate.plain(text if filename in text else f"{filename}: {text}")
 
 
 def use_source(source: str) -> None:
@@ -65,7 +65,7 @@ elif mode == MODES[1]:
             load(choice, progress=progress)  # fills the on-disk cache; the app's cache parses it once
             appstate.load_dataset(choice)
         except NCFError as e:
-            st.error(f"Could not load {choice}: {e}")
+            st.error(appstate.plain(f"Could not load {choice}: {e}"))
         else:
             use_source(choice)
             st.rerun()
@@ -100,7 +100,9 @@ else:
                 picked = col.selectbox(role, choices, index=idx, key=f"role_{role}")
                 if picked != "(none)":
                     columns[role] = picked
-            if st.button("Load this file", type="primary"):
+            if ss.source == appstate.upload_key(uploaded.name, data, columns):
+                st.success(f"{appstate.plain(uploaded.name)} is the current dataset.", icon=":material/check:")
+            elif st.button("Load this file", type="primary"):
                 try:
                     key = appstate.open_upload(uploaded.name, data, columns)
                 except NCFError as e:
@@ -115,13 +117,13 @@ st.divider()
 try:
     ds = appstate.current_dataset()
 except NCFError as e:
-    st.error(str(e))
+    st.error(appstate.plain(e))
     st.stop()
 if ds is None:
     st.info(f"{ss.source} is not on this machine yet: download it above, or use the synthetic data.")
     st.stop()
 
-st.subheader(f"Loaded: {ds.name}")
+st.subheader(f"Loaded: {appstate.plain(ds.name)}")
 c = st.columns(5)
 c[0].metric("Users", f"{ds.n_users:,}")
 c[1].metric("Items", f"{ds.n_items:,}")
@@ -131,7 +133,7 @@ c[3].metric("Density", f"{ds.density:.2%}", help="Share of all user–item pairs
 c[4].metric("Feedback", "implicit" if ds.implicit else "{:g}–{:g} stars".format(*ds.rating_scale),
             help="Explicit ratings can be predicted (RMSE) or turned into 'interacted' (implicit, as in NCF).")
 if ds.dropped:
-    st.caption("Dropped while reading: " + ", ".join(f"{n:,} rows ({why})" for why, n in ds.dropped.items()))
+    st.caption(appstate.plain("Dropped while reading: " + ", ".join(f"{n:,} rows ({why})" for why, n in ds.dropped.items())))
 
 g = st.columns(3)
 g[0].plotly_chart(plots.rating_histogram(ds.rating), width="stretch")
@@ -159,7 +161,7 @@ s[2].number_input("Split seed", min_value=0, step=1, key="data_seed", persist_st
 try:
     split = appstate.current_split()
 except NCFError as e:
-    st.error(str(e))
+    st.error(appstate.plain(e))
 else:
     st.info(f"{split.describe()} → {split.n_train:,} training and {len(split.test_user):,} test interactions.")
     st.page_link("pages/model.py", label="Next: choose a model", icon=":material/arrow_forward:")

@@ -41,7 +41,7 @@ dim = table[0].embedding_dim
 try:
     proj = projection(run.id, kind, which, min(8, dim))
 except NCFError as e:
-    st.error(str(e))
+    st.error(appstate.plain(e))
     st.stop()
 coords = proj.coords
 if dims == 3 and "pc3" not in coords:

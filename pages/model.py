@@ -49,7 +49,7 @@ st.header("Model")
 try:
     ds = appstate.current_dataset()
 except NCFError as e:
-    st.error(str(e))
+    st.error(appstate.plain(e))
     ds = None
 left, right = st.columns([5, 6], gap="large")
 
@@ -122,7 +122,7 @@ with right:
     st.write(title)
     st.latex(formula)
     if error:
-        st.error(error)
+        st.error(appstate.plain(error))
     elif ds is None:
         st.info("Load the dataset on the Data page to see the layer sizes.")
     else:
@@ -143,7 +143,7 @@ with left:
             try:
                 found = lr_find(cfg, appstate.current_split())
             except NCFError as e:
-                st.error(str(e))
+                st.error(appstate.plain(e))
             else:
                 ss.lr_result = {"lrs": list(found.lrs), "losses": list(found.losses),
                                 "suggestion": float(found.suggestion)}

@@ -41,7 +41,7 @@ with tab_user:
         history = explore.user_history(run, ss.rec_user)
         recs = explore.recommend(run, ss.rec_user, k=k, exclude_seen=True)
     except NCFError as e:
-        st.error(str(e))
+        st.error(appstate.plain(e))
     else:
         left, right = st.columns(2)
         left.markdown(f"**Their history** ({len(history):,} training interactions, newest first)")
@@ -73,7 +73,7 @@ with tab_new:
         try:
             recs = explore.fold_in(run, ratings, k=10)
         except NCFError as e:
-            st.error(str(e))
+            st.error(appstate.plain(e))
         else:
             st.markdown("**Recommended for you**")
             st.dataframe(recs, hide_index=True, width="stretch",
@@ -86,7 +86,7 @@ with tab_similar:
     try:
         sims = explore.similar_items(run, ss.sim_item, k=10)
     except NCFError as e:
-        st.error(str(e))
+        st.error(appstate.plain(e))
     else:
         st.caption("Items whose learned embeddings point the same way (cosine similarity).")
         st.dataframe(sims, hide_index=True, width="stretch", column_config={

@@ -15,7 +15,7 @@ REFRESH_SECONDS = 0.5  # the live view re-reads the job's progress twice a secon
 try:
     cfg = appstate.run_config()
 except ConfigError as e:
-    st.error(f"The settings cannot be trained: {e}")
+    st.error(appstate.plain(f"The settings cannot be trained: {e}"))
     st.page_link("pages/model.py", label="Fix them on the Model page", icon=":material/arrow_back:")
     st.stop()
 ds = appstate.current_dataset()
@@ -25,7 +25,7 @@ if ds is None:
 
 m, t = cfg.model, cfg.train
 pretrain = " with GMF and MLP pre-training" if m.pretrain else ""
-st.write(f"**{m.model.upper()}**{pretrain} on **{ds.name}** ({ds.n_interactions:,} interactions) · "
+st.write(f"**{m.model.upper()}**{pretrain} on **{appstate.plain(ds.name)}** ({ds.n_interactions:,} interactions) · "
          f"{m.resolved_objective} objective · {t.epochs} epochs · batch {t.batch_size} · lr {t.lr:g} · "
          f"{t.optimizer}")
 runner = appstate.runner()
@@ -37,7 +37,7 @@ if c2.button("Train", type="primary", icon=":material/play_arrow:", width="stret
     try:
         job_id = runner.submit(cfg.replace(name=name), owner=appstate.owner(), name=name)
     except NCFError as e:
-        st.error(str(e))
+        st.error(appstate.plain(e))
     else:
         ss.job_ids = [*ss.job_ids, job_id]
         ss.watch_job = job_id
@@ -76,7 +76,7 @@ def live_view() -> None:
     try:
         status = runner.status(job_id)
     except NCFError as e:
-        st.error(str(e))
+        st.error(appstate.plain(e))
         return
     events = status.events or []
     last_batch = next((e for e in reversed(events) if e.get("event") in ("batch", "epoch")), {})
@@ -107,7 +107,7 @@ def live_view() -> None:
         st.button("Stop", icon=":material/stop:", key=f"stop_{job_id}", on_click=runner.stop, args=(job_id,),
                   help="Stops after the current step; what was learned so far is saved as a run.")
     if status.error:
-        st.error(status.error)
+        st.error(appstate.plain(status.error))
     if any(e.get("event") in ("batch", "epoch") for e in events):
         st.plotly_chart(plots.training_curves(events), width="stretch", key="live_curves")
     elif state in ("queued", "running"):

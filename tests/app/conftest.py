@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,11 @@ def page(app):
         return app
 
     return open_page
+
+
+def shown(markdown: str) -> str:
+    """Text as the reader sees it: the app escapes markdown characters in user-supplied text."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def train_and_save(model: str = "neumf", epochs: int = 2, name: str = ""):

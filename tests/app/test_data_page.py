@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tests.app.conftest import shown
+
 MODES = ("Synthetic (built in)", "MovieLens", "Upload a file")
 
 
@@ -48,7 +50,7 @@ def test_a_good_upload_previews_its_columns_and_loads(page):
     assert at.selectbox(key="role_rating").value == "rating"
     next(b for b in at.button if b.label == "Load this file").click().run()
     assert not at.exception
-    assert not at.error, at.error[0].value
+    assert not at.error, shown(at.error[0].value)
     assert metrics(at)["Users"] == "30" and metrics(at)["Items"] == distinct(ratings_csv(), 1)
     assert at.session_state["source"].startswith("upload:")
 
@@ -65,7 +67,7 @@ def test_corrected_columns_are_used(page):
 def test_a_bad_upload_says_why_and_keeps_the_previous_dataset(page):
     at = upload(page("pages/data.py"), "holiday.csv", b"\x89PNG\r\n\x1a\n" + bytes(200))
     assert not at.exception
-    assert at.error and "holiday.csv" in at.error[0].value and "PNG" in at.error[0].value
+    assert at.error and "holiday.csv" in shown(at.error[0].value) and "PNG" in shown(at.error[0].value)
     assert metrics(at)["Users"] == "600"
     assert at.session_state["source"] == "synthetic"
 
@@ -76,7 +78,16 @@ def test_a_file_that_fails_only_when_read_in_full_keeps_the_previous_dataset(pag
     at = upload(page("pages/data.py"), "broken.csv", data)
     next(b for b in at.button if b.label == "Load this file").click().run()
     assert not at.exception
-    assert "broken.csv" in at.error[0].value and "excellent" in at.error[0].value
+    assert "broken.csv" in shown(at.error[0].value) and "excellent" in shown(at.error[0].value)
     assert "still in use" in at.info[0].value
     assert at.session_state["source"] == "synthetic"
     assert metrics(at)["Users"] == "600"
+
+
+def test_markup_in_a_file_name_is_shown_as_text(page):
+    name = "![x](http---e.vil-a.png) <b>bold.csv"
+    at = upload(page("pages/data.py"), name, ratings_csv())
+    next(b for b in at.button if b.label == "Load this file").click().run()
+    heading = next(h.value for h in at.subheader if "Loaded" in h.value)
+    assert shown(heading) == f"Loaded: {name}"
+    assert "![" not in heading and "<b>" not in heading  # escaped: no image, no tag
