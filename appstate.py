@@ -328,7 +328,7 @@ def _keep_upload(key: str, filename: str, data: bytes) -> Path:
 
 def upload_key(filename: str, data: bytes, columns: dict | None) -> str:
     h = hashlib.sha256(data)
-    h.update(json.dumps(columns or {}, sort_keys=True).encode())
+    h.update(json.dumps([filename, columns or {}], sort_keys=True).encode())
     return f"{UPLOAD_PREFIX}{h.hexdigest()[:20]}"
 
 
