@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tests.app.conftest import shown
 
@@ -91,3 +92,17 @@ def test_markup_in_a_file_name_is_shown_as_text(page):
     heading = next(h.value for h in at.subheader if "Loaded" in h.value)
     assert shown(heading) == f"Loaded: {name}"
     assert "![" not in heading and "<b>" not in heading  # escaped: no image, no tag
+
+
+@pytest.mark.slow
+def test_a_local_movielens_release_is_listed_and_loads(page, shared_data, monkeypatch):
+    monkeypatch.setenv("NCF_DATA_DIR", str(shared_data))
+    at = page("pages/data.py")
+    at.button_group(key="data_mode").set_value(MODES[1]).run()
+    releases = at.dataframe[0].value
+    assert releases.set_index("release").loc["ml-100k", "on this machine"] == "yes"
+    at.selectbox[0].set_value("ml-100k").run()
+    next(b for b in at.button if b.label == "Use ml-100k").click().run(timeout=120)
+    assert not at.exception and not at.error
+    assert metrics(at)["Users"] == "943" and metrics(at)["Items"] == "1,682"
+    assert at.session_state["source"] == "ml-100k"
