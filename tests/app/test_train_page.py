@@ -35,3 +35,16 @@ def test_stop_ends_a_queued_job_without_training(page, fresh_runner):
     assert fresh_runner.wait(first, timeout=120).state in ("stopped", "done")
     at.run()
     assert not at.exception
+
+
+def test_compare_adds_the_popularity_baseline_in_one_click(page, fresh_runner):
+    from tests.app.conftest import train_and_save
+
+    train_and_save(name="tiny neumf")
+    at = page("pages/compare.py")
+    assert "No most-popular baseline" in at.info[0].value
+    next(b for b in at.button if b.label == "Add the most-popular baseline").click().run(timeout=240)
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert set(table["model"]) == {"neumf", "pop"}
+    assert table.set_index("model").loc["pop", "hr@10"] > 0
