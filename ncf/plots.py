@@ -196,7 +196,8 @@ def pca_scatter(coords: pd.DataFrame, color: str, *, dims: int = 2, highlight: S
         fig.update_traces(marker=dict(size=7, opacity=0.75, line=dict(width=0)))
     if len(highlight):
         sel = data.iloc[list(highlight)]
-        text = sel[hover].astype(str).tolist() if hover else None
+        # Labels only for a few matches: more would pile up unreadably (hover still names each).
+        text = sel[hover].astype(str).tolist() if hover and len(sel) <= 5 else None
         if dims == 3 and "pc3" in data:
             fig.add_scatter3d(x=sel["pc1"], y=sel["pc2"], z=sel["pc3"], mode="markers+text", text=text,
                               name="search matches", marker=dict(size=8, color="black", symbol="diamond-open"))

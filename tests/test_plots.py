@@ -55,7 +55,7 @@ def test_pca_scatter_highlights_matches_in_2d_and_3d():
     coords = pd.DataFrame({"pc1": [0, 1, 2], "pc2": [1, 0, 1], "pc3": [0, 0, 1], "title": ["A", "B", "C"],
                            "genres": ["X|Y", "Y", "X"]})
     fig2 = plots.pca_scatter(coords, "genres", dims=2, highlight=[2])
-    assert traces(fig2)["search matches"].text == ("C",)
+    assert traces(fig2)["search matches"].text == ("C",)  # a few matches are labelled
     assert {t.name for t in fig2.data} >= {"X", "Y"}  # first genre of "X|Y" colours it
     fig3 = plots.pca_scatter(coords, "genres", dims=3)
     assert fig3.data[0].type == "scatter3d"
