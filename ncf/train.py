@@ -39,6 +39,8 @@ TRAIN_DEFAULTS = {
 # After pre-training, He et al. fine-tune NeuMF with plain SGD; this is its learning rate unless the
 # configuration itself asks for SGD with a learning rate.
 PRETRAINED_NEUMF_SGD_LR = 0.05
+# Largest user x item grid kept as a dense "seen" mask for excluding positives from negatives (128 MB).
+SEEN_MASK_MAX_CELLS = 1 << 27
 # Embedding rows per batch sample above which sparse gradients beat a dense fused update on the CPU.
 SPARSE_ROWS_PER_SAMPLE = 32
 
@@ -111,9 +113,15 @@ class Fitter:
                                   "feedback); choose the implicit objective.")
             self.ratings = torch.as_tensor(split.train_rating, dtype=torch.float32, device=device)
         self.generator = torch.Generator(device=device).manual_seed(tcfg.seed)
-        self.seen_keys = None
+        self.seen_keys = None  # sorted user * n_items + item keys, for large catalogues
+        self.seen_mask = None  # (n_users * n_items,) bool, where it fits: one gather instead of a binary search
         if tcfg.exclude_seen and not self.explicit:
-            self.seen_keys = torch.unique(self.users * self.n_items + self.items)  # sorted
+            keys = self.users * self.n_items + self.items
+            if model.n_users * self.n_items <= SEEN_MASK_MAX_CELLS:
+                self.seen_mask = torch.zeros(model.n_users * self.n_items, dtype=torch.bool, device=device)
+                self.seen_mask[keys] = True
+            else:
+                self.seen_keys = torch.unique(keys)
         self.optimizer_name = optimizer or tcfg.optimizer
         self.lr = lr if lr is not None else tcfg.lr
         self.sparse = self._use_sparse()
@@ -184,11 +192,14 @@ class Fitter:
         """`n` uniform negatives for every observed pair: (users, items), both (n_pos * n,)."""
         users = self.users.repeat(n)
         items = torch.randint(0, self.n_items, (len(users),), generator=self.generator, device=self.device)
-        if self.seen_keys is not None and len(self.seen_keys):
+        if self.seen_mask is not None or (self.seen_keys is not None and len(self.seen_keys)):
             for _ in range(50):  # each round redraws only the seen ones; few remain after 2-3 rounds
                 keys = users * self.n_items + items
-                pos = torch.searchsorted(self.seen_keys, keys).clamp_(max=len(self.seen_keys) - 1)
-                seen = torch.nonzero(self.seen_keys[pos] == keys).squeeze(1)
+                if self.seen_mask is not None:
+                    seen = torch.nonzero(self.seen_mask[keys]).squeeze(1)
+                else:
+                    pos = torch.searchsorted(self.seen_keys, keys).clamp_(max=len(self.seen_keys) - 1)
+                    seen = torch.nonzero(self.seen_keys[pos] == keys).squeeze(1)
                 if len(seen) == 0:
                     break
                 items[seen] = torch.randint(0, self.n_items, (len(seen),), generator=self.generator,
@@ -225,9 +236,11 @@ class Fitter:
 
     # -- one step ---------------------------------------------------------------------------------
     def step(self, users: torch.Tensor, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+        if self.amp:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = self.model(users, items).float()
+        else:  # no autocast context at all: at small batches its entry and exit cost is measurable
             out = self.model(users, items)
-        out = out.float()
         loss = F.mse_loss(out, target) if self.explicit else F.binary_cross_entropy_with_logits(out, target)
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)

@@ -166,7 +166,9 @@ def test_explicit_objective_needs_ratings():
         train(RunConfig(model=ModelConfig(model="embnn")), split)
 
 
-def test_negatives_can_exclude_seen_items(small_split):
+@pytest.mark.parametrize("mask_cells", [1 << 27, 0])  # the dense seen-mask and the sorted-keys search
+def test_negatives_can_exclude_seen_items(small_split, monkeypatch, mask_cells):
+    monkeypatch.setattr(trainer, "SEEN_MASK_MAX_CELLS", mask_cells)
     tcfg = resolve_train_config(RunConfig(train=TrainConfig(exclude_seen=True, n_negatives=8)))
     model = trainer.build_model(ModelConfig(), small_split.n_users, small_split.n_items)
     fitter = Fitter(model, small_split, tcfg, torch.device("cpu"))
