@@ -2,8 +2,10 @@
 negatives with a few tensor ops and shuffles with one permutation, and batches are slices.
 
 It reports through events (plain JSON-able dicts) to whoever listens, checks a stop flag at every
-batch, and never imports anything of the app. On the CPU the embedding tables get sparse gradients
-(only the rows a batch touched are updated), which is where most of the time of a dense loop goes.
+batch, and never imports anything of the app. Where the time goes and what it does about it (see
+benchmarks/results_engine.md): embedding gradients by one `index_add_` (ncf.models.Embedding), fused
+Adam, no concatenations in the towers; sparse embedding gradients only for tables far larger than a
+batch, where they pay off.
 """
 
 from __future__ import annotations
