@@ -511,7 +511,7 @@ def run_picker(label: str = "Run") -> object | None:
         return None
     if not infos:
         st.info("No saved runs yet: train a model on the Train page first.")
-        st.page_link("pages/train.py", label="Go to Train", icon=":material/arrow_forward:")
+        st.page_link("app_pages/train.py", label="Go to Train", icon=":material/arrow_forward:")
         return None
     infos.sort(key=lambda r: r.created, reverse=True)
     ids = [r.id for r in infos]

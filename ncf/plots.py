@@ -43,6 +43,8 @@ def rating_histogram(ratings: np.ndarray | None) -> go.Figure:
         counts, edges = np.histogram(ratings, bins=30)
         values = (edges[:-1] + edges[1:]) / 2
     fig.add_bar(x=values, y=counts, marker_color=ACCENT, hovertemplate="rating %{x}: %{y:,} interactions")
+    if len(values) <= 12:  # a tick under every star value (1…5, or 0.5…5 in half stars)
+        fig.update_xaxes(tickvals=[float(v) for v in values])
     return fig
 
 

@@ -21,13 +21,13 @@ def app():
 
 @pytest.fixture
 def page(app):
-    """Opens one page (path relative to the repo, e.g. "pages/model.py") after a first run."""
+    """Opens one page (path relative to the repo, e.g. "app_pages/model.py") after a first run."""
 
     def open_page(path: str, query: dict | None = None):
         if query:
             app.query_params.update(query)
         app.run()
-        if path != "pages/data.py":
+        if path != "app_pages/data.py":
             app.switch_page(path).run()
         return app
 

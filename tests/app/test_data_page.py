@@ -35,7 +35,7 @@ def upload(at, name: str, data: bytes):
 
 
 def test_split_settings_change_the_split_shown(page):
-    at = page("pages/data.py")
+    at = page("app_pages/data.py")
     assert "Leave-one-out" in at.info[0].value and "99 sampled" in at.info[0].value
     at.number_input(key="test_negatives").set_value(49).run()
     assert "49 sampled" in at.info[0].value
@@ -45,7 +45,7 @@ def test_split_settings_change_the_split_shown(page):
 
 
 def test_a_good_upload_previews_its_columns_and_loads(page):
-    at = upload(page("pages/data.py"), "my ratings.csv", ratings_csv())
+    at = upload(page("app_pages/data.py"), "my ratings.csv", ratings_csv())
     assert not at.exception
     assert at.selectbox(key="role_user").value == "userId"
     assert at.selectbox(key="role_rating").value == "rating"
@@ -57,7 +57,7 @@ def test_a_good_upload_previews_its_columns_and_loads(page):
 
 
 def test_corrected_columns_are_used(page):
-    at = upload(page("pages/data.py"), "ratings.csv", ratings_csv())
+    at = upload(page("app_pages/data.py"), "ratings.csv", ratings_csv())
     # Swap the roles: users become items and items users.
     at.selectbox(key="role_user").set_value("movieId").run()
     at.selectbox(key="role_item").set_value("userId").run()
@@ -66,7 +66,7 @@ def test_corrected_columns_are_used(page):
 
 
 def test_a_bad_upload_says_why_and_keeps_the_previous_dataset(page):
-    at = upload(page("pages/data.py"), "holiday.csv", b"\x89PNG\r\n\x1a\n" + bytes(200))
+    at = upload(page("app_pages/data.py"), "holiday.csv", b"\x89PNG\r\n\x1a\n" + bytes(200))
     assert not at.exception
     assert at.error and "holiday.csv" in shown(at.error[0].value) and "PNG" in shown(at.error[0].value)
     assert metrics(at)["Users"] == "600"
@@ -76,7 +76,7 @@ def test_a_bad_upload_says_why_and_keeps_the_previous_dataset(page):
 def test_a_file_that_fails_only_when_read_in_full_keeps_the_previous_dataset(page):
     """The head looks fine (so the preview shows); a bad rating further down is found on loading."""
     data = ratings_csv() + b"5,120,excellent,1000\n"
-    at = upload(page("pages/data.py"), "broken.csv", data)
+    at = upload(page("app_pages/data.py"), "broken.csv", data)
     next(b for b in at.button if b.label == "Load this file").click().run()
     assert not at.exception
     assert "broken.csv" in shown(at.error[0].value) and "excellent" in shown(at.error[0].value)
@@ -87,7 +87,7 @@ def test_a_file_that_fails_only_when_read_in_full_keeps_the_previous_dataset(pag
 
 def test_markup_in_a_file_name_is_shown_as_text(page):
     name = "![x](http---e.vil-a.png) <b>bold.csv"
-    at = upload(page("pages/data.py"), name, ratings_csv())
+    at = upload(page("app_pages/data.py"), name, ratings_csv())
     next(b for b in at.button if b.label == "Load this file").click().run()
     heading = next(h.value for h in at.subheader if "Loaded" in h.value)
     assert shown(heading) == f"Loaded: {name}"
@@ -97,7 +97,7 @@ def test_markup_in_a_file_name_is_shown_as_text(page):
 @pytest.mark.slow
 def test_a_local_movielens_release_is_listed_and_loads(page, shared_data, monkeypatch):
     monkeypatch.setenv("NCF_DATA_DIR", str(shared_data))
-    at = page("pages/data.py")
+    at = page("app_pages/data.py")
     at.button_group(key="data_mode").set_value(MODES[1]).run()
     releases = at.dataframe[0].value
     assert releases.set_index("release").loc["ml-100k", "on this machine"] == "yes"

@@ -6,14 +6,14 @@ from tests.app.conftest import train_and_save
 
 
 def test_pages_ask_for_a_run_when_there_is_none(page):
-    for path in ("pages/recommend.py", "pages/embeddings.py", "pages/compare.py"):
+    for path in ("app_pages/recommend.py", "app_pages/embeddings.py", "app_pages/compare.py"):
         at = page(path)
         assert not at.exception
         assert "No saved runs yet" in at.info[0].value
 
 
 def test_a_users_history_sits_beside_their_recommendations(page, saved_run):
-    at = page("pages/recommend.py")
+    at = page("app_pages/recommend.py")
     assert not at.exception and not at.error
     history, recs = at.dataframe[0].value, at.dataframe[1].value
     user = at.selectbox(key="rec_user").value
@@ -28,7 +28,7 @@ def test_a_users_history_sits_beside_their_recommendations(page, saved_run):
 
 
 def test_a_new_user_gets_recommendations_from_a_few_ratings(page, saved_run):
-    at = page("pages/recommend.py")
+    at = page("app_pages/recommend.py")
     items = saved_run.items.to_list()[:3]
     at.multiselect(key="fold_items").set_value(items).run()
     assert not at.exception and not at.error
@@ -37,7 +37,7 @@ def test_a_new_user_gets_recommendations_from_a_few_ratings(page, saved_run):
 
 
 def test_similar_items_are_ranked_by_similarity(page, saved_run):
-    at = page("pages/recommend.py")
+    at = page("app_pages/recommend.py")
     target = saved_run.items.to_list()[7]
     at.selectbox(key="sim_item").set_value(target).run()
     sims = at.dataframe[-1].value
@@ -46,7 +46,7 @@ def test_similar_items_are_ranked_by_similarity(page, saved_run):
 
 
 def test_embeddings_switch_tables_dimensions_colours_and_highlight(page, saved_run):
-    at = page("pages/embeddings.py")
+    at = page("app_pages/embeddings.py")
     assert not at.exception and not at.error
     assert at.button_group(key="emb_table").value == "gmf"
     at.button_group(key="emb_table").set_value("mlp").run()
@@ -62,7 +62,7 @@ def test_embeddings_switch_tables_dimensions_colours_and_highlight(page, saved_r
 
 def test_compare_lists_runs_and_deletes_one(page, saved_run):
     train_and_save(model="pop", epochs=1, name="baseline")
-    at = page("pages/compare.py")
+    at = page("app_pages/compare.py")
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert set(table["name"]) == {"tiny neumf", "baseline"}

@@ -17,17 +17,17 @@ def test_first_page_shows_the_synthetic_data_at_once(app):
 
 
 def test_settings_survive_moving_between_pages(page):
-    at = page("pages/model.py")
+    at = page("app_pages/model.py")
     at.text_input(key="layers").set_value("32,16,8").run()
     at.number_input(key="epochs").set_value(3).run()
-    at.switch_page("pages/data.py").run()
-    at.switch_page("pages/model.py").run()
+    at.switch_page("app_pages/data.py").run()
+    at.switch_page("app_pages/model.py").run()
     assert at.text_input(key="layers").value == "32,16,8"
     assert at.number_input(key="epochs").value == 3
 
 
 def test_a_share_link_restores_data_and_model_settings(page):
-    at = page("pages/model.py", query={"model": "gmf", "factors": "16", "epochs": "3", "split": "ratio"})
+    at = page("app_pages/model.py", query={"model": "gmf", "factors": "16", "epochs": "3", "split": "ratio"})
     assert not at.exception
     assert at.selectbox(key="model").value == "gmf"
     assert at.number_input(key="factors").value == 16
@@ -38,14 +38,14 @@ def test_a_share_link_restores_data_and_model_settings(page):
 
 
 def test_the_share_link_follows_changed_settings(page):
-    at = page("pages/model.py")
+    at = page("app_pages/model.py")
     at.number_input(key="factors").set_value(24).run()
     assert "factors=24" in at.code[0].value
     assert "model=" not in at.code[0].value  # defaults are left out: short links
 
 
 def test_bad_values_in_a_link_are_ignored_with_a_warning(page):
-    at = page("pages/data.py", query={"source": "../../etc/passwd", "model": "<script>", "epochs": "many",
+    at = page("app_pages/data.py", query={"source": "../../etc/passwd", "model": "<script>", "epochs": "many",
                                       "job": "../x", "run": "../../secret"})
     assert not at.exception
     assert at.session_state["source"] == "synthetic"

@@ -13,7 +13,7 @@ def parameters(at) -> int:
 
 
 def test_default_neumf_shows_formula_diagram_and_true_parameter_count(page):
-    at = page("pages/model.py")
+    at = page("app_pages/model.py")
     assert not at.exception and not at.error
     assert at.selectbox(key="model").value == "neumf"
     assert at.latex and "odot" in at.latex[0].value
@@ -23,7 +23,7 @@ def test_default_neumf_shows_formula_diagram_and_true_parameter_count(page):
 
 @pytest.mark.parametrize("model", ["gmf", "mlp", "dot", "embnn", "pop"])
 def test_every_model_renders_its_explanation(page, model):
-    at = page("pages/model.py")
+    at = page("app_pages/model.py")
     at.selectbox(key="model").set_value(model).run()
     assert not at.exception and not at.error
     assert at.latex
@@ -32,18 +32,18 @@ def test_every_model_renders_its_explanation(page, model):
 
 
 def test_impossible_layers_are_named_before_training(page):
-    at = page("pages/model.py")
+    at = page("app_pages/model.py")
     at.text_input(key="layers").set_value("63,32").run()
     assert "must be even" in at.error[0].value
     at.text_input(key="layers").set_value("64,abc").run()
     assert "whole numbers" in at.error[0].value
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert "cannot be trained" in at.error[0].value
     assert not [b for b in at.button if b.label == "Train"]
 
 
 def test_embeddingnn_uses_fastai_sizes_and_the_rating_recipe(page):
-    at = page("pages/model.py")
+    at = page("app_pages/model.py")
     at.selectbox(key="model").set_value("embnn").run()
     assert at.text_input(key="layers").value == "100,50"
     assert "rule: 58" in at.number_input(key="emb_user").label  # min(600, round(1.6 * 600**0.56))
@@ -54,7 +54,7 @@ def test_embeddingnn_uses_fastai_sizes_and_the_rating_recipe(page):
 
 
 def test_pretraining_is_offered_for_neumf_only(page):
-    at = page("pages/model.py")
+    at = page("app_pages/model.py")
     at.checkbox(key="pretrain").check().run()
     assert at.slider(key="alpha").value == 0.5
     at.selectbox(key="model").set_value("mlp").run()
@@ -62,7 +62,7 @@ def test_pretraining_is_offered_for_neumf_only(page):
 
 
 def test_the_learning_rate_range_test_plots_and_suggests(page):
-    at = page("pages/model.py")
+    at = page("app_pages/model.py")
     next(b for b in at.button if b.label == "Run the range test").click().run(timeout=120)
     assert not at.exception and not at.error
     suggestion = at.session_state["lr_result"]["suggestion"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 
 def test_train_submits_a_job_and_the_finished_run_becomes_current(page, fresh_runner):
-    at = page("pages/model.py")
+    at = page("app_pages/model.py")
     at.number_input(key="epochs").set_value(2).run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert "Press **Train**" in at.info[0].value
     at.text_input(key="run_name").set_value("<b>class demo</b>").run()
     next(b for b in at.button if b.label == "Train").click().run()
@@ -23,7 +23,7 @@ def test_train_submits_a_job_and_the_finished_run_becomes_current(page, fresh_ru
 
 
 def test_stop_ends_a_queued_job_without_training(page, fresh_runner):
-    at = page("pages/train.py")
+    at = page("app_pages/train.py")
     next(b for b in at.button if b.label == "Train").click().run()
     next(b for b in at.button if b.label == "Train").click().run()
     first, second = at.session_state["job_ids"]
@@ -41,7 +41,7 @@ def test_compare_adds_the_popularity_baseline_in_one_click(page, fresh_runner):
     from tests.app.conftest import train_and_save
 
     train_and_save(name="tiny neumf")
-    at = page("pages/compare.py")
+    at = page("app_pages/compare.py")
     assert "No most-popular baseline" in at.info[0].value
     next(b for b in at.button if b.label == "Add the most-popular baseline").click().run(timeout=240)
     assert not at.exception and not at.error

@@ -26,16 +26,36 @@ def item_label(raw) -> str:
     return f"{title} (#{raw})" if title else f"item {raw}"
 
 
+# Select boxes list every option in the browser: beyond this many, people type an id or search.
+MAX_OPTIONS = 5000
+
+
+def item_options(key: str, label: str) -> list:
+    """All items for a small catalogue; else the matches of a title search (plus those already picked)."""
+    if len(items) <= MAX_OPTIONS:
+        return items
+    query = st.text_input(label, key=f"{key}_query", placeholder="Type part of a title…")
+    found = explore.search_titles(run, query, limit=50)["item"].tolist()
+    picked = ss.get(key) or []
+    picked = picked if isinstance(picked, list) else [picked]
+    return list(dict.fromkeys([*picked, *found]))
+
+
 SCORE = st.column_config.NumberColumn("score", format="%.3f",
                                       help="The model's output: a logit (implicit) or a predicted rating.")
 tab_user, tab_new, tab_similar = st.tabs(["A user", "A new user", "Similar items"])
 
 with tab_user:
     c1, c2 = st.columns([3, 1])
-    if ss.get("rec_user") not in users:
-        ss.rec_user = users[0]
-    c1.selectbox("User id (type to search)", users, key="rec_user",
-                 help="Users as they appear in the data. The model has never seen their held-out item.")
+    if len(users) <= MAX_OPTIONS:
+        if ss.get("rec_user") not in users:
+            ss.rec_user = users[0]
+        c1.selectbox("User id (type to search)", users, key="rec_user",
+                     help="Users as they appear in the data. The model has never seen their held-out item.")
+    else:
+        if "rec_user" not in ss:
+            ss.rec_user = str(users[0])
+        c1.text_input(f"User id (for example {users[0]} … {users[-1]})", key="rec_user")
     k = c2.slider("How many", 5, 50, 10, key="rec_k")
     try:
         history = explore.user_history(run, ss.rec_user)
@@ -60,7 +80,8 @@ with tab_user:
 with tab_new:
     st.write("Rate a handful of movies as a new user: the model fits a fresh user vector to your ratings "
              "(the items stay frozen) and recommends at once. This is called *fold-in*.")
-    picked = st.multiselect("Find items by title", items, format_func=item_label, key="fold_items",
+    options = item_options("fold_items", "Search titles")
+    picked = st.multiselect("Find items by title", options, format_func=item_label, key="fold_items",
                             max_selections=20, placeholder="Type part of a title…")
     if picked:
         table = pd.DataFrame({"item": [str(i) for i in picked], "title": [titles.get(i, "") for i in picked],
@@ -80,9 +101,17 @@ with tab_new:
                          column_config={"item": st.column_config.TextColumn("item"), "score": SCORE})
 
 with tab_similar:
-    if ss.get("sim_item") not in items:
-        ss.sim_item = items[0]
-    st.selectbox("Item (type to search)", items, format_func=item_label, key="sim_item")
+    if not run.model.embedding_tables():
+        st.info("The most-popular baseline learns no item vectors, so it cannot say which items are alike; "
+                "pick a run of another model.")
+        st.stop()
+    options = item_options("sim_item", "Search titles")
+    if not options:
+        st.info("No title matches that search.")
+        st.stop()
+    if ss.get("sim_item") not in options:
+        ss.sim_item = options[0]
+    st.selectbox("Item (type to search)", options, format_func=item_label, key="sim_item")
     try:
         sims = explore.similar_items(run, ss.sim_item, k=10)
     except NCFError as e:

@@ -156,4 +156,4 @@ st.divider()
 st.caption("Share these settings: the link opens the same dataset and model settings.")
 st.code(appstate.share_link(), language=None)
 if cfg is not None:
-    st.page_link("pages/train.py", label="Next: train it", icon=":material/arrow_forward:")
+    st.page_link("app_pages/train.py", label="Next: train it", icon=":material/arrow_forward:")

@@ -16,7 +16,7 @@ try:
     cfg = appstate.run_config()
 except ConfigError as e:
     st.error(appstate.plain(f"The settings cannot be trained: {e}"))
-    st.page_link("pages/model.py", label="Fix them on the Model page", icon=":material/arrow_back:")
+    st.page_link("app_pages/model.py", label="Fix them on the Model page", icon=":material/arrow_back:")
     st.stop()
 ds = appstate.current_dataset()
 if ds is None:
@@ -129,8 +129,8 @@ def live_view() -> None:
         st.rerun(scope="app")
     if state in ("done", "stopped") and status.run_id:
         st.success(f"Saved as run {status.run_id}.")
-        st.page_link("pages/recommend.py", label="See its recommendations", icon=":material/arrow_forward:")
-        st.page_link("pages/embeddings.py", label="Look at its embeddings", icon=":material/scatter_plot:")
+        st.page_link("app_pages/recommend.py", label="See its recommendations", icon=":material/arrow_forward:")
+        st.page_link("app_pages/embeddings.py", label="Look at its embeddings", icon=":material/scatter_plot:")
 
 
 active = False

@@ -164,4 +164,4 @@ except NCFError as e:
     st.error(appstate.plain(e))
 else:
     st.info(f"{split.describe()} → {split.n_train:,} training and {len(split.test_user):,} test interactions.")
-    st.page_link("pages/model.py", label="Next: choose a model", icon=":material/arrow_forward:")
+    st.page_link("app_pages/model.py", label="Next: choose a model", icon=":material/arrow_forward:")
