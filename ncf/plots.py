@@ -233,7 +233,7 @@ def architecture(layers: Sequence[dict]) -> go.Figure:
     for i, layer in enumerate(layers):
         y = i  # input at the bottom, prediction on top, as in the paper's figures
         name = str(layer.get("name", ""))
-        family = name.split()[0].lower() if name else ""
+        family = name.split()[0].lower().rstrip(":") if name else ""
         colour = {"gmf": "#fde2e4", "mlp": "#e2ecf9", "neumf": "#fff1cc"}.get(family, "#eef1f4")
         fig.add_shape(type="rect", x0=0.02, x1=0.98, y0=y - 0.38, y1=y + 0.38, fillcolor=colour,
                       line=dict(color="#b8c2cc"), layer="below")
