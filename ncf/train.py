@@ -39,6 +39,8 @@ TRAIN_DEFAULTS = {
     "explicit": {"epochs": 5, "batch_size": 512, "lr": 0.005, "optimizer": "adamw", "weight_decay": 0.1,
                  "one_cycle": True},
 }
+# A default batch size is halved until an epoch has at least this many steps (see resolve_train_config).
+MIN_STEPS_PER_EPOCH = 64
 # After pre-training, He et al. fine-tune NeuMF with plain SGD; this is its learning rate unless the
 # configuration itself asks for SGD with a learning rate.
 PRETRAINED_NEUMF_SGD_LR = 0.05
@@ -48,10 +50,19 @@ SEEN_MASK_MAX_CELLS = 1 << 27
 SPARSE_ROWS_PER_SAMPLE = 32
 
 
-def resolve_train_config(cfg: RunConfig) -> TrainConfig:
-    """The training settings with every `None` replaced by the default for this model's objective."""
-    defaults = TRAIN_DEFAULTS[cfg.model.resolved_objective]
+def resolve_train_config(cfg: RunConfig, split: Split | None = None) -> TrainConfig:
+    """The training settings with every `None` replaced by the default for this model's objective.
+
+    Given the split, a default batch size shrinks (by powers of two, not below 256) until an epoch
+    has at least MIN_STEPS_PER_EPOCH steps: a small dataset needs more, smaller steps, a large one
+    keeps the fast large batches."""
+    objective = cfg.model.resolved_objective
+    defaults = dict(TRAIN_DEFAULTS[objective])
     t = cfg.train
+    if t.batch_size is None and split is not None:
+        samples = split.n_train * (1 if objective == "explicit" else 1 + t.n_negatives)
+        while defaults["batch_size"] > 256 and samples < MIN_STEPS_PER_EPOCH * defaults["batch_size"]:
+            defaults["batch_size"] //= 2
     return t.replace(**{name: (value if (value := getattr(t, name)) is not None else defaults[name])
                         for name in defaults}).validate()
 
@@ -356,7 +367,7 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
     a batch; the model trained so far is returned with `stopped=True`.
     """
     cfg.model.validate()
-    tcfg = resolve_train_config(cfg)
+    tcfg = resolve_train_config(cfg, split)
     device = pick_device(tcfg.device)
     if device.type == "cpu":
         configure_threads()
@@ -459,7 +470,7 @@ def lr_find(cfg: RunConfig, split: Split, start: float = 1e-6, end: float = 1.0,
         raise ConfigError(f"lr_find needs at least 2 steps, got {steps}.")
     if cfg.model.model == "pop":
         raise ConfigError("The most-popular baseline learns nothing, so it has no learning rate to find.")
-    tcfg = resolve_train_config(cfg).replace(one_cycle=False)
+    tcfg = resolve_train_config(cfg, split).replace(one_cycle=False)
     device = pick_device(tcfg.device)
     if device.type == "cpu":
         configure_threads()
