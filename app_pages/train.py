@@ -28,7 +28,11 @@ pretrain = " with GMF and MLP pre-training" if m.pretrain else ""
 st.write(f"**{m.model.upper()}**{pretrain} on **{appstate.plain(ds.name)}** ({ds.n_interactions:,} interactions) · "
          f"{m.resolved_objective} objective · {t.epochs} epochs · batch {t.batch_size} · lr {t.lr:g} · "
          f"{t.optimizer}")
-runner = appstate.runner()
+try:
+    runner = appstate.runner()
+except NCFError as e:  # e.g. models/ unwritable: say so, the rest of the app keeps working
+    st.error(appstate.plain(f"Training is not available on this server: {e}"))
+    st.stop()
 c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
 name = c1.text_input("Run name (shown to everyone comparing runs)", key="run_name", max_chars=60,
                      placeholder=f"{m.model}-{ds.name}")
