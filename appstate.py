@@ -234,8 +234,10 @@ def parse_layers(text: str) -> tuple[int, ...]:
 
 def data_config(s: dict | None = None) -> DataConfig:
     s = s or settings()
-    return DataConfig(source=data_source_for_jobs(s["source"]), split=s["split"], test_negatives=int(s["test_negatives"]),
-                      test_fraction=float(s["test_fraction"]), seed=int(s["data_seed"]))
+    source = s["source"]
+    columns = st.session_state.get("upload_columns", {}).get(source) if source.startswith("upload:") else None
+    return DataConfig(source=data_source_for_jobs(source), split=s["split"], test_negatives=int(s["test_negatives"]),
+                      test_fraction=float(s["test_fraction"]), seed=int(s["data_seed"]), columns=columns or None)
 
 
 def model_config(s: dict | None = None) -> ModelConfig:
@@ -282,8 +284,6 @@ def load_dataset(source: str):
     """A named source (synthetic or a MovieLens release), parsed once per server."""
     import ncf.data
 
-    if source == "synthetic" and not hasattr(ncf.data, "load"):  # before the data layer's loader lands
-        return ncf.data.synthetic()
     return ncf.data.load(source)
 
 

@@ -91,15 +91,9 @@ def _json_default(value):
 
 
 def load_dataset(source: str, columns: dict | None = None):
-    import ncf.data as data_mod
+    from ncf.data import load
 
-    if hasattr(data_mod, "load"):
-        return data_mod.load(source, columns=columns)
-    if source == "synthetic":
-        return data_mod.synthetic()
-    from ncf.errors import DataError
-
-    raise DataError(f"Cannot read {source!r}: only 'synthetic' is available in this version.")
+    return load(source, columns=columns)
 
 
 def cmd_data(args) -> int:
@@ -161,7 +155,7 @@ def config_from_args(args):
     train = TrainConfig(**train_overrides(args)).validate()
 
     split = args.split or ("ratio" if model.resolved_objective == "explicit" else "loo")
-    data_kw = {"source": args.data, "split": SPLITS[split]}
+    data_kw = {"source": args.data, "split": SPLITS[split], "columns": parse_columns(args.columns)}
     if args.test_negatives is not None:
         data_kw["test_negatives"] = args.test_negatives
     if args.test_fraction is not None:
@@ -470,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and save the run",
                        description="Train a model; flags not given keep the tuned defaults.")
     t.add_argument("--data", default="synthetic", help="synthetic (default), a MovieLens name or a path")
+    t.add_argument("--columns", help="role=column pairs overriding detection, e.g. user=userId,item=movieId")
     t.add_argument("--model", choices=MODELS, default="neumf")
     t.add_argument("--objective", choices=OBJECTIVES, help="default: explicit for embnn, implicit otherwise")
     t.add_argument("--factors", type=int, help="predictive factors (GMF / dot embedding size)")

@@ -45,6 +45,7 @@ class DataConfig(_JSON):
     test_fraction: float = 0.2  # held-out share in a ratio split
     min_per_user: int = 1
     seed: int = 0
+    columns: dict | None = None  # column roles of a user's file, overriding detection ({"rating": None}: implicit)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,9 @@ class ModelConfig(_JSON):
 
     model: str = "neumf"
     objective: str | None = None  # None: implicit for the NCF family and dot, explicit for embnn
-    factors: int = 8  # GMF / NeuMF-GMF / dot-product embedding size (predictive factors)
+    # GMF / NeuMF-GMF / dot-product embedding size, and the MLP tower's last layer (predictive factors).
+    # 32, the paper's best NeuMF size on ML-1M: 8 plateaued near HR@10 0.655 there (benchmarks/quality.py).
+    factors: int = 32
     layers: tuple[int, ...] | None = None  # MLP tower; the first is the concatenated embedding width
     emb_sizes: tuple[int, int] | None = None  # EmbeddingNN (user, item) sizes; None: fastai's rule
     dropout: float = 0.0  # EmbeddingNN, between tower layers
@@ -72,7 +75,11 @@ class ModelConfig(_JSON):
     def resolved_layers(self) -> tuple[int, ...]:
         if self.layers is not None:
             return tuple(self.layers)
-        return (100, 50) if self.model == "embnn" else (64, 32, 16, 8)
+        if self.model == "embnn":
+            return (100, 50)
+        # He et al.'s towers: three layers halving down to the predictive factors (32 factors:
+        # 128 -> 64 -> 32, the embeddings 64 wide each), so the MLP half is as wide as the GMF half.
+        return (4 * self.factors, 2 * self.factors, self.factors)
 
     def validate(self) -> ModelConfig:
         if self.model not in MODELS:

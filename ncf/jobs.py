@@ -92,17 +92,9 @@ def load_split(data: DataConfig, objective: str = "implicit"):
     """The evaluation split a data configuration describes (loads the source, filters, splits).
 
     Used by the job worker and the CLI alike, so both train on exactly the same split."""
-    import ncf.data as data_mod
-    from ncf.data import filter_min_interactions, make_split
+    from ncf.data import filter_min_interactions, load, make_split
 
-    if hasattr(data_mod, "load"):
-        ds = data_mod.load(data.source)
-    elif data.source == "synthetic":
-        ds = data_mod.synthetic()
-    else:  # the full loader is not there yet: only the built-in data can be read
-        from ncf.errors import DataError
-
-        raise DataError(f"Cannot read {data.source!r}: only 'synthetic' is available in this version.")
+    ds = load(data.source, columns=data.columns)
     if data.min_per_user > 1:
         ds = filter_min_interactions(ds, min_per_user=data.min_per_user)
     if objective == "explicit" and ds.implicit:

@@ -67,7 +67,7 @@ class Vocab:
             missing = values[int(np.flatnonzero(idx < 0)[0])]
             raise UnknownIdError(
                 f"Unknown {self.kind} id {missing!r}: the dataset has {len(self):,} {self.kind}s"
-                f" (for example {self._raw[0]!r} … {self._raw[-1]!r})."
+                f" (for example {_plain(self._raw[0])!r} … {_plain(self._raw[-1])!r})."
             )
         return idx.astype(np.int64)
 
@@ -75,11 +75,16 @@ class Vocab:
         return self._raw[np.asarray(indices, dtype=np.int64)]
 
     def to_list(self) -> list:
-        return [x.item() if hasattr(x, "item") else x for x in self._raw]
+        return [_plain(x) for x in self._raw]
 
     @classmethod
     def from_list(cls, values: list, kind: str = "id") -> Vocab:
         return cls(np.asarray(values, dtype=object if values and isinstance(values[0], str) else None), kind)
+
+
+def _plain(x):
+    """A numpy scalar as the Python value it holds, so messages read 42, not np.int64(42)."""
+    return x.item() if hasattr(x, "item") else x
 
 
 @dataclass(frozen=True, eq=False)

@@ -46,5 +46,5 @@ def test_compare_adds_the_popularity_baseline_in_one_click(page, fresh_runner):
     next(b for b in at.button if b.label == "Add the most-popular baseline").click().run(timeout=240)
     assert not at.exception and not at.error
     table = at.dataframe[0].value
-    assert set(table["model"]) == {"neumf", "pop"}
+    assert set(table["model"]) == {"neumf", "pop"}, table.to_dict("records")
     assert table.set_index("model").loc["pop", "hr@10"] > 0
