@@ -27,8 +27,12 @@ def test_parameter_counts_match_the_hand_computed_ones():
 
     assert count(model="gmf", factors=8) == (N_USERS + N_ITEMS) * 8 + 8 + 1
     tower = 64 * 32 + 32 + 32 * 16 + 16 + 16 * 8 + 8
-    assert count(model="mlp") == (N_USERS + N_ITEMS) * 32 + tower + 8 + 1
-    assert count(model="neumf", factors=8) == (N_USERS + N_ITEMS) * (8 + 32) + tower + (8 + 8) + 1
+    assert count(model="mlp", layers=(64, 32, 16, 8)) == (N_USERS + N_ITEMS) * 32 + tower + 8 + 1
+    assert count(model="neumf", factors=8, layers=(64, 32, 16, 8)) == (
+        (N_USERS + N_ITEMS) * (8 + 32) + tower + (8 + 8) + 1)
+    # The default tower follows the factors as in the paper: 32 factors -> 128, 64, 32 (64-wide embeddings).
+    default_tower = 128 * 64 + 64 + 64 * 32 + 32
+    assert count(model="neumf") == (N_USERS + N_ITEMS) * (32 + 64) + default_tower + (32 + 32) + 1
     assert count(model="dot", factors=5) == (N_USERS + N_ITEMS) * (5 + 1)
     du, di = get_emb_sz(N_USERS), get_emb_sz(N_ITEMS)
     assert count(model="embnn") == N_USERS * du + N_ITEMS * di + (du + di) * 100 + 100 + 100 * 50 + 50 + 51

@@ -262,7 +262,9 @@ def test_truncated_weights_are_refused(saved):
 
 def test_tampered_config_is_refused(saved):
     config = saved.path / "config.json"
-    config.write_text(config.read_text().replace('"factors": 8', '"factors": 9'))
+    data = json.loads(config.read_text())
+    data["config"]["model"]["factors"] += 1
+    config.write_text(json.dumps(data, indent=1))
     with pytest.raises(RunError, match="config.json was modified or truncated"):
         load_run(saved.path)
 
@@ -277,7 +279,9 @@ def test_config_that_does_not_validate_is_refused_even_with_a_forged_manifest(sa
 
 def test_weights_that_do_not_fit_the_config_are_refused(saved):
     config = saved.path / "config.json"
-    config.write_text(config.read_text().replace('"factors": 8', '"factors": 16'))
+    data = json.loads(config.read_text())
+    data["config"]["model"]["factors"] *= 2
+    config.write_text(json.dumps(data, indent=1))
     rewrite_manifest(saved.path)
     with pytest.raises(RunError, match="do not fit its configuration"):
         load_run(saved.path)
