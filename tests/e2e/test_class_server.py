@@ -184,11 +184,13 @@ def test_every_bad_upload_shows_its_message_and_keeps_the_loaded_data(guarded_se
         path.write_bytes(content)
         choose_file(page, path)
         load = page.get_by_role("button", name="Load this file")
-        if load.count():  # detection passed; the full read refuses it
+        error = page.locator('[data-testid="stAlertContentError"]', has_text=name)
+        error.or_(load).first.wait_for(timeout=60_000)
+        if not error.count():  # detection passed; the full read refuses it
             load.click()
             settle(page)
-        alerts = page.locator('[data-testid="stAlertContentError"]')
-        alerts.first.wait_for(timeout=20_000)
+        alerts = page.locator('[data-testid="stAlertContentError"]', has_text=name)
+        alerts.first.wait_for(timeout=60_000)  # this file's message (the last one's may linger a moment)
         text = " ".join(alerts.all_inner_texts())
         assert message in text and name in text, (name, text)
         assert metric_value(page, "Users") == "600", name  # the synthetic data is still the dataset
