@@ -16,7 +16,15 @@ from ncf.config import ModelConfig, RunConfig, TrainConfig
 from ncf.data import leave_one_out, ratio_split, synthetic
 from ncf.errors import ConfigError
 from ncf.models import NeuMF, Recommender
-from ncf.train import Fitter, lr_find, one_cycle_lr, resolve_train_config, train
+from ncf.train import (
+    PRETRAINED_NEUMF_LR,
+    PRETRAINED_NEUMF_OPTIMIZER,
+    Fitter,
+    lr_find,
+    one_cycle_lr,
+    resolve_train_config,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +137,16 @@ def test_pretraining_runs_gmf_then_mlp_then_neumf_in_one_call(small_split):
     result = train(cfg, small_split)
     starts = [e for e in result.history if e["event"] == "start"]
     assert [e["stage"] for e in starts] == ["gmf", "mlp", "neumf"]
-    assert starts[-1]["optimizer"] == "sgd"
+    assert starts[-1]["optimizer"] == PRETRAINED_NEUMF_OPTIMIZER and starts[-1]["lr"] == PRETRAINED_NEUMF_LR
+    assert isinstance(result.model, NeuMF) and "hr@10" in result.metrics
+
+
+def test_pretraining_fine_tunes_with_the_optimizer_the_configuration_names(small_split):
+    cfg = RunConfig(model=ModelConfig(model="neumf", pretrain=True),
+                    train=TrainConfig(epochs=1, optimizer="adam", lr=1e-4))
+    result = train(cfg, small_split)
+    starts = [e for e in result.history if e["event"] == "start"]
+    assert starts[-1]["optimizer"] == "adam" and starts[-1]["lr"] == 1e-4
     assert isinstance(result.model, NeuMF) and "hr@10" in result.metrics
 
 
