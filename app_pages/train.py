@@ -11,9 +11,6 @@ from ncf.errors import ConfigError, NCFError
 ss = st.session_state
 st.header("Train")
 REFRESH_SECONDS = 0.5  # the live view re-reads the job's progress twice a second
-# A waiting job only needs its queue position now and then; thirty waiting sessions polling twice a
-# second were most of a 2-core server's work in the 30-session load test (benchmarks/load_test.py).
-QUEUED_REFRESH_SECONDS = 2.0
 
 try:
     cfg = appstate.run_config()
@@ -92,8 +89,6 @@ def live_view() -> None:
 
     head = st.columns([2, 1, 1, 1, 1])
     state = status.state
-    if state != "queued" and view_state == "queued":
-        st.rerun(scope="app")  # it started: redraw at the running refresh rate
     icon = {"queued": ":material/hourglass_top:", "running": ":material/directions_run:",
             "done": ":material/check_circle:", "stopped": ":material/stop_circle:", "failed": ":material/error:",
             "interrupted": ":material/warning:"}.get(state, "")
@@ -142,11 +137,10 @@ def live_view() -> None:
         st.page_link("app_pages/embeddings.py", label="Look at its embeddings", icon=":material/scatter_plot:")
 
 
-view_state = None
+active = False
 with contextlib.suppress(NCFError):
-    view_state = runner.status(job_id, events=False).state
-refresh = {"running": REFRESH_SECONDS, "queued": QUEUED_REFRESH_SECONDS}.get(view_state)
-st.fragment(live_view, run_every=refresh)()
+    active = runner.status(job_id).state in ("queued", "running")
+st.fragment(live_view, run_every=REFRESH_SECONDS if active else None)()
 
 if len(ss.job_ids) > 1:
     with st.expander("This session's jobs"):
