@@ -90,10 +90,20 @@ def _json_default(value):
 # data
 
 
+def download_bar(done: int, total: int | None) -> None:
+    """A download's progress on stderr, one redrawn line (only where stderr is a terminal)."""
+    if not sys.stderr.isatty():
+        return
+    mib = done / 2**20
+    text = f"downloading {mib:,.1f} MiB" + (f" of {total / 2**20:,.1f} MiB ({done / total:.0%})" if total else "")
+    sys.stderr.write("\r" + text + ("\n" if total and done >= total else ""))
+    sys.stderr.flush()
+
+
 def load_dataset(source: str, columns: dict | None = None):
     from ncf.data import load
 
-    return load(source, columns=columns)
+    return load(source, columns=columns, progress=download_bar)
 
 
 def cmd_data(args) -> int:
@@ -232,7 +242,7 @@ def cmd_train(args) -> int:
         from ncf.jobs import load_split
 
         t0 = time.perf_counter()
-        split = load_split(cfg.data, cfg.model.resolved_objective)
+        split = load_split(cfg.data, cfg.model.resolved_objective, progress=download_bar)
         model = None
         print(f"data: {split.dataset.name}, {split.n_users:,} users, {split.n_items:,} items, {split.n_train:,} "
               f"training interactions ({time.perf_counter() - t0:.1f}s). {split.describe()}", flush=True)

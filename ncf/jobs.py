@@ -88,13 +88,13 @@ def default_workers() -> int:
     return max(1, min(2, (os.cpu_count() or 1) // 2))
 
 
-def load_split(data: DataConfig, objective: str = "implicit"):
+def load_split(data: DataConfig, objective: str = "implicit", progress=None):
     """The evaluation split a data configuration describes (loads the source, filters, splits).
 
     Used by the job worker and the CLI alike, so both train on exactly the same split."""
     from ncf.data import filter_min_interactions, load, make_split
 
-    ds = load(data.source, columns=data.columns)
+    ds = load(data.source, columns=data.columns, progress=progress)
     if data.min_per_user > 1:
         ds = filter_min_interactions(ds, min_per_user=data.min_per_user)
     if objective == "explicit" and ds.implicit:
