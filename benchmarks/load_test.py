@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -210,7 +211,10 @@ def run_load_test(sessions: int = 30, epochs: int = 2, timeout_s: float = 900.0,
         query = f"model=gmf&epochs={epochs}"
         started = time.monotonic()
         with MemorySampler(proc.pid) as sampler:
-            results = asyncio.run(drive(url, sessions, query, timeout_s, stagger_s))
+            # In a thread of its own: a caller may already run an event loop in this one (pytest with
+            # Playwright's sync API does), and asyncio.run refuses to nest.
+            with ThreadPoolExecutor(1) as pool:
+                results = pool.submit(asyncio.run, drive(url, sessions, query, timeout_s, stagger_s)).result()
             wall = time.monotonic() - started
             time.sleep(settle_s)  # the closed sessions' state is dropped after the TTL above
         after = tree_rss_bytes(proc.pid)

@@ -120,7 +120,8 @@ def sample_negatives(
     """For each of `users`, `n` distinct items that user never interacted with: (len(users), n).
 
     Vectorised rejection sampling: draw a few times more candidates than needed, reject seen
-    items via a sorted array of user*n_items+item keys, redraw only the rows still short.
+    items via a sorted array of user*n_items+item keys; the few rows still short after that round
+    are completed exactly.
     """
     seen = np.unique(ds_user.astype(np.int64) * n_items + ds_item)
     out = np.empty((len(users), n), dtype=np.int64)
@@ -132,7 +133,22 @@ def sample_negatives(
             f"{n_items} items; lower the number of negatives (at most {n_items - int(counts[worst])})."
         )
     todo = np.arange(len(users))
+    first_round_done = False
     while len(todo):
+        if first_round_done:
+            # The rows still short (typically users with barely `n` unseen items, whom rejection
+            # would rarely complete): pick exactly, the `n` smallest random keys over unseen items,
+            # in chunks that keep the (rows, n_items) matrices small.
+            for chunk in np.array_split(todo, -(-len(todo) * n_items // (1 << 24))):
+                distinct, row_of = np.unique(users[chunk], return_inverse=True)
+                seen_by = np.zeros((len(distinct), n_items), dtype=bool)
+                mine = np.isin(ds_user, distinct)
+                seen_by[np.searchsorted(distinct, ds_user[mine]), ds_item[mine]] = True
+                keys = rng.random((len(chunk), n_items))
+                keys[seen_by[row_of]] = 2.0
+                out[chunk] = np.argsort(keys, axis=1)[:, :n]
+            break
+        first_round_done = True
         draw = rng.integers(0, n_items, size=(len(todo), 3 * n + 8), dtype=np.int64)
         keys = users[todo, None] * n_items + draw
         pos = np.searchsorted(seen, keys)
@@ -172,6 +188,14 @@ def leave_one_out(ds: Dataset, n_negatives: int = 99, seed: int = 0) -> Split:
     test_users = ds.user[last]
     test_order = np.argsort(test_users, kind="stable")
     test_idx = np.flatnonzero(last)[test_order]
+    # A small catalogue (an uploaded class example with 60 items, say) cannot give every user 99
+    # unseen items: rank against as many as the most active user leaves, and say so in the label,
+    # rather than refusing a dataset that trains perfectly well.
+    unseen = int((ds.n_items - counts).min())
+    if unseen < 1:
+        raise DataError(f"A user interacted with every one of the {ds.n_items} items, so no unseen item is left "
+                        "to rank the held-out one against; leave-one-out needs items a user has not seen.")
+    n_negatives = min(n_negatives, unseen)
     negatives = sample_negatives(ds.user, ds.item, ds.n_items, ds.user[test_idx], n_negatives, rng)
     train = ~last
     return Split(

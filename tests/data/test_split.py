@@ -54,5 +54,20 @@ def test_min_interactions_filter_reindexes(ds):
 def test_unknown_split_kind_and_impossible_negatives_are_data_errors(ds):
     with pytest.raises(DataError, match="Unknown split"):
         make_split(ds, kind="kfold")
-    with pytest.raises(DataError, match="negatives"):
-        leave_one_out(ds, n_negatives=ds.n_items)
+
+
+def test_a_small_catalogue_ranks_against_every_unseen_item_it_can_and_says_so(ds):
+    # 150 items: no user can have 150 unseen ones, so the candidates shrink to what every user has
+    split = leave_one_out(ds, n_negatives=ds.n_items, seed=0)
+    unseen = int((ds.n_items - ds.per_user_counts()).min())
+    assert split.test_negatives.shape == (ds.n_users, unseen)
+    assert f"{unseen} sampled items" in split.describe()
+
+
+def test_a_user_who_saw_every_item_leaves_nothing_to_rank_against():
+    from ncf.data.dataset import Dataset, Vocab
+
+    user, item = np.array([0, 0, 0, 1, 1]), np.array([0, 1, 2, 0, 1])
+    full = Dataset("tiny", user, item, None, np.arange(5), Vocab(np.array([10, 11])), Vocab(np.array([1, 2, 3])))
+    with pytest.raises(DataError, match="every one of the 3 items"):
+        leave_one_out(full)
