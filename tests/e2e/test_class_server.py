@@ -286,6 +286,20 @@ def test_a_job_whose_data_fails_in_the_worker_says_why_and_the_app_goes_on(guard
     page.get_by_text("Loaded: fragile.csv").wait_for()
 
 
+def test_a_training_worker_does_not_run_the_app_again(guarded_server, page):
+    """Streamlit makes app.py the server's __main__, and a spawned worker re-imports __main__: without
+    app.py's guard each worker ran the whole app headless before its first job, which Streamlit
+    reports in the server's log."""
+    url, _, server_tmp = guarded_server
+    page.goto(f"{url}/train?model=gmf&epochs=1")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Saved as run").wait_for(timeout=120_000)
+    log = "".join(f.read_text(errors="replace") for f in server_tmp.glob("streamlit-*.log"))
+    assert "Uvicorn server started" in log or "You can now view" in log  # the right log was read
+    for symptom in ("missing ScriptRunContext", "Session state does not function", "use Streamlit in a file"):
+        assert symptom not in log, symptom
+
+
 def test_an_unusable_models_folder_is_a_message_not_a_crash(tmp_path, browser):
     blocker = tmp_path / "models-is-a-file"
     blocker.write_text("not a folder")
