@@ -1,8 +1,10 @@
 """Train: submit the configured model to the shared job runner and watch it learn, live."""
 
 import contextlib
+import time
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import appstate
 from ncf import plots
@@ -11,6 +13,11 @@ from ncf.errors import ConfigError, NCFError
 ss = st.session_state
 st.header("Train")
 REFRESH_SECONDS = 0.5  # the live view re-reads the job's progress twice a second
+# The browser's timer only starts the live view (and restarts it should it ever end); from then on
+# the view paces itself on the server: it redraws, sleeps REFRESH_SECONDS, and reruns. A browser
+# timer alone fired regardless of how long each redraw took, and with ten or more sessions on two
+# cores (redraws slower than the timer) pages stopped updating altogether (issue 6).
+KICK_SECONDS = 2.0
 
 try:
     cfg = appstate.run_config()
@@ -135,12 +142,16 @@ def live_view() -> None:
         st.success(f"Saved as run {status.run_id}.")
         st.page_link("app_pages/recommend.py", label="See its recommendations", icon=":material/arrow_forward:")
         st.page_link("app_pages/embeddings.py", label="Look at its embeddings", icon=":material/scatter_plot:")
+    ctx = get_script_run_ctx()
+    if state in ("queued", "running") and ctx is not None and ctx.fragment_ids_this_run:
+        time.sleep(REFRESH_SECONDS)  # a click meanwhile (Stop, another page) is handled right after
+        st.rerun(scope="fragment")
 
 
 active = False
 with contextlib.suppress(NCFError):
     active = runner.status(job_id).state in ("queued", "running")
-st.fragment(live_view, run_every=REFRESH_SECONDS if active else None)()
+st.fragment(live_view, run_every=KICK_SECONDS if active else None)()
 
 if len(ss.job_ids) > 1:
     with st.expander("This session's jobs"):
