@@ -274,10 +274,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4 sessions (the CI form)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs of the GMF each session trains")
     parser.add_argument("--workers", type=int, default=None, help="NCF_WORKERS for the server (default: its own)")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds a session may wait at any one step before it counts as failed (default 900)")
     parser.add_argument("--write", action="store_true", help="append the figures to benchmarks/results_serve.md")
     args = parser.parse_args()
     sessions = 4 if args.quick else args.sessions
-    fig = run_load_test(sessions=sessions, epochs=args.epochs, workers=args.workers)
+    fig = run_load_test(sessions=sessions, epochs=args.epochs, workers=args.workers, timeout_s=args.timeout)
     text = markdown(fig, "python " + " ".join(["benchmarks/load_test.py", *sys.argv[1:]]))
     print(text)
     if fig["example_row"]:
