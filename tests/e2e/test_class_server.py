@@ -52,6 +52,16 @@ def choose_file(page, path: Path) -> None:
     settle(page, 90_000)
 
 
+def upload_and_load(page, path: Path, shown_as: str) -> None:
+    """Loads a good file as a user does: Upload a file, choose it, Load this file, see it loaded."""
+    page.get_by_role("radio", name="Upload a file").click()
+    settle(page)
+    choose_file(page, path)
+    page.get_by_role("button", name="Load this file").click()
+    settle(page)
+    page.get_by_text(f"Loaded: {shown_as}").wait_for()
+
+
 def remove_file(page, name: str) -> None:
     page.get_by_role("button", name=f"Remove {name}").click()
     settle(page, 90_000)
@@ -97,12 +107,7 @@ def test_sessions_do_not_see_each_others_uploads_or_jobs(guarded_server, browser
     try:
         a.goto(f"{url}/?model=gmf&epochs=1")  # a short job: the next tests share the one worker
         a.get_by_text("Loaded: synthetic").wait_for()
-        a.get_by_role("radio", name="Upload a file").click()
-        settle(a)
-        choose_file(a, upload)
-        a.get_by_role("button", name="Load this file").click()
-        settle(a)
-        a.get_by_text("Loaded: private ratings.csv").wait_for()
+        upload_and_load(a, upload, "private ratings.csv")
         goto_page(a, "Train")
         a.get_by_role("button", name="Train", exact=True).click()
         a.wait_for_function("() => location.search.includes('job=')")
@@ -209,12 +214,7 @@ def test_titles_and_run_names_render_as_text(guarded_server, page, tmp_path):
     archive.write_bytes(_zip({"ml/ratings.csv": ratings_csv(), "ml/movies.csv": movies.encode()}))
     page.goto(f"{url}/?model=gmf&epochs=1")
     page.get_by_text("Loaded: synthetic").wait_for()
-    page.get_by_role("radio", name="Upload a file").click()
-    settle(page)
-    choose_file(page, archive)
-    page.get_by_role("button", name="Load this file").click()
-    settle(page)
-    page.get_by_text("Loaded: ml").wait_for()  # the archive's folder names the dataset
+    upload_and_load(page, archive, "ml")  # the archive's folder names the dataset
     goto_page(page, "Train")
     page.get_by_label("Run name (shown to everyone comparing runs)").fill(RUN_NAME)
     page.get_by_role("button", name="Train", exact=True).click()
@@ -266,12 +266,7 @@ def test_a_job_whose_data_fails_in_the_worker_says_why_and_the_app_goes_on(guard
     upload.write_bytes(ratings_csv(30, 40, 10))
     page.goto(f"{url}/?model=gmf&epochs=1")
     page.get_by_text("Loaded: synthetic").wait_for()
-    page.get_by_role("radio", name="Upload a file").click()
-    settle(page)
-    choose_file(page, upload)
-    page.get_by_role("button", name="Load this file").click()
-    settle(page)
-    page.get_by_text("Loaded: fragile.csv").wait_for()
+    upload_and_load(page, upload, "fragile.csv")
     kept = list((server_tmp / "cache" / "uploads").glob("*/fragile.csv"))
     assert len(kept) == 1
     kept[0].write_bytes(b"<html><body>gone</body></html>")
