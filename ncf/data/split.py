@@ -119,9 +119,9 @@ def sample_negatives(
 ) -> np.ndarray:
     """For each of `users`, `n` distinct items that user never interacted with: (len(users), n).
 
-    Vectorised rejection sampling: draw a few times more candidates than needed, reject seen
-    items via a sorted array of user*n_items+item keys; the few rows still short after that round
-    are completed exactly.
+    Vectorised rejection sampling: draw a few times more candidates than needed and reject seen
+    items via a sorted array of user*n_items+item keys, in one round; the few rows still short after
+    it are completed exactly.
     """
     seen = np.unique(ds_user.astype(np.int64) * n_items + ds_item)
     out = np.empty((len(users), n), dtype=np.int64)
@@ -132,40 +132,36 @@ def sample_negatives(
             f"Cannot draw {n} negatives for a user who interacted with {int(counts[worst])} of "
             f"{n_items} items; lower the number of negatives (at most {n_items - int(counts[worst])})."
         )
-    todo = np.arange(len(users))
-    first_round_done = False
-    while len(todo):
-        if first_round_done:
-            # The rows still short (typically users with barely `n` unseen items, whom rejection
-            # would rarely complete): pick exactly, the `n` smallest random keys over unseen items,
-            # in chunks that keep the (rows, n_items) matrices small.
-            for chunk in np.array_split(todo, -(-len(todo) * n_items // (1 << 24))):
-                distinct, row_of = np.unique(users[chunk], return_inverse=True)
-                seen_by = np.zeros((len(distinct), n_items), dtype=bool)
-                mine = np.isin(ds_user, distinct)
-                seen_by[np.searchsorted(distinct, ds_user[mine]), ds_item[mine]] = True
-                keys = rng.random((len(chunk), n_items))
-                keys[seen_by[row_of]] = 2.0
-                out[chunk] = np.argsort(keys, axis=1)[:, :n]
-            break
-        first_round_done = True
-        draw = rng.integers(0, n_items, size=(len(todo), 3 * n + 8), dtype=np.int64)
-        keys = users[todo, None] * n_items + draw
-        pos = np.searchsorted(seen, keys)
-        is_seen = seen[np.minimum(pos, len(seen) - 1)] == keys
-        # Distinct within a row: sort each row's candidates and drop repeats.
-        draw = np.where(is_seen, -1, draw)
-        draw.sort(axis=1)
-        dup = np.zeros_like(draw, dtype=bool)
-        dup[:, 1:] = draw[:, 1:] == draw[:, :-1]
-        valid = (draw >= 0) & ~dup
-        # Shuffle valid ones so sorting doesn't bias toward low ids.
-        order = np.argsort(rng.random(draw.shape) + (~valid) * 2.0, axis=1)
-        draw = np.take_along_axis(draw, order, axis=1)
-        n_valid = valid.sum(axis=1)
-        done = n_valid >= n
-        out[todo[done]] = draw[done, :n]
-        todo = todo[~done]
+    if not len(users):
+        return out
+    draw = rng.integers(0, n_items, size=(len(users), 3 * n + 8), dtype=np.int64)
+    keys = users[:, None] * n_items + draw
+    pos = np.searchsorted(seen, keys)
+    is_seen = seen[np.minimum(pos, len(seen) - 1)] == keys
+    # Distinct within a row: sort each row's candidates and drop repeats.
+    draw = np.where(is_seen, -1, draw)
+    draw.sort(axis=1)
+    dup = np.zeros_like(draw, dtype=bool)
+    dup[:, 1:] = draw[:, 1:] == draw[:, :-1]
+    valid = (draw >= 0) & ~dup
+    # Shuffle valid ones so sorting doesn't bias toward low ids.
+    order = np.argsort(rng.random(draw.shape) + (~valid) * 2.0, axis=1)
+    draw = np.take_along_axis(draw, order, axis=1)
+    done = valid.sum(axis=1) >= n
+    out[done] = draw[done, :n]
+    short = np.flatnonzero(~done)
+    if len(short):
+        # The rows still short (typically users with barely `n` unseen items, whom rejection would
+        # rarely complete): pick exactly, the `n` smallest random keys over unseen items, in chunks
+        # that keep the (rows, n_items) matrices small.
+        for chunk in np.array_split(short, -(-len(short) * n_items // (1 << 24))):
+            distinct, row_of = np.unique(users[chunk], return_inverse=True)
+            seen_by = np.zeros((len(distinct), n_items), dtype=bool)
+            mine = np.isin(ds_user, distinct)
+            seen_by[np.searchsorted(distinct, ds_user[mine]), ds_item[mine]] = True
+            keys = rng.random((len(chunk), n_items))
+            keys[seen_by[row_of]] = 2.0
+            out[chunk] = np.argsort(keys, axis=1)[:, :n]
     return out
 
 
