@@ -12,12 +12,16 @@ from ncf.errors import ConfigError, NCFError
 
 ss = st.session_state
 st.header("Train")
-REFRESH_SECONDS = 0.5  # the live view re-reads the job's progress twice a second
-# The browser's timer only starts the live view (and restarts it should it ever end); from then on
-# the view paces itself on the server: it redraws, sleeps REFRESH_SECONDS, and reruns. A browser
-# timer alone fired regardless of how long each redraw took, and with ten or more sessions on two
-# cores (redraws slower than the timer) pages stopped updating altogether (issue 6).
-KICK_SECONDS = 2.0
+# The live view paces itself on the server: it draws, then naps until the job has news (a new
+# state, queue position or event) and redraws. A browser timer alone fired regardless of how long
+# each redraw took, and with ten or more sessions on two cores pages stopped updating (issue 6);
+# redrawing only on news also spares the server and the browsers the identical redraws of a job
+# that waits in the queue. The browser's timer (KICK_SECONDS) only starts the view after a full
+# run of the page (a fragment cannot rerun itself from there) and restarts it should it end.
+POLL_SECONDS = 0.25  # how often the nap looks for news (reads one small file)
+MIN_REDRAW_SECONDS = 1.0  # a running job's curves redraw at most once a second
+IDLE_REDRAW_SECONDS = 15.0  # and at least this often, news or not
+KICK_SECONDS = 3.0
 
 try:
     cfg = appstate.run_config()
@@ -144,8 +148,25 @@ def live_view() -> None:
         st.page_link("app_pages/embeddings.py", label="Look at its embeddings", icon=":material/scatter_plot:")
     ctx = get_script_run_ctx()
     if state in ("queued", "running") and ctx is not None and ctx.fragment_ids_this_run:
-        time.sleep(REFRESH_SECONDS)  # a click meanwhile (Stop, another page) is handled right after
+        _nap_until_news(job_id, (state, status.position, status.last_event))
         st.rerun(scope="fragment")
+
+
+def _nap_until_news(job_id: str, shown: tuple) -> None:
+    started = time.monotonic()
+    while (waited := time.monotonic() - started) < IDLE_REDRAW_SECONDS:
+        time.sleep(POLL_SECONDS)
+        # Reading session state is one of Streamlit's yield points: a click that arrived meanwhile
+        # (Stop, another page, the browser's timer) takes over this run here, without waiting.
+        _ = "watch_job" in ss
+        if waited < MIN_REDRAW_SECONDS:
+            continue
+        try:
+            now = runner.status(job_id, events=False)
+        except NCFError:
+            return
+        if (now.state, now.position, now.last_event) != shown:
+            return
 
 
 active = False

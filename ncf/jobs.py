@@ -328,6 +328,7 @@ class JobRunner:
         self._last_served: dict[str, int] = {}  # owner -> dispatch counter when last served
         self._served = 0
         self._inflight: dict[cf.Future, tuple[str, cf.ProcessPoolExecutor]] = {}
+        self._starting = 0  # jobs taken from the queue and being handed to the pool right now
         self._executor: cf.ProcessPoolExecutor | None = None
         self._closed = False
         _LIVE_RUNNERS.add(self.id)
@@ -373,14 +374,14 @@ class JobRunner:
                                "Free some disk space or make the models folder writable.") from None
             self._pending.append(job_id)
             self._owner_of[job_id] = owner
-            self._dispatch()
+        self._dispatch()
         return job_id
 
     def status(self, job_id: str, events: bool = True) -> JobStatus:
         job_dir = self._job_dir(job_id)
-        with self._lock:  # the queue and the files agree while it is held (dispatch writes under it)
+        with self._lock:
             order = self._queue_order()
-            info = _read_json(job_dir / "job.json")
+        info = _read_json(job_dir / "job.json")
         if info is None:
             raise UnknownIdError(f"Unknown job {job_id!r}: it was never submitted here or has been removed.")
         return self._status_from(info, job_dir, order, events)
@@ -390,8 +391,8 @@ class JobRunner:
         Events are read only when asked (`last_event` is always there)."""
         with self._lock:
             order = self._queue_order()
-            infos = [(job_dir, _read_json(job_dir / "job.json"))
-                     for job_dir in sorted(p for p in self.jobs_dir.iterdir() if _JOB_ID.match(p.name))]
+        infos = [(job_dir, _read_json(job_dir / "job.json"))
+                 for job_dir in sorted(p for p in self.jobs_dir.iterdir() if _JOB_ID.match(p.name))]
         return [self._status_from(info, job_dir, order, events) for job_dir, info in infos
                 if info is not None and (owner is None or info.get("owner") == owner)]
 
@@ -488,30 +489,49 @@ class JobRunner:
         return order
 
     def _dispatch(self) -> None:
-        """Hands waiting jobs to the pool while a worker is free. Call with the lock held."""
-        while not self._closed and self._pending and len(self._inflight) < self.max_workers:
-            job_id = self._queue_order()[0]
-            self._pending.remove(job_id)
-            owner = self._owner_of.pop(job_id)
-            self._last_served[owner] = self._served
-            self._served += 1
+        """Hands waiting jobs to the pool while a worker is free. Call *without* the lock held.
+
+        Only the choice of the next job happens under the lock; writing its file and submitting it
+        (which spawns a worker process the first time: seconds of work) happen outside, so no
+        session's `status()` ever waits behind a process start. A job between the two shows as
+        queued with no position ("Starting…")."""
+        while True:
+            with self._lock:
+                if self._closed or not self._pending or len(self._inflight) + self._starting >= self.max_workers:
+                    return
+                job_id = self._queue_order()[0]
+                self._pending.remove(job_id)
+                owner = self._owner_of.pop(job_id)
+                self._last_served[owner] = self._served
+                self._served += 1
+                self._starting += 1
+                pool = self._pool()  # the executor object only: its processes start on submit
             job_dir = self.jobs_dir / job_id
+            future = None
             try:
                 info = _update_job(job_dir, state="running", started=_now())
-            except OSError:  # the disk is full or gone: this job cannot be tracked, so it does not run
-                continue
-            try:
-                pool = self._pool()
                 future = pool.submit(_run_job, str(job_dir), info["config"], info.get("name", ""),
                                      str(self.models_dir), info.get("resume"))
-            except Exception as exc:  # noqa: BLE001 - e.g. the pool broke between two jobs: a fresh one next
-                self._executor = None
+            except OSError:  # the disk is full or gone: this job cannot be tracked, so it does not run
+                pass
+            except Exception as exc:  # noqa: BLE001 - the pool broke or shut down meanwhile
+                with self._lock:
+                    if self._executor is pool:  # a fresh pool for the next job
+                        self._executor = None
+                    closed = self._closed
                 with contextlib.suppress(OSError):
-                    _update_job(job_dir, state="failed", finished=_now(),
-                                error=f"Could not start the job: {_error_message(exc)}")
-                continue
-            self._inflight[future] = (job_id, pool)
-            future.add_done_callback(self._on_done)
+                    if closed:
+                        _update_job(job_dir, state="interrupted", finished=_now(),
+                                    error="The server shut down before this job started.")
+                    else:
+                        _update_job(job_dir, state="failed", finished=_now(),
+                                    error=f"Could not start the job: {_error_message(exc)}")
+            with self._lock:
+                self._starting -= 1
+                if future is not None:
+                    self._inflight[future] = (job_id, pool)
+            if future is not None:
+                future.add_done_callback(self._on_done)  # runs at once if the job already ended
 
     def _pool(self) -> cf.ProcessPoolExecutor:
         if self._executor is None:
@@ -528,12 +548,9 @@ class JobRunner:
             if entry is None:
                 return
             job_id, pool = entry
-            try:
+            with contextlib.suppress(OSError):  # the disk is full or gone: the file keeps its last state
                 self._record_outcome(future, self.jobs_dir / job_id, pool)
-            except OSError:  # the disk is full or gone: the job's file keeps its last state
-                pass
-            finally:
-                self._dispatch()  # whatever happened to this job, the queue moves on
+        self._dispatch()  # whatever happened to this job, the queue moves on
 
     def _record_outcome(self, future: cf.Future, job_dir: Path, pool: cf.ProcessPoolExecutor) -> None:
         """The worker records a normal end itself; here only what it could not record."""

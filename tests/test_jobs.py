@@ -246,6 +246,50 @@ def test_thirty_sessions_submitting_at_once_get_distinct_places_in_the_queue(cle
     assert sorted(s.position for s in statuses if s.state == "queued") == list(range(1, 30))
 
 
+def test_jobs_submitted_from_many_threads_while_others_poll_all_finish(clean_one_worker):
+    """Twelve sessions click Train at once while pages keep asking for status: every job trains and
+    is saved, and status() answers throughout (a dispatch never holds the queue's lock while it hands
+    a job to the pool)."""
+    import threading
+
+    runner = clean_one_worker
+    ids: list[str] = []
+    seen: dict[str, set[str]] = {}
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def poll() -> None:
+        while not done.is_set():
+            with lock:
+                current = list(ids)
+            for job_id in current:
+                st = runner.status(job_id, events=False)
+                with lock:
+                    seen.setdefault(job_id, set()).add(st.state)
+            time.sleep(0.01)
+
+    def click(owner: str) -> None:
+        job_id = runner.submit(small(epochs=1), owner=owner)
+        with lock:
+            ids.append(job_id)
+
+    pollers = [threading.Thread(target=poll) for _ in range(4)]
+    clickers = [threading.Thread(target=click, args=(f"session-{i}",)) for i in range(12)]
+    for t in pollers + clickers:
+        t.start()
+    for t in clickers:
+        t.join()
+    try:
+        finals = [runner.wait(job_id, timeout=180) for job_id in ids]
+    finally:
+        done.set()
+        for t in pollers:
+            t.join()
+    assert [f.state for f in finals] == ["done"] * 12, [(f.state, f.error) for f in finals]
+    assert len({f.run_id for f in finals}) == 12
+    assert all(states <= {"queued", "running", "done"} for states in seen.values()), seen
+
+
 def test_prune_removes_only_old_finished_jobs(tmp_path):
     runner = JobRunner(max_workers=1, models_dir=tmp_path / "runs")
     try:
