@@ -15,10 +15,13 @@ Recorded: sessions that failed (goal 0), time from Train to a recommendation rea
 percentile), the server's peak memory (the server process plus its job workers: VmRSS of the
 process tree sampled every 0.2 s) and the memory after every session has closed.
 
-    python benchmarks/load_test.py [--sessions 30] [--quick] [--write]
+    python benchmarks/load_test.py [--sessions 30] [--quick] [--write] [--trace]
 
 `--quick` is 4 sessions (what CI runs, tests/e2e/test_class_server.py); `--write` appends the
-figures to benchmarks/results_serve.md.
+figures to benchmarks/results_serve.md. `--trace` prints a line every 10 s: the jobs on the server
+by state, and per session its step and the WebSocket frames its page sent/received so far (a page
+whose received count stops growing is not being redrawn by the server); when a page still at work has
+received nothing for 60 s it also prints a `py-spy dump` of the server, if py-spy is installed.
 """
 
 from __future__ import annotations
@@ -129,11 +132,27 @@ class SessionResult:
     row: list[str] = field(default_factory=list)
 
 
-async def one_session(browser, url: str, index: int, query: str, timeout_s: float) -> SessionResult:
+@dataclass
+class Trace:
+    """What one page did so far, for `--trace`."""
+
+    step: str = "start"
+    sent: int = 0
+    received: int = 0
+
+    def watch(self, ws) -> None:
+        ws.on("framesent", lambda _: setattr(self, "sent", self.sent + 1))
+        ws.on("framereceived", lambda _: setattr(self, "received", self.received + 1))
+
+
+async def one_session(browser, url: str, index: int, query: str, timeout_s: float,
+                      trace: Trace | None = None) -> SessionResult:
     result = SessionResult(index)
-    step = "open the link"
+    trace = trace or Trace()
+    step = trace.step = "open the link"
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
+    page.on("websocket", trace.watch)
     page.set_default_timeout(timeout_s * 1000)
     try:
         opened = time.monotonic()
@@ -143,14 +162,14 @@ async def one_session(browser, url: str, index: int, query: str, timeout_s: floa
         await page.get_by_text("GMF", exact=True).first.wait_for()  # the link's settings are in effect
         result.seconds_to_page = time.monotonic() - opened
         clicked = time.monotonic()
-        step = "press Train"
+        step = trace.step = "press Train"
         await train.click()
-        step = "wait for the run to be saved"
+        step = trace.step = "wait for the run to be saved"
         await page.get_by_text("Saved as run").wait_for()
-        step = "open Recommendations"
+        step = trace.step = "open Recommendations"
         await page.locator('[data-testid="stSidebarNav"] a', has_text="Recommendations").first.click()
         await page.get_by_text("Top 10 recommendations").wait_for()
-        step = "read a recommendation"
+        step = trace.step = "read a recommendation"
         await page.wait_for_function(FIRST_RECOMMENDATION)
         result.row = await page.evaluate(FIRST_RECOMMENDATION)
         result.seconds_to_result = time.monotonic() - clicked
@@ -159,8 +178,10 @@ async def one_session(browser, url: str, index: int, query: str, timeout_s: floa
             raise RuntimeError(f"the page shows {errors} error(s): "
                                + (await page.locator('[data-testid="stMain"]').inner_text())[:300])
         result.ok = True
+        trace.step = "done"
     except Exception as exc:  # noqa: BLE001 - a failed session is a figure, not a crash of the benchmark
         result.error = f"at '{step}': {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        trace.step = "FAILED"
         shots = ROOT / "artifacts" / "screenshots"
         shots.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(shots / f"load-failed-{index}.png"), full_page=True)
@@ -169,7 +190,8 @@ async def one_session(browser, url: str, index: int, query: str, timeout_s: floa
     return result
 
 
-async def drive(url: str, sessions: int, query: str, timeout_s: float, stagger_s: float) -> list[SessionResult]:
+async def drive(url: str, sessions: int, query: str, timeout_s: float, stagger_s: float,
+                traces: list[Trace]) -> list[SessionResult]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
@@ -177,11 +199,55 @@ async def drive(url: str, sessions: int, query: str, timeout_s: float, stagger_s
         try:
             async def start(i: int) -> SessionResult:
                 await asyncio.sleep(i * stagger_s)  # "thirty students open it at the same moment", give or take
-                return await one_session(browser, url, i, query, timeout_s)
+                return await one_session(browser, url, i, query, timeout_s, traces[i])
 
             return list(await asyncio.gather(*(start(i) for i in range(sessions))))
         finally:
             await browser.close()
+
+
+# ---------------------------------------------------------------- tracing (--trace)
+
+
+def job_states(models_dir: Path) -> dict[str, int]:
+    """The server's jobs by state, read from their files as any page would."""
+    import json
+
+    states: dict[str, int] = {}
+    for job in (models_dir / ".jobs").glob("*/job.json"):
+        try:
+            state = json.loads(job.read_text(encoding="utf-8")).get("state", "?")
+        except (OSError, ValueError):
+            state = "unreadable"
+        states[state] = states.get(state, 0) + 1
+    return states
+
+
+def trace_loop(traces: list[Trace], models_dir: Path, server_pid: int, started: float, stop: threading.Event,
+               every: float = 10.0, stall_s: float = 60.0) -> None:
+    import shutil
+    import subprocess
+
+    seen = [(-1, time.monotonic())] * len(traces)  # per page: frames received, when that last changed
+    dumped = False
+    while not stop.wait(every):
+        now = time.monotonic()
+        seen = [(t.received, now) if t.received != n else (n, since) for t, (n, since) in zip(traces, seen, strict=True)]
+        stalled = [i for i, (t, (_, since)) in enumerate(zip(traces, seen, strict=True))
+                   if t.step not in ("done", "FAILED") and now - since > stall_s]
+        steps: dict[str, int] = {}
+        for t in traces:
+            steps[t.step] = steps.get(t.step, 0) + 1
+        print(f"[trace {time.monotonic() - started:6.0f} s] load {os.getloadavg()[0]:.1f} · jobs {job_states(models_dir)}"
+              f" · steps {steps}", flush=True)
+        print("    frames sent/received: " + " ".join(f"{i}:{t.sent}/{t.received}" for i, t in enumerate(traces)),
+              flush=True)
+        if stalled and not dumped and shutil.which("py-spy"):
+            dumped = True  # one dump per run: enough to see where the server's threads wait
+            print(f"[trace] pages {stalled} received nothing for {stall_s:.0f} s; py-spy dump of the server:",
+                  flush=True)
+            out = subprocess.run(["py-spy", "dump", "--pid", str(server_pid)], capture_output=True, text=True)
+            print(out.stdout or out.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- the whole test
@@ -195,7 +261,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_load_test(sessions: int = 30, epochs: int = 2, timeout_s: float = 900.0, stagger_s: float = 0.1,
-                  settle_s: float = 10.0, workers: int | None = None, tmp: Path | None = None) -> dict:
+                  settle_s: float = 10.0, workers: int | None = None, tmp: Path | None = None,
+                  trace: bool = False) -> dict:
     """Runs the whole test and returns its figures (see the module docstring)."""
     tmp = tmp or Path(tempfile.mkdtemp(prefix="ncf-load-"))
     # Disconnected sessions are kept 2 minutes by default (for a reconnecting phone); a short TTL
@@ -210,12 +277,18 @@ def run_load_test(sessions: int = 30, epochs: int = 2, timeout_s: float = 900.0,
         baseline_server = tree_rss_bytes(proc.pid, descendants=False)
         query = f"model=gmf&epochs={epochs}"
         started = time.monotonic()
+        traces = [Trace() for _ in range(sessions)]
+        tracing = threading.Event()
+        if trace:
+            threading.Thread(target=trace_loop, args=(traces, tmp / "models", proc.pid, started, tracing),
+                             daemon=True).start()
         with MemorySampler(proc.pid) as sampler:
             # In a thread of its own: a caller may already run an event loop in this one (pytest with
             # Playwright's sync API does), and asyncio.run refuses to nest.
             with ThreadPoolExecutor(1) as pool:
-                results = pool.submit(asyncio.run, drive(url, sessions, query, timeout_s, stagger_s)).result()
+                results = pool.submit(asyncio.run, drive(url, sessions, query, timeout_s, stagger_s, traces)).result()
             wall = time.monotonic() - started
+            tracing.set()
             time.sleep(settle_s)  # the closed sessions' state is dropped after the TTL above
         after = tree_rss_bytes(proc.pid)
         after_server = tree_rss_bytes(proc.pid, descendants=False)
@@ -277,9 +350,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds a session may wait at any one step before it counts as failed (default 900)")
     parser.add_argument("--write", action="store_true", help="append the figures to benchmarks/results_serve.md")
+    parser.add_argument("--trace", action="store_true", help="print jobs, steps and frames per page every 10 s")
     args = parser.parse_args()
     sessions = 4 if args.quick else args.sessions
-    fig = run_load_test(sessions=sessions, epochs=args.epochs, workers=args.workers, timeout_s=args.timeout)
+    fig = run_load_test(sessions=sessions, epochs=args.epochs, workers=args.workers, timeout_s=args.timeout,
+                        trace=args.trace)
     text = markdown(fig, "python " + " ".join(["benchmarks/load_test.py", *sys.argv[1:]]))
     print(text)
     if fig["example_row"]:
