@@ -285,10 +285,12 @@ def run_load_test(sessions: int = 30, epochs: int = 2, timeout_s: float = 900.0,
         with MemorySampler(proc.pid) as sampler:
             # In a thread of its own: a caller may already run an event loop in this one (pytest with
             # Playwright's sync API does), and asyncio.run refuses to nest.
-            with ThreadPoolExecutor(1) as pool:
-                results = pool.submit(asyncio.run, drive(url, sessions, query, timeout_s, stagger_s, traces)).result()
+            try:
+                with ThreadPoolExecutor(1) as pool:
+                    results = pool.submit(asyncio.run, drive(url, sessions, query, timeout_s, stagger_s, traces)).result()
+            finally:
+                tracing.set()
             wall = time.monotonic() - started
-            tracing.set()
             time.sleep(settle_s)  # the closed sessions' state is dropped after the TTL above
         after = tree_rss_bytes(proc.pid)
         after_server = tree_rss_bytes(proc.pid, descendants=False)
