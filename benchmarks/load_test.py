@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -139,17 +140,22 @@ class Trace:
     step: str = "start"
     sent: int = 0
     received: int = 0
+    last_received: float = field(default_factory=time.monotonic)  # when a frame last came in
 
     def watch(self, ws) -> None:
         ws.on("framesent", lambda _: setattr(self, "sent", self.sent + 1))
-        ws.on("framereceived", lambda _: setattr(self, "received", self.received + 1))
+        ws.on("framereceived", lambda _: self._received())
+
+    def _received(self) -> None:
+        self.received += 1
+        self.last_received = time.monotonic()
 
 
 async def one_session(browser, url: str, index: int, query: str, timeout_s: float,
                       trace: Trace | None = None) -> SessionResult:
     result = SessionResult(index)
     trace = trace or Trace()
-    step = trace.step = "open the link"
+    trace.step = "open the link"
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     page.on("websocket", trace.watch)
@@ -162,14 +168,14 @@ async def one_session(browser, url: str, index: int, query: str, timeout_s: floa
         await page.get_by_text("GMF", exact=True).first.wait_for()  # the link's settings are in effect
         result.seconds_to_page = time.monotonic() - opened
         clicked = time.monotonic()
-        step = trace.step = "press Train"
+        trace.step = "press Train"
         await train.click()
-        step = trace.step = "wait for the run to be saved"
+        trace.step = "wait for the run to be saved"
         await page.get_by_text("Saved as run").wait_for()
-        step = trace.step = "open Recommendations"
+        trace.step = "open Recommendations"
         await page.locator('[data-testid="stSidebarNav"] a', has_text="Recommendations").first.click()
         await page.get_by_text("Top 10 recommendations").wait_for()
-        step = trace.step = "read a recommendation"
+        trace.step = "read a recommendation"
         await page.wait_for_function(FIRST_RECOMMENDATION)
         result.row = await page.evaluate(FIRST_RECOMMENDATION)
         result.seconds_to_result = time.monotonic() - clicked
@@ -180,7 +186,7 @@ async def one_session(browser, url: str, index: int, query: str, timeout_s: floa
         result.ok = True
         trace.step = "done"
     except Exception as exc:  # noqa: BLE001 - a failed session is a figure, not a crash of the benchmark
-        result.error = f"at '{step}': {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        result.error = f"at '{trace.step}': {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         trace.step = "FAILED"
         shots = ROOT / "artifacts" / "screenshots"
         shots.mkdir(parents=True, exist_ok=True)
@@ -213,14 +219,13 @@ def job_states(models_dir: Path) -> dict[str, int]:
     """The server's jobs by state, read from their files as any page would."""
     import json
 
-    states: dict[str, int] = {}
-    for job in (models_dir / ".jobs").glob("*/job.json"):
+    def state(job: Path) -> str:
         try:
-            state = json.loads(job.read_text(encoding="utf-8")).get("state", "?")
+            return json.loads(job.read_text(encoding="utf-8")).get("state", "?")
         except (OSError, ValueError):
-            state = "unreadable"
-        states[state] = states.get(state, 0) + 1
-    return states
+            return "unreadable"
+
+    return dict(Counter(state(job) for job in (models_dir / ".jobs").glob("*/job.json")))
 
 
 def trace_loop(traces: list[Trace], models_dir: Path, server_pid: int, started: float, stop: threading.Event,
@@ -228,18 +233,13 @@ def trace_loop(traces: list[Trace], models_dir: Path, server_pid: int, started: 
     import shutil
     import subprocess
 
-    seen = [(-1, time.monotonic())] * len(traces)  # per page: frames received, when that last changed
     dumped = False
     while not stop.wait(every):
         now = time.monotonic()
-        seen = [(t.received, now) if t.received != n else (n, since) for t, (n, since) in zip(traces, seen, strict=True)]
-        stalled = [i for i, (t, (_, since)) in enumerate(zip(traces, seen, strict=True))
-                   if t.step not in ("done", "FAILED") and now - since > stall_s]
-        steps: dict[str, int] = {}
-        for t in traces:
-            steps[t.step] = steps.get(t.step, 0) + 1
-        print(f"[trace {time.monotonic() - started:6.0f} s] load {os.getloadavg()[0]:.1f} · jobs {job_states(models_dir)}"
-              f" · steps {steps}", flush=True)
+        stalled = [i for i, t in enumerate(traces)
+                   if t.step not in ("done", "FAILED") and now - t.last_received > stall_s]
+        print(f"[trace {now - started:6.0f} s] load {os.getloadavg()[0]:.1f} · jobs {job_states(models_dir)}"
+              f" · steps {dict(Counter(t.step for t in traces))}", flush=True)
         print("    frames sent/received: " + " ".join(f"{i}:{t.sent}/{t.received}" for i, t in enumerate(traces)),
               flush=True)
         if stalled and not dumped and shutil.which("py-spy"):
