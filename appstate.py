@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from ncf.config import MODELS, OPTIMIZERS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from ncf.config import MODELS, OPTIMIZERS, TRAIN_DEFAULTS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from ncf.errors import ConfigError, NCFError
 
 SPLITS = ("leave_one_out", "ratio", "published")
@@ -42,13 +42,10 @@ SETTINGS: dict[str, object] = {
     "batch_norm": False,
     "pretrain": False,
     "alpha": 0.5,
-    "epochs": 10,  # training defaults: ncf.train.TRAIN_DEFAULTS["implicit"] (see apply_train_defaults)
-    "batch_size": 2048,
-    "lr": 0.002,
-    "optimizer": "adam",
-    "weight_decay": 0.0,
+    # The engine's recipe for the default (implicit) objective; apply_train_defaults switches recipes
+    # when the objective changes.
+    **TRAIN_DEFAULTS["implicit"],
     "n_negatives": 4,
-    "one_cycle": False,
     "seed": 0,
 }
 CHOICES: dict[str, tuple] = {
@@ -144,16 +141,12 @@ def _checked_run_id(run_id: str) -> str | None:
         return None
 
 
-TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "one_cycle")
+TRAIN_KEYS = tuple(TRAIN_DEFAULTS["implicit"])  # the settings a recipe sets
 
 
 def apply_train_defaults(objective: str) -> bool:
     """Sets the training widgets to the engine's recommended recipe for `objective` (the NCF one for
     implicit feedback, fastbook's for ratings). Returns True when anything changed."""
-    try:
-        from ncf.train import TRAIN_DEFAULTS
-    except ImportError:
-        return False
     changed = False
     for key in TRAIN_KEYS:
         value = TRAIN_DEFAULTS[objective][key]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ncf.config import ModelConfig, RunConfig, TrainConfig
+from ncf.config import TRAIN_DEFAULTS, ModelConfig, RunConfig, TrainConfig
 from ncf.data import Split
 from ncf.device import configure_threads, pick_device
 from ncf.errors import ConfigError
@@ -28,18 +28,6 @@ from ncf.models import GMF, MLP, ItemPop, Recommender, build_model, neumf_from_p
 Event = dict
 BATCH_EVENT_SECONDS = 0.3
 
-# Defaults by objective. Implicit: the NCF recipe with a larger batch and a one-cycle schedule
-# peaking at 0.01 instead of the paper's batch 256-1024 at a constant 0.001: on ML-1M (users 1-2999)
-# it reaches the paper-settings loop's quality in fewer, much faster epochs (benchmarks/quality.py).
-# 8 epochs rather than 6: with 32 factors, 6 one-cycle epochs ended at HR@10 0.687, 8 passed 0.69.
-# Explicit: fastbook's recipe (5 epochs of one-cycle at 5e-3, decoupled weight decay 0.1) at batch 512
-# (on ML-100k: dot MSE 0.817 at 512 against 0.831 at 256 and 0.843 at 128, three seeds each).
-TRAIN_DEFAULTS = {
-    "implicit": {"epochs": 8, "batch_size": 4096, "lr": 0.01, "optimizer": "adam", "weight_decay": 0.0,
-                 "one_cycle": True},
-    "explicit": {"epochs": 5, "batch_size": 512, "lr": 0.005, "optimizer": "adamw", "weight_decay": 0.1,
-                 "one_cycle": True},
-}
 # A default batch size is halved until an epoch has at least this many steps (see resolve_train_config).
 MIN_STEPS_PER_EPOCH = 64
 # Pre-training (GMF -> MLP -> NeuMF): epochs of each stage when the configuration leaves epochs unset.
