@@ -107,7 +107,7 @@ def main() -> None:
     result = measure(args.epochs)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     header = (f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {platform.machine()} · {os.cpu_count()} cores · "
-              f"load average before {load:.1f} · epochs {args.epochs or 'app default (10)'}")
+              f"load average before {load:.1f} · epochs {args.epochs or 'app default'}")
     lines = [f"### {header}", "", "| measure | value |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in result.items()]
     table = "\n".join(lines) + "\n"
