@@ -457,11 +457,15 @@ def _pretrain_pipeline(cfg: RunConfig, split: Split, tcfg: TrainConfig, device, 
     gmf, mlp = trained["gmf"], trained["mlp"]
     assert isinstance(gmf, GMF) and isinstance(mlp, MLP)
     neumf = neumf_from_pretrained(gmf, mlp, cfg.model)
+    final_cfg = stage_config("neumf").replace(one_cycle=False)  # a constant small rate keeps what was learnt
     if cfg.train.optimizer is not None:
         optimizer, lr = tcfg.optimizer, tcfg.lr
     else:
         optimizer, lr = PRETRAINED_NEUMF_OPTIMIZER, PRETRAINED_NEUMF_LR
-    final_cfg = stage_config("neumf").replace(one_cycle=False)  # a constant small rate keeps what was learnt
+        if cfg.train.weight_decay is None:
+            # The recipe's decay is AdamW's decoupled one; under SGD it becomes an L2 penalty that would
+            # shrink every weight by lr * 0.1 = 0.5% a step and undo the pre-training in a few hundred steps.
+            final_cfg = final_cfg.replace(weight_decay=0.0)
     fitter = Fitter(neumf, split, final_cfg, device, optimizer=optimizer, lr=lr)
     stage = _Stage(fitter, split, final_cfg, "neumf", emit, stop, clock)
     stages.append(stage)

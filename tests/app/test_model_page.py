@@ -49,9 +49,11 @@ def test_embeddingnn_uses_fastai_sizes_and_the_rating_recipe(page):
     assert at.text_input(key="layers").value == "100,50"
     assert "rule: 58" in at.number_input(key="emb_user").label  # min(600, round(1.6 * 600**0.56))
     assert at.session_state["optimizer"] == "adamw" and at.session_state["one_cycle"] is True
+    assert (at.session_state["epochs"], at.session_state["lr"]) == (5, 0.005)
     assert "explicit" in at.info[0].value
     at.selectbox(key="model").set_value("gmf").run()
-    assert at.session_state["optimizer"] == "adam" and at.session_state["layers"] == "64,32,16,8"
+    assert (at.session_state["epochs"], at.session_state["lr"]) == (8, 0.01)
+    assert at.session_state["layers"] == "64,32,16,8"
 
 
 def test_pretraining_is_offered_for_neumf_only(page):
