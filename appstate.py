@@ -18,12 +18,31 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from ncf.config import MODELS, OPTIMIZERS, TRAIN_DEFAULTS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from ncf.config import (
+    MODELS,
+    OPTIMIZERS,
+    TRAIN_DEFAULTS,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    default_batch_size,
+)
 from ncf.errors import ConfigError, NCFError
 
 SPLITS = ("leave_one_out", "ratio", "published")
 OBJECTIVE_CHOICES = ("auto", "implicit", "explicit")
 DEFAULT_LAYERS = {"embnn": "100,50"}  # every other model: the paper's 64,32,16,8
+
+# "auto": the engine picks the recipe's batch size for the dataset (ncf.config.default_batch_size):
+# smaller for small data, so that an epoch still takes enough steps.
+AUTO_BATCH = "auto"
+
+
+def recipe(objective: str) -> dict:
+    """The engine's training recipe for `objective`, as widget values."""
+    return {**TRAIN_DEFAULTS[objective], "batch_size": AUTO_BATCH}
+
 
 # Every shareable setting: widget key -> default. The widget key is also the query parameter.
 SETTINGS: dict[str, object] = {
@@ -44,7 +63,7 @@ SETTINGS: dict[str, object] = {
     "alpha": 0.5,
     # The engine's recipe for the default (implicit) objective; apply_train_defaults switches recipes
     # when the objective changes.
-    **TRAIN_DEFAULTS["implicit"],
+    **recipe("implicit"),
     "n_negatives": 4,
     "seed": 0,
 }
@@ -56,7 +75,7 @@ CHOICES: dict[str, tuple] = {
 }
 UPLOAD_PREFIX = "upload:"
 JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}$")  # ncf.jobs' ids; anything else in a URL is ignored
-BATCH_SIZES = (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+BATCH_SIZES = (AUTO_BATCH, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
@@ -83,15 +102,17 @@ def _allowed_sources() -> set[str]:
 def _parse(key: str, raw: str):
     """A query parameter turned into the setting's type; ValueError when it does not fit."""
     default = SETTINGS[key]
+    if key == "batch_size":
+        value = raw if raw == AUTO_BATCH else int(raw)
+        if value not in BATCH_SIZES:
+            raise ValueError(raw)
+        return value
     if isinstance(default, bool):
         if raw.lower() not in ("1", "0", "true", "false"):
             raise ValueError(raw)
         return raw.lower() in ("1", "true")
     if isinstance(default, int):
-        value = int(raw)
-        if key == "batch_size" and value not in BATCH_SIZES:
-            raise ValueError(raw)
-        return value
+        return int(raw)
     if isinstance(default, float):
         return float(raw)
     if key in CHOICES and raw not in CHOICES[key]:
@@ -141,15 +162,11 @@ def _checked_run_id(run_id: str) -> str | None:
         return None
 
 
-TRAIN_KEYS = tuple(TRAIN_DEFAULTS["implicit"])  # the settings a recipe sets
-
-
 def apply_train_defaults(objective: str) -> bool:
     """Sets the training widgets to the engine's recommended recipe for `objective` (the NCF one for
     implicit feedback, fastbook's for ratings). Returns True when anything changed."""
     changed = False
-    for key in TRAIN_KEYS:
-        value = TRAIN_DEFAULTS[objective][key]
+    for key, value in recipe(objective).items():
         if st.session_state.get(key) != value:
             st.session_state[key] = value
             changed = True
@@ -259,10 +276,25 @@ def model_config(s: dict | None = None) -> ModelConfig:
 
 def train_config(s: dict | None = None) -> TrainConfig:
     s = s or settings()
-    return TrainConfig(epochs=int(s["epochs"]), batch_size=int(s["batch_size"]), lr=float(s["lr"]),
+    batch_size = None if s["batch_size"] == AUTO_BATCH else int(s["batch_size"])
+    return TrainConfig(epochs=int(s["epochs"]), batch_size=batch_size, lr=float(s["lr"]),
                        optimizer=s["optimizer"], weight_decay=float(s["weight_decay"]),
                        n_negatives=int(s["n_negatives"]), one_cycle=bool(s["one_cycle"]),
                        seed=int(s["seed"])).validate()
+
+
+def batch_label(cfg: RunConfig) -> str:
+    """"batch 2048", or for "auto" the size the engine will pick for this dataset: "batch 2048 (auto)"."""
+    t = cfg.train
+    if t.batch_size is not None:
+        return f"batch {t.batch_size}"
+    try:
+        split = current_split()
+    except NCFError:  # the Data page says what is wrong with the data
+        split = None
+    if split is None:
+        return "batch auto"
+    return f"batch {default_batch_size(cfg.model.resolved_objective, split.n_train, t.n_negatives)} (auto)"
 
 
 def run_config(name: str = "") -> RunConfig:

@@ -94,7 +94,9 @@ with left:
     t[0].number_input("Epochs", min_value=1, max_value=200, step=1, key="epochs", persist_state="session",
                       help="Passes over all training interactions.")
     t[1].select_slider("Batch size", appstate.BATCH_SIZES, key="batch_size", persist_state="session",
-                       help="Examples per gradient step: larger is faster per epoch, smaller updates more often.")
+                       help="Examples per gradient step: larger is faster per epoch, smaller updates more often. "
+                            "auto: the recipe's size (4096 for ranking, 512 for ratings), halved for a small "
+                            "dataset until an epoch takes at least 64 steps.")
     t[2].number_input("Learning rate", min_value=1e-6, max_value=1.0, step=5e-4, format="%.4g", key="lr", persist_state="session",
                       help="Step size of the optimiser. Use the range test below to find a good one.")
     t = st.columns(3)

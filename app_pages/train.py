@@ -37,7 +37,7 @@ if ds is None:
 m, t = cfg.model, cfg.train
 pretrain = " with GMF and MLP pre-training" if m.pretrain else ""
 st.write(f"**{m.model.upper()}**{pretrain} on **{appstate.plain(ds.name)}** ({ds.n_interactions:,} interactions) · "
-         f"{m.resolved_objective} objective · {t.epochs} epochs · batch {t.batch_size} · lr {t.lr:g} · "
+         f"{m.resolved_objective} objective · {t.epochs} epochs · {appstate.batch_label(cfg)} · lr {t.lr:g} · "
          f"{t.optimizer}")
 try:
     runner = appstate.runner()

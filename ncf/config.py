@@ -126,6 +126,22 @@ TRAIN_DEFAULTS = {
 }
 
 
+# A default batch size is halved until an epoch has at least this many steps (default_batch_size).
+MIN_STEPS_PER_EPOCH = 64
+
+
+def default_batch_size(objective: str, n_train: int, n_negatives: int) -> int:
+    """The recipe's batch size, halved (not below 256) until an epoch of `n_train` observed pairs
+    (each with `n_negatives` sampled negatives when implicit) has at least MIN_STEPS_PER_EPOCH steps.
+    The synthetic data at 4096 gets 33 steps an epoch, and GMF learns next to nothing in 8 such
+    epochs (HR@10 0.51 against 0.71 at the 2048 this gives)."""
+    batch = TRAIN_DEFAULTS[objective]["batch_size"]
+    samples = n_train * (1 if objective == "explicit" else 1 + n_negatives)
+    while batch > 256 and samples < MIN_STEPS_PER_EPOCH * batch:
+        batch //= 2
+    return batch
+
+
 @dataclass(frozen=True)
 class TrainConfig(_JSON):
     """How to fit. `None` means "the default for this model and objective", resolved by

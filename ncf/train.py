@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ncf.config import TRAIN_DEFAULTS, ModelConfig, RunConfig, TrainConfig
+from ncf.config import TRAIN_DEFAULTS, ModelConfig, RunConfig, TrainConfig, default_batch_size
 from ncf.data import Split
 from ncf.device import configure_threads, pick_device
 from ncf.errors import ConfigError
@@ -28,8 +28,6 @@ from ncf.models import GMF, MLP, ItemPop, Recommender, build_model, neumf_from_p
 Event = dict
 BATCH_EVENT_SECONDS = 0.3
 
-# A default batch size is halved until an epoch has at least this many steps (see resolve_train_config).
-MIN_STEPS_PER_EPOCH = 64
 # Pre-training (GMF -> MLP -> NeuMF): epochs of each stage when the configuration leaves epochs unset.
 # The MLP learns more slowly than GMF (ML-1M users 1-2999: HR@10 0.614 with tower 64,32,16,8 in 6 epochs,
 # 0.673 with 128,64,32 in 10; GMF 0.680 in 6), and the NeuMF built from both suffers from a weak half.
@@ -58,9 +56,7 @@ def resolve_train_config(cfg: RunConfig, split: Split | None = None) -> TrainCon
     defaults = dict(TRAIN_DEFAULTS[objective])
     t = cfg.train
     if t.batch_size is None and split is not None:
-        samples = split.n_train * (1 if objective == "explicit" else 1 + t.n_negatives)
-        while defaults["batch_size"] > 256 and samples < MIN_STEPS_PER_EPOCH * defaults["batch_size"]:
-            defaults["batch_size"] //= 2
+        defaults["batch_size"] = default_batch_size(objective, split.n_train, t.n_negatives)
     return t.replace(**{name: (value if (value := getattr(t, name)) is not None else defaults[name])
                         for name in defaults}).validate()
 

@@ -27,8 +27,10 @@ def test_settings_survive_moving_between_pages(page):
 
 
 def test_a_share_link_restores_data_and_model_settings(page):
-    at = page("app_pages/model.py", query={"model": "gmf", "factors": "16", "epochs": "3", "split": "ratio"})
+    at = page("app_pages/model.py", query={"model": "gmf", "factors": "16", "epochs": "3", "split": "ratio",
+                                       "batch_size": "1024"})
     assert not at.exception
+    assert at.session_state["batch_size"] == 1024
     assert at.selectbox(key="model").value == "gmf"
     assert at.number_input(key="factors").value == 16
     assert at.number_input(key="epochs").value == 3
@@ -46,11 +48,12 @@ def test_the_share_link_follows_changed_settings(page):
 
 def test_bad_values_in_a_link_are_ignored_with_a_warning(page):
     at = page("app_pages/data.py", query={"source": "../../etc/passwd", "model": "<script>", "epochs": "many",
-                                      "job": "../x", "run": "../../secret"})
+                                      "job": "../x", "run": "../../secret", "batch_size": "1000"})
     assert not at.exception
     assert at.session_state["source"] == "synthetic"
     assert at.session_state["model"] == "neumf"
     assert at.session_state["job_ids"] == []
     assert at.session_state["run_id"] is None
     warnings = " ".join(w.value for w in at.sidebar.warning)
-    assert "source" in warnings and "model" in warnings and "epochs" in warnings
+    assert "source" in warnings and "model" in warnings and "epochs" in warnings and "batch_size" in warnings
+    assert at.session_state["batch_size"] == "auto"

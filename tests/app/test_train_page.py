@@ -8,6 +8,9 @@ def test_train_submits_a_job_and_the_finished_run_becomes_current(page, fresh_ru
     at.number_input(key="epochs").set_value(2).run()
     at.switch_page("app_pages/train.py").run()
     assert "Press **Train**" in at.info[0].value
+    # "auto" batch: the engine's rule for this dataset (26,750 pairs x 5 samples: 2048 gives 65 steps an
+    # epoch), shown before training and used by the job
+    assert "batch 2048 (auto)" in at.markdown[0].value
     at.text_input(key="run_name").set_value("<b>class demo</b>").run()
     next(b for b in at.button if b.label == "Train").click().run()
     assert not at.exception and not at.error
@@ -19,7 +22,8 @@ def test_train_submits_a_job_and_the_finished_run_becomes_current(page, fresh_ru
     assert any(status.run_id in s.value for s in at.success)
     from ncf.runs import load_run
 
-    assert load_run(status.run_id).name == "<b>class demo</b>"
+    run = load_run(status.run_id)
+    assert run.name == "<b>class demo</b>" and run.config.train.batch_size == 2048
 
 
 def test_stop_ends_a_queued_job_without_training(page, fresh_runner):
