@@ -85,6 +85,15 @@ def test_batch_events_report_progress(small_split, monkeypatch):
     assert batches[-1]["step"] == batches[-1]["steps"] and batches[-1]["eta"] >= 0
 
 
+def test_a_short_epoch_still_draws_a_loss_curve(small_split):
+    events = []
+    train(RunConfig(train=TrainConfig(epochs=2, batch_size=256)), small_split, on_event=events.append)
+    steps = events[0]["steps_per_epoch"]
+    for epoch in (1, 2):  # each epoch takes well under BATCH_EVENT_SECONDS here
+        batches = [e for e in events if e["event"] == "batch" and e["epoch"] == epoch]
+        assert trainer.BATCH_EVENTS_PER_EPOCH <= len(batches) <= steps
+
+
 def test_a_stop_request_ends_training_within_a_second_keeping_the_model():
     big = leave_one_out(synthetic(n_users=3000, n_items=1000, mean_per_user=60, seed=1))
     stop = threading.Event()
