@@ -102,7 +102,9 @@ with left:
     t = st.columns(3)
     t[0].selectbox("Optimiser", appstate.CHOICES["optimizer"], key="optimizer", persist_state="session")
     t[1].number_input("Weight decay", min_value=0.0, max_value=1.0, step=1e-5, format="%.4g", key="weight_decay", persist_state="session",
-                      help="L2 penalty on the weights (fastai's 'wd'): shrinks embeddings and fights overfitting.")
+                      help="Shrinks every weight a little at each step (fastai's 'wd'), which fights overfitting: "
+                           "with AdamW it is decoupled from the gradient, with the others an L2 penalty. "
+                           "0.1 with AdamW is the recipe for both objectives.")
     t[2].number_input("Negatives per positive", min_value=0, max_value=50, step=1, key="n_negatives", persist_state="session",
                       help="Implicit objective: for every observed pair, this many unobserved items are drawn "
                            "as examples of 'not interacted' each epoch (the paper uses 4).")
