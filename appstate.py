@@ -51,6 +51,7 @@ SETTINGS: dict[str, object] = {
     "test_negatives": 99,
     "test_fraction": 0.2,
     "data_seed": 0,
+    "validation": False,
     "model": "neumf",
     "objective": "auto",
     "factors": 8,
@@ -247,7 +248,8 @@ def data_config(s: dict | None = None) -> DataConfig:
     source = s["source"]
     columns = st.session_state.get("upload_columns", {}).get(source) if source.startswith("upload:") else None
     return DataConfig(source=data_source_for_jobs(source), split=s["split"], test_negatives=int(s["test_negatives"]),
-                      test_fraction=float(s["test_fraction"]), seed=int(s["data_seed"]), columns=columns or None)
+                      test_fraction=float(s["test_fraction"]), seed=int(s["data_seed"]), columns=columns or None,
+                      validation=bool(s["validation"]) and s["split"] == "leave_one_out")
 
 
 def model_config(s: dict | None = None) -> ModelConfig:
@@ -395,10 +397,11 @@ def data_source_for_jobs(source: str) -> str:
 
 
 @st.cache_resource(max_entries=8, show_spinner="Splitting into train and test…")
-def _split(source: str, kind: str, seed: int, n_negatives: int, test_fraction: float, _ds):
+def _split(source: str, kind: str, seed: int, n_negatives: int, test_fraction: float, validation: bool, _ds):
     from ncf.data import make_split
 
-    return make_split(_ds, kind=kind, seed=seed, n_negatives=n_negatives, test_fraction=test_fraction)
+    return make_split(_ds, kind=kind, seed=seed, n_negatives=n_negatives, test_fraction=test_fraction,
+                      validation=validation)
 
 
 def current_split():
@@ -407,7 +410,7 @@ def current_split():
         return None
     s = settings()
     return _split(s["source"], s["split"], int(s["data_seed"]), int(s["test_negatives"]),
-                  float(s["test_fraction"]), ds)
+                  float(s["test_fraction"]), bool(s["validation"]) and s["split"] == "leave_one_out", ds)
 
 
 # ---------------------------------------------------------------- runs and jobs

@@ -158,10 +158,16 @@ if ss.split == "leave_one_out":
 elif ss.split == "ratio":
     s[1].slider("Test share", 0.05, 0.5, step=0.05, key="test_fraction", persist_state="session")
 s[2].number_input("Split seed", min_value=0, step=1, key="data_seed", persist_state="session", help="Same seed, same split.")
+if ss.split == "leave_one_out":
+    st.checkbox("Hold out a validation item too, and keep the best epoch", key="validation", persist_state="session",
+                help="Each user's second-latest interaction is held out like the test item. Training keeps the "
+                     "epoch that ranks these best (early stopping without peeking at the test items). The "
+                     "price: one fewer, and the most telling, interaction per user to learn from.")
 try:
     split = appstate.current_split()
 except NCFError as e:
     st.error(appstate.plain(e))
 else:
-    st.info(f"{split.describe()} → {split.n_train:,} training and {len(split.test_user):,} test interactions.")
+    valid = f", {len(split.valid_user):,} validation" if split.has_validation else ""
+    st.info(f"{split.describe()} → {split.n_train:,} training{valid} and {len(split.test_user):,} test interactions.")
     st.page_link("app_pages/model.py", label="Next: choose a model", icon=":material/arrow_forward:")

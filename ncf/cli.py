@@ -172,6 +172,8 @@ def config_from_args(args):
         data_kw["test_fraction"] = args.test_fraction
     if args.data_seed is not None:
         data_kw["seed"] = args.data_seed
+    if args.validation:
+        data_kw["validation"] = True
     return RunConfig(data=DataConfig(**data_kw), model=model, train=train, name=args.name or "")
 
 
@@ -259,13 +261,17 @@ def cmd_train(args) -> int:
             progress.close()
     if result.stopped:
         print(f"stopped after {result.epochs} epoch(s); saving what was trained", flush=True)
+    elif result.best_epoch is not None and result.best_epoch != result.epochs:
+        kept = "the model as initialised" if result.best_epoch == 0 else f"epoch {result.best_epoch}"
+        print(f"kept {kept}: it ranked the validation items best", flush=True)
     run = save_run(result, cfg, split, name=cfg.name, models_dir=_path(args.out))
     print(f"saved run {run.id} in {run.path}")
     if args.json:
         summary = dict(result.metrics)
         summary.update(epochs=result.epochs, train_seconds=result.train_seconds,
                        samples_per_second=result.samples_per_second, run=str(run.path), run_id=run.id,
-                       model=cfg.model.model, stopped=result.stopped, device=str(result.device))
+                       model=cfg.model.model, stopped=result.stopped, device=str(result.device),
+                       best_epoch=result.best_epoch)
         _print_json(summary)
     else:
         print("  ".join(f"{k} {_fmt(v)}" for k, v in result.metrics.items()))
@@ -498,6 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--test-negatives", type=int, help="leave-one-out candidates per test user (default 99)")
     t.add_argument("--test-fraction", type=float, help="ratio split: held-out share (default 0.2)")
     t.add_argument("--data-seed", type=int, help="seed of the split (default 0)")
+    t.add_argument("--validation", action="store_true",
+                   help="leave-one-out: also hold out each user's second-latest item and keep the epoch "
+                        "that ranks it best")
     t.add_argument("-k", type=int, help="cut-off of the ranking metrics (default 10)")
     t.add_argument("--resume", metavar="RUN", help="continue a saved run (id or folder) for --epochs more; "
                    "its model and data settings are kept, training flags given override its own")

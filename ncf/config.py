@@ -45,6 +45,7 @@ class DataConfig(_JSON):
     test_fraction: float = 0.2  # held-out share in a ratio split
     min_per_user: int = 1
     seed: int = 0
+    validation: bool = False  # leave-one-out: also hold out each user's second-latest item to pick the best epoch
     columns: dict | None = None  # column roles of a user's file, overriding detection ({"rating": None}: implicit)
 
 

@@ -147,10 +147,24 @@ def evaluate(model: Recommender, split: Split, k: int = 10, full: bool = True) -
         if split.test_negatives is not None:
             metrics.update(sampled_metrics(model, split.test_user, split.test_item, split.test_negatives, k))
         if full:
-            metrics.update(full_ranking_metrics(model, split.train_user, split.train_item,
+            known = split.without_validation()  # a validation pair is a known interaction, not a candidate
+            metrics.update(full_ranking_metrics(model, known.train_user, known.train_item,
                                                 split.test_user, split.test_item, k))
         if getattr(model, "explicit", False) and split.test_rating is not None:
             metrics.update(rating_metrics(model, split.test_user, split.test_item, split.test_rating))
         return metrics
+    finally:
+        model.train(was_training)
+
+
+def evaluate_validation(model: Recommender, split: Split, k: int = 10) -> dict[str, float]:
+    """Sampled HR@k/NDCG@k on the split's validation hold-out, as `val_hr@k` and `val_ndcg@k`; {} without one."""
+    if not split.has_validation:
+        return {}
+    was_training = model.training
+    model.eval()
+    try:
+        found = sampled_metrics(model, split.valid_user, split.valid_item, split.valid_negatives, k)
+        return {f"val_{name}": value for name, value in found.items()}
     finally:
         model.train(was_training)

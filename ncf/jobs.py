@@ -103,7 +103,7 @@ def load_split(data: DataConfig, objective: str = "implicit", progress=None):
         raise DataError(f"{ds.name} has no ratings, so the explicit (rating) objective cannot be trained; "
                         "choose the implicit objective.")
     return make_split(ds, data.split, seed=data.seed, n_negatives=data.test_negatives,
-                      test_fraction=data.test_fraction)
+                      test_fraction=data.test_fraction, validation=data.validation)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -111,7 +111,8 @@ def curves_frame(events: Iterable[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def training_curves(events: Iterable[dict], *, height: int = 360) -> go.Figure:
-    """Loss (every batch report and each epoch's mean) beside the validation metrics per epoch.
+    """Loss (every batch report and each epoch's mean) beside the ranking metrics per epoch, with
+    the epoch kept marked where a validation hold-out chose one other than the last.
 
     Two side-by-side axes are laid out by hand rather than with `make_subplots`: the Train page
     rebuilds this figure twice a second, and the hand-made layout costs a third of the time."""
@@ -124,7 +125,7 @@ def training_curves(events: Iterable[dict], *, height: int = 360) -> go.Figure:
         xaxis2=dict(domain=[0.54, 1], title="epoch", rangemode="tozero", anchor="y2"),
         yaxis2=dict(anchor="x2"),
         annotations=[dict(text=text, x=x, y=1.08, xref="paper", yref="paper", showarrow=False, font=dict(size=14))
-                     for text, x in (("Training loss", 0.23), ("Validation metrics", 0.77))],
+                     for text, x in (("Training loss", 0.23), ("Ranking of held-out items", 0.77))],
     ))
     if len(batches):
         fig.add_scatter(x=batches["x"].tolist(), y=batches["loss"].tolist(), mode="lines", name="loss (batches)",
@@ -135,7 +136,23 @@ def training_curves(events: Iterable[dict], *, height: int = 360) -> go.Figure:
     for i, col in enumerate(metric_cols):
         fig.add_scatter(x=epochs["x"].tolist(), y=epochs[col].tolist(), mode="lines+markers", name=col,
                         line=dict(color=PALETTE[i % len(PALETTE)]), xaxis="x2", yaxis="y2")
+    kept = _kept_epoch(events)
+    if kept is not None:
+        fig.add_shape(type="line", xref="x2", yref="y2 domain", x0=kept, x1=kept, y0=0, y1=1,
+                      line=dict(color=MUTED, dash="dash"))
+        fig.add_annotation(x=kept, y=1, xref="x2", yref="y2 domain", text="kept (best on validation)",
+                           showarrow=False, yanchor="bottom", font=dict(size=11, color=MUTED))
     return fig
+
+
+def _kept_epoch(events: Iterable[dict]) -> float | None:
+    """x of the epoch a validation hold-out kept, when it was not the last one trained."""
+    events = list(events)
+    done = next((e for e in reversed(events) if e.get("event") == "done"), None)
+    if not done or done.get("best_epoch") is None or done.get("stopped") or done["best_epoch"] == done.get("epochs"):
+        return None
+    last_stage = next((e.get("stage") for e in reversed(events) if e.get("event") == "start"), None)
+    return _stage_offsets(events).get(last_stage, 0) + int(done["best_epoch"])
 
 
 def lr_finder(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None = None) -> go.Figure:

@@ -433,7 +433,9 @@ def save_run(result, cfg: RunConfig, split: Split, *, name: str = "",
         "config.json": _json_bytes(_config_dict(result, cfg, split, name, created)),
         "weights.safetensors": _weights_bytes(result.model),
         "vocab.json": _json_bytes({"users": ds.users.to_list(), "items": ds.items.to_list()}),
-        "interactions.safetensors": _interactions_bytes(split),
+        # A validation pair is one of the user's known interactions: their history, left out of
+        # recommendations and of full ranking, as during training.
+        "interactions.safetensors": _interactions_bytes(split.without_validation()),
         "history.jsonl": "".join(json.dumps(_jsonable(e), ensure_ascii=False, allow_nan=False) + "\n"
                                  for e in (result.history or [])).encode("utf-8"),
         "metrics.json": _json_bytes(dict(result.metrics or {})),

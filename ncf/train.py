@@ -22,7 +22,7 @@ from ncf.config import TRAIN_DEFAULTS, ModelConfig, RunConfig, TrainConfig, defa
 from ncf.data import Split
 from ncf.device import configure_threads, pick_device
 from ncf.errors import ConfigError
-from ncf.evaluate import evaluate
+from ncf.evaluate import evaluate, evaluate_validation
 from ncf.models import GMF, MLP, ItemPop, Recommender, build_model, neumf_from_pretrained
 
 Event = dict
@@ -76,6 +76,7 @@ class TrainResult:
     stopped: bool
     device: str
     train_config: TrainConfig | None = None  # the resolved settings actually used
+    best_epoch: int | None = None  # with a validation hold-out: the epoch kept (0: as initialised)
 
 
 @dataclass
@@ -270,9 +271,15 @@ class _Stage:
     """Runs the epochs of one model (one stage of a pipeline), emitting events."""
 
     def __init__(self, fitter: Fitter, split: Split, tcfg: TrainConfig, stage: str, emit: Callable[[Event], None],
-                 stop, clock_start: float):
+                 stop, clock_start: float, start_is_candidate: bool = False):
         self.fitter, self.split, self.tcfg, self.stage = fitter, split, tcfg, stage
         self.emit, self.stop, self.clock_start = emit, stop, clock_start
+        # With a validation hold-out, the weights of the epoch that ranks it best (by sampled HR@k) are
+        # kept, and restored when training ends; `start_is_candidate` lets the untrained start compete
+        # (a pre-trained NeuMF that fine-tuning makes worse).
+        self.start_is_candidate = start_is_candidate
+        self.best_epoch: int | None = None
+        self._best: tuple[float, dict] | None = None
         self.train_seconds = 0.0
         self.samples = 0
         self.epochs_done = 0
@@ -285,9 +292,16 @@ class _Stage:
         f, t = self.fitter, self.tcfg
         steps = f.steps_per_epoch(t.batch_size)
         total_steps = steps * t.epochs
-        self.emit({"event": "start", "device": str(f.device), "n_train": len(f.users), "steps_per_epoch": steps,
-                   "epochs": t.epochs, "stage": self.stage, "batch_size": t.batch_size, "lr": f.lr,
-                   "optimizer": f.optimizer_name, "sparse_embeddings": f.sparse})
+        start = {"event": "start", "device": str(f.device), "n_train": len(f.users), "steps_per_epoch": steps,
+                 "epochs": t.epochs, "stage": self.stage, "batch_size": t.batch_size, "lr": f.lr,
+                 "optimizer": f.optimizer_name, "sparse_embeddings": f.sparse}
+        if self.start_is_candidate and self.split.has_validation:
+            f.finish()  # dense embeddings for evaluation, as in _evaluate
+            start["start_metrics"] = evaluate_validation(f.model, self.split, k=t.k)
+            self._consider(0, start["start_metrics"])
+            for emb in f.model.embeddings():
+                emb.sparse = f.sparse
+        self.emit(start)
         last_event = time.perf_counter()
         event_every = max(1, steps // BATCH_EVENTS_PER_EPOCH)
         f.model.train()
@@ -324,13 +338,31 @@ class _Stage:
             metrics: dict = {}
             if final or epoch % t.eval_every == 0:
                 metrics = self._evaluate(final)
+                self._consider(epoch, metrics)
             rate = self.samples / max(1e-9, self.train_seconds)
             now = time.perf_counter()
             self.emit({"event": "epoch", "epoch": epoch, "train_loss": float(loss_sum) / max(1, n_seen),
                        "metrics": metrics, "elapsed": now - self.clock_start,
                        "eta": self._eta(epoch * steps, total_steps, rate, epoch), "samples_per_second": rate,
                        "stage": self.stage})
+        self._restore_best()
         return False
+
+    def _consider(self, epoch: int, metrics: dict) -> None:
+        """Keeps a copy of the weights when `epoch` ranks the validation items best so far."""
+        score = metrics.get(f"val_hr@{self.tcfg.k}")
+        if score is None or (self._best is not None and score <= self._best[0]):
+            return
+        state = {name: value.detach().clone() for name, value in self.fitter.model.state_dict().items()}
+        self._best = (score, state)
+        self.best_epoch = epoch
+
+    def _restore_best(self) -> None:
+        """At the end of a completed stage: back to the best validation epoch, if it was not the last."""
+        if self._best is None or self.best_epoch == self.epochs_done:
+            return
+        self.fitter.model.load_state_dict(self._best[1])
+        self._evaluate(final=True)
 
     def _account(self, epoch_start: float, n_seen: int) -> None:
         self.train_seconds += time.perf_counter() - epoch_start
@@ -342,6 +374,7 @@ class _Stage:
         full = final or self.split.test_negatives is None
         self.fitter.finish()
         self.metrics = evaluate(self.fitter.model, self.split, k=self.tcfg.k, full=full)
+        self.metrics.update(evaluate_validation(self.fitter.model, self.split, k=self.tcfg.k))
         for emb in self.fitter.model.embeddings():
             emb.sparse = self.fitter.sparse
         self.fitter.model.train()
@@ -394,7 +427,8 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
     else:
         result_model = model if model is not None else build_model(cfg.model, split.n_users, split.n_items)
         fitter = Fitter(result_model, split, tcfg, device)
-        stage = _Stage(fitter, split, tcfg, cfg.model.model, emit, stop, clock)
+        # A model trained before (continued for more epochs) competes as it was.
+        stage = _Stage(fitter, split, tcfg, cfg.model.model, emit, stop, clock, start_is_candidate=model is not None)
         stages.append(stage)
         try:
             stopped = stage.run()
@@ -407,18 +441,18 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
             # (A stop that lands during an epoch's evaluation keeps those metrics: evaluating the
             # same weights twice would double the time to stop.)
             last.metrics = evaluate(result_model, split, k=tcfg.k, full=split.test_negatives is None)
-        metrics, epochs = last.metrics, last.epochs_done
+        metrics, epochs, best_epoch = last.metrics, last.epochs_done, last.best_epoch
         train_seconds = sum(s.train_seconds for s in stages)
         samples = sum(s.samples for s in stages)
     else:
-        train_seconds, samples = 0.0, 0
+        train_seconds, samples, best_epoch = 0.0, 0, None
     result_model.eval()
     rate = samples / train_seconds if train_seconds > 0 else 0.0
-    emit({"event": "done", "metrics": metrics, "stopped": stopped, "epochs": epochs,
+    emit({"event": "done", "metrics": metrics, "stopped": stopped, "epochs": epochs, "best_epoch": best_epoch,
           "train_seconds": train_seconds, "samples_per_second": rate, "elapsed": time.perf_counter() - clock})
     return TrainResult(model=result_model, history=history, metrics=metrics, epochs=epochs,
                        train_seconds=train_seconds, samples_per_second=rate, stopped=stopped,
-                       device=str(device), train_config=tcfg)
+                       device=str(device), train_config=tcfg, best_epoch=best_epoch)
 
 
 def _fit_pop(model: ItemPop, split: Split, tcfg: TrainConfig, emit, clock: float, device) -> bool:
@@ -468,7 +502,7 @@ def _pretrain_pipeline(cfg: RunConfig, split: Split, tcfg: TrainConfig, device, 
             # shrink every weight by lr * 0.1 = 0.5% a step and undo the pre-training in a few hundred steps.
             final_cfg = final_cfg.replace(weight_decay=0.0)
     fitter = Fitter(neumf, split, final_cfg, device, optimizer=optimizer, lr=lr)
-    stage = _Stage(fitter, split, final_cfg, "neumf", emit, stop, clock)
+    stage = _Stage(fitter, split, final_cfg, "neumf", emit, stop, clock, start_is_candidate=True)
     stages.append(stage)
     try:
         stopped = stage.run()

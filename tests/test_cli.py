@@ -190,3 +190,18 @@ def test_resume_continues_a_saved_run_into_a_new_one(trained_run):
     result = last_json(p.stdout)
     assert result["run_id"] != trained_run["result"]["run_id"] and result["model"] == "gmf"
     assert "continuing run" in p.stdout
+
+
+def test_validation_keeps_the_best_epoch_and_the_run_evaluates_the_same(tmp_path):
+    p = ncf("train", "--model", "gmf", "--epochs", "3", "--validation", "--json", "--out", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    result = last_json(p.stdout)
+    assert result["best_epoch"] in (1, 2, 3) and 0 <= result["val_hr@10"] <= 1
+    assert "second-latest" in p.stdout
+    again = ncf("evaluate", result["run"], "--json")
+    assert again.returncode == 0, again.stderr
+    recomputed = last_json(again.stdout)
+    for key in ("hr@10", "full_recall@10"):  # the validation pairs stay known interactions in the saved run
+        assert recomputed[key] == pytest.approx(result[key]), key
+    p = ncf("train", "--split", "ratio", "--validation", "--model", "gmf", "--out", str(tmp_path))
+    assert p.returncode == 2 and "leave-one-out" in p.stderr

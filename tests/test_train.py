@@ -15,6 +15,7 @@ import ncf.train as trainer
 from ncf.config import ModelConfig, RunConfig, TrainConfig
 from ncf.data import leave_one_out, ratio_split, synthetic
 from ncf.errors import ConfigError
+from ncf.evaluate import evaluate
 from ncf.models import NeuMF, Recommender
 from ncf.train import (
     PRETRAINED_NEUMF_LR,
@@ -228,3 +229,34 @@ def test_lr_find_returns_a_curve_and_a_suggestion(small_split):
     assert 1e-6 <= result.suggestion <= 1.0
     with pytest.raises(ConfigError):
         lr_find(RunConfig(), small_split, start=1.0, end=0.1)
+
+
+@pytest.fixture(scope="module")
+def valid_split():
+    return leave_one_out(synthetic(n_users=300, n_items=200, mean_per_user=30, seed=4), validation=True)
+
+
+def test_with_a_validation_hold_out_the_best_epoch_is_kept(valid_split):
+    cfg = RunConfig(model=ModelConfig(model="gmf", factors=16), train=TrainConfig(epochs=6, lr=0.05, one_cycle=False))
+    result = train(cfg, valid_split)
+    scores = [e["metrics"]["val_hr@10"] for e in result.history if e["event"] == "epoch"]
+    assert result.best_epoch == 1 + scores.index(max(scores))
+    assert result.metrics["val_hr@10"] == max(scores)
+    again = evaluate(result.model, valid_split)  # the metrics are those of the weights returned
+    assert again["hr@10"] == result.metrics["hr@10"] and again["full_recall@10"] == result.metrics["full_recall@10"]
+    assert result.history[-1]["best_epoch"] == result.best_epoch
+
+
+def test_continuing_a_model_that_training_makes_worse_keeps_it_as_it_was(valid_split):
+    base = train(RunConfig(model=ModelConfig(model="gmf", factors=16), train=TrainConfig(epochs=3)), valid_split)
+    users = torch.arange(50).repeat_interleave(4)
+    items = torch.arange(200).repeat(1)[: len(users)]
+    with torch.no_grad():
+        before = base.model(users, items).clone()
+    wreck = RunConfig(model=ModelConfig(model="gmf", factors=16),
+                      train=TrainConfig(epochs=2, optimizer="sgd", lr=500.0, weight_decay=0.0, one_cycle=False))
+    result = train(wreck, valid_split, model=base.model)
+    starts = [e for e in result.history if e["event"] == "start"]
+    assert result.best_epoch == 0 and "val_hr@10" in starts[0]["start_metrics"]
+    with torch.no_grad():
+        assert torch.equal(result.model(users, items), before)

@@ -18,7 +18,9 @@ class Split:
     """Train and test interactions of one dataset (indices into its vocabularies).
 
     For leave-one-out and published splits, `test_negatives` holds the sampled candidates
-    each test user's held-out item is ranked against: (n_test, n_negatives).
+    each test user's held-out item is ranked against: (n_test, n_negatives). A leave-one-out split
+    with validation also holds out each user's second-latest interaction, ranked the same way
+    (`valid_*`): the trainer picks its best epoch on these, never on the test items.
     """
 
     kind: str
@@ -32,6 +34,24 @@ class Split:
     test_negatives: np.ndarray | None  # (n_test, n_neg) int64
     seed: int = 0
     settings: tuple = ()  # (name, value) pairs that produced it, for display and fingerprint
+    valid_user: np.ndarray | None = None  # (n_valid,) int64; None: no validation hold-out
+    valid_item: np.ndarray | None = None
+    valid_rating: np.ndarray | None = None
+    valid_negatives: np.ndarray | None = None  # (n_valid, n_negatives) int64
+
+    @property
+    def has_validation(self) -> bool:
+        return self.valid_user is not None and len(self.valid_user) > 0
+
+    def without_validation(self) -> Split:
+        """The validation pairs folded back into train: what a saved run keeps as the users' known
+        interactions (their histories, and what recommendations and full ranking leave out)."""
+        if self.valid_user is None:
+            return self
+        rating = None if self.train_rating is None else np.concatenate([self.train_rating, self.valid_rating])
+        return replace(self, train_user=np.concatenate([self.train_user, self.valid_user]),
+                       train_item=np.concatenate([self.train_item, self.valid_item]), train_rating=rating,
+                       valid_user=None, valid_item=None, valid_rating=None, valid_negatives=None)
 
     @property
     def n_users(self) -> int:
@@ -48,7 +68,8 @@ class Split:
     def fingerprint(self) -> str:
         h = hashlib.sha256(self.dataset.fingerprint().encode())
         h.update(repr((self.kind, self.seed, self.settings)).encode())
-        for arr in (self.train_user, self.train_item, self.test_user, self.test_item, self.test_negatives):
+        for arr in (self.train_user, self.train_item, self.test_user, self.test_item, self.test_negatives,
+                    self.valid_user, self.valid_item, self.valid_negatives):
             if arr is not None:
                 h.update(np.ascontiguousarray(arr, dtype="<i8").tobytes())
         return h.hexdigest()[:16]
@@ -56,8 +77,12 @@ class Split:
     def describe(self) -> str:
         s = dict(self.settings)
         if self.kind == "leave_one_out":
-            return (f"Leave-one-out: each user's latest interaction is held out and ranked against "
+            text = (f"Leave-one-out: each user's latest interaction is held out and ranked against "
                     f"{s.get('n_negatives', 99)} sampled items they never interacted with (seed {self.seed}).")
+            if s.get("validation"):
+                text += (" The second-latest is held out likewise for validation: training keeps the epoch "
+                         "that ranks it best.")
+            return text
         if self.kind == "ratio":
             return (f"Random split of the ratings: {1 - s.get('test_fraction', 0.2):.0%} train, "
                     f"{s.get('test_fraction', 0.2):.0%} test (seed {self.seed}).")
@@ -165,9 +190,13 @@ def sample_negatives(
     return out
 
 
-def leave_one_out(ds: Dataset, n_negatives: int = 99, seed: int = 0) -> Split:
+def leave_one_out(ds: Dataset, n_negatives: int = 99, seed: int = 0, validation: bool = False) -> Split:
     """He et al.'s protocol: each user's latest interaction (ties broken by a seeded draw) is the
-    test item, ranked against `n_negatives` items the user never interacted with."""
+    test item, ranked against `n_negatives` items the user never interacted with.
+
+    With `validation`, each user's second-latest interaction (users with at least three) is held
+    out as well, with its own negatives, for choosing the epoch to keep. The test items and their
+    negatives are the same as without it, so results with and without stay comparable."""
     if ds.published_test is not None:
         return published(ds)
     counts = ds.per_user_counts()
@@ -194,6 +223,16 @@ def leave_one_out(ds: Dataset, n_negatives: int = 99, seed: int = 0) -> Split:
     n_negatives = min(n_negatives, unseen)
     negatives = sample_negatives(ds.user, ds.item, ds.n_items, ds.user[test_idx], n_negatives, rng)
     train = ~last
+    valid: dict = {}
+    if validation:
+        second = np.zeros(ds.n_interactions, dtype=bool)
+        second[order[(ends - 1)[counts >= 3]]] = True
+        valid_idx = np.flatnonzero(second)[np.argsort(ds.user[second], kind="stable")]
+        valid = {"valid_user": ds.user[valid_idx], "valid_item": ds.item[valid_idx],
+                 "valid_rating": None if ds.rating is None else ds.rating[valid_idx],
+                 "valid_negatives": sample_negatives(ds.user, ds.item, ds.n_items, ds.user[valid_idx],
+                                                     n_negatives, rng)}
+        train &= ~second
     return Split(
         kind="leave_one_out",
         dataset=ds,
@@ -205,7 +244,8 @@ def leave_one_out(ds: Dataset, n_negatives: int = 99, seed: int = 0) -> Split:
         test_rating=None if ds.rating is None else ds.rating[test_idx],
         test_negatives=negatives,
         seed=seed,
-        settings=(("n_negatives", n_negatives),),
+        settings=(("n_negatives", n_negatives), *((("validation", True),) if validation else ())),
+        **valid,
     )
 
 
@@ -251,10 +291,13 @@ def published(ds: Dataset) -> Split:
 
 
 def make_split(ds: Dataset, kind: str = "leave_one_out", seed: int = 0, n_negatives: int = 99,
-               test_fraction: float = 0.2) -> Split:
+               test_fraction: float = 0.2, validation: bool = False) -> Split:
     """One entry point for the app and CLI."""
+    if validation and kind != "leave_one_out":
+        raise DataError(f"A validation hold-out (each user's second-latest interaction) comes with the "
+                        f"leave-one-out split only, not with {kind!r}; choose leave-one-out or no validation.")
     if kind == "leave_one_out":
-        return leave_one_out(ds, n_negatives=n_negatives, seed=seed)
+        return leave_one_out(ds, n_negatives=n_negatives, seed=seed, validation=validation)
     if kind == "ratio":
         return ratio_split(ds, test_fraction=test_fraction, seed=seed)
     if kind == "published":

@@ -39,9 +39,13 @@ def test_split_settings_change_the_split_shown(page):
     assert "Leave-one-out" in at.info[0].value and "99 sampled" in at.info[0].value
     at.number_input(key="test_negatives").set_value(49).run()
     assert "49 sampled" in at.info[0].value
+    at.checkbox(key="validation").check().run()
+    assert "600 validation" in at.info[0].value and "second-latest" in at.info[0].value
+    assert at.session_state["validation"] and "26,150 training" in at.info[0].value
     at.radio(key="split").set_value("ratio").run()
-    assert "Random split" in at.info[0].value
+    assert "Random split" in at.info[0].value and "validation" not in at.info[0].value
     assert at.slider(key="test_fraction").value == 0.2
+    assert not [c for c in at.checkbox if c.key == "validation"]  # leave-one-out only
 
 
 def test_a_good_upload_previews_its_columns_and_loads(page):

@@ -71,3 +71,33 @@ def test_a_user_who_saw_every_item_leaves_nothing_to_rank_against():
     full = Dataset("tiny", user, item, None, np.arange(5), Vocab(np.array([10, 11])), Vocab(np.array([1, 2, 3])))
     with pytest.raises(DataError, match="every one of the 3 items"):
         leave_one_out(full)
+
+
+def test_a_validation_hold_out_is_each_users_second_latest_and_leaves_the_test_alone():
+    ds = synthetic(n_users=200, n_items=150, seed=3)
+    keep = np.ones(ds.n_interactions, dtype=bool)
+    keep[np.flatnonzero(ds.user == 7)[2:]] = False  # user 7 keeps two interactions: test item only
+    from ncf.data.split import reindex
+
+    ds = reindex(ds, keep, reason="test")
+    plain, split = leave_one_out(ds, n_negatives=20, seed=0), leave_one_out(ds, n_negatives=20, seed=0, validation=True)
+    for name in ("test_user", "test_item", "test_negatives"):
+        assert np.array_equal(getattr(plain, name), getattr(split, name)), name
+    assert 7 not in split.valid_user.tolist() and len(split.valid_user) == ds.n_users - 1
+    assert split.n_train + len(split.valid_user) == plain.n_train
+    times = {(u, i): t for u, i, t in zip(ds.user.tolist(), ds.item.tolist(), ds.timestamp.tolist(), strict=True)}
+    train_latest = {}
+    for u, i in zip(split.train_user.tolist(), split.train_item.tolist(), strict=True):
+        train_latest[u] = max(train_latest.get(u, -1), times[(u, i)])
+    seen = set(zip(ds.user.tolist(), ds.item.tolist(), strict=True))
+    for u, i, row in zip(split.valid_user.tolist(), split.valid_item.tolist(), split.valid_negatives, strict=True):
+        assert train_latest[u] <= times[(u, i)] <= times[(u, int(split.test_item[split.test_user == u][0]))]
+        assert not any((u, int(n)) in seen for n in row)
+    assert split.fingerprint() != plain.fingerprint() and "validation" in split.describe()
+    merged = split.without_validation()
+    assert merged.n_train == plain.n_train and not merged.has_validation
+
+
+def test_validation_comes_with_leave_one_out_only(ds):
+    with pytest.raises(DataError, match="leave-one-out"):
+        make_split(ds, "ratio", validation=True)
