@@ -133,14 +133,21 @@ def training_curves(events: Iterable[dict], *, height: int = 360) -> go.Figure:
     if len(epochs) and epochs["train_loss"].notna().any():
         fig.add_scatter(x=epochs["x"].tolist(), y=epochs["train_loss"].tolist(), mode="lines+markers",
                         name="loss (epoch mean)", line=dict(color=ACCENT, width=2))
-    for i, col in enumerate(metric_cols):
+    # A validation metric is drawn dotted in its test counterpart's colour: the gap between the two is
+    # the point of holding items out twice.
+    test_cols = [c for c in metric_cols if not c.startswith("val_")]
+    colour = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(test_cols)}
+    for i, col in enumerate(c for c in metric_cols if c.startswith("val_")):
+        colour[col] = colour.get(col[4:], PALETTE[(len(test_cols) + i) % len(PALETTE)])
+    for col in metric_cols:
+        dash = "dot" if col.startswith("val_") else "solid"
         fig.add_scatter(x=epochs["x"].tolist(), y=epochs[col].tolist(), mode="lines+markers", name=col,
-                        line=dict(color=PALETTE[i % len(PALETTE)]), xaxis="x2", yaxis="y2")
+                        line=dict(color=colour[col], dash=dash), xaxis="x2", yaxis="y2")
     kept = _kept_epoch(events)
     if kept is not None:
         fig.add_shape(type="line", xref="x2", yref="y2 domain", x0=kept, x1=kept, y0=0, y1=1,
                       line=dict(color=MUTED, dash="dash"))
-        fig.add_annotation(x=kept, y=1, xref="x2", yref="y2 domain", text="kept (best on validation)",
+        fig.add_annotation(x=kept, y=0.02, xref="x2", yref="y2 domain", text=" kept", xanchor="left",
                            showarrow=False, yanchor="bottom", font=dict(size=11, color=MUTED))
     return fig
 

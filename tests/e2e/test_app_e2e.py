@@ -58,8 +58,8 @@ def metric_value(page, label: str) -> str:
 
 
 def test_open_train_and_explore_on_the_synthetic_data(server, page):
-    # Long enough to watch: on a quiet machine two epochs of the synthetic set end within one batch
-    # event (0.3 s), and a finished curve of one point cannot be seen to grow.
+    # Long enough to watch: on a quiet machine the default 8 epochs of the synthetic set take about
+    # 2 s, and a curve that is finished before the page first draws it cannot be seen to grow.
     page.goto(f"{server}/?epochs=12")
     page.get_by_text("Loaded: synthetic").wait_for()
     wait_charts(page, 3)
