@@ -137,6 +137,8 @@ def train_overrides(args) -> dict:
         train_kw["one_cycle"] = True
     if args.exclude_seen:
         train_kw["exclude_seen"] = True
+    if args.amp:
+        train_kw["mixed_precision"] = True
     return train_kw
 
 
@@ -498,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--one-cycle", action="store_true", help="fastai's one-cycle learning-rate schedule")
     t.add_argument("--seed", type=int, help="seed of initialisation, negatives and shuffling")
     t.add_argument("--device", help="auto (default), cpu, cuda or mps")
+    t.add_argument("--amp", action="store_true", help="CUDA: bf16 mixed precision (slower for models this small)")
     t.add_argument("--pretrain", action="store_true", help="NeuMF: train GMF and MLP first, then NeuMF from them")
     t.add_argument("--alpha", type=float, help="NeuMF pre-training: weight of the GMF half (default 0.5)")
     t.add_argument("--split", choices=sorted(SPLITS), help="default: loo (implicit) or ratio (explicit)")

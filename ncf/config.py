@@ -159,6 +159,9 @@ class TrainConfig(_JSON):
     one_cycle: bool | None = None  # fastai's fit_one_cycle schedule
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "mps"
+    # bf16 autocast on CUDA. Off by default: these models are a few small matrix products a step, so
+    # the casts cost more than bf16 saves (H200, ML-1M-sized data: 0.76-0.92x the fp32 step rate).
+    mixed_precision: bool = False
     k: int = 10  # cut-off of the ranking metrics
     eval_every: int = 1  # epochs between evaluations
 

@@ -141,7 +141,7 @@ class Fitter:
         for emb in model.embeddings():
             emb.sparse = self.sparse
         self.optimizers = self._make_optimizers()
-        self.amp = device.type == "cuda"
+        self.amp = device.type == "cuda" and tcfg.mixed_precision
 
     # -- optimisers -------------------------------------------------------------------------------
     def _use_sparse(self) -> bool:
