@@ -143,6 +143,13 @@ class GMF(Recommender):
         return {"gmf": (self.user_emb, self.item_emb)}
 
 
+def _split_products(x: torch.Tensor) -> bool:
+    """A layer over a concatenation [a; b] as W_a a + W_b b (no concatenation, fewer copies) pays on
+    the CPU; on a GPU the step is bound by kernel launches and the one product over the concatenation
+    wins (H200: NeuMF 0.90x the plain loop with the split products)."""
+    return x.device.type == "cpu"
+
+
 class _MLPPath(nn.Module):
     """User and item embeddings (layers[0] / 2 each) concatenated and sent through the tower."""
 
@@ -154,8 +161,8 @@ class _MLPPath(nn.Module):
         self.tower = _tower(layers)
 
     def forward(self, user, item):  # (B, layers[-1])
-        if len(self.tower) == 0:
-            return torch.cat([self.user_emb(user), self.item_emb(item)], dim=-1)
+        if len(self.tower) == 0 or not _split_products(user):
+            return self.tower(torch.cat([self.user_emb(user), self.item_emb(item)], dim=-1))
         # W [p; q] + b computed as W_u p + W_i q + b: the same numbers without materialising the
         # concatenation (and its backward), which costs as much as the layer itself at this size.
         first: nn.Linear = self.tower[0]
@@ -214,6 +221,8 @@ class NeuMF(Recommender):
     def forward(self, user, item):
         k = self.config.factors
         gmf = self.gmf_user_emb(user) * self.gmf_item_emb(item)  # (B, k)
+        if not _split_products(user):
+            return self.output(self.out(torch.cat([gmf, self.mlp(user, item)], dim=-1)).squeeze(-1))
         # out([gmf; mlp]) split into its two halves, again sparing the concatenation.
         z = torch.addmm(self.out.bias, gmf, self.out.weight[:, :k].T)
         z = torch.addmm(z, self.mlp(user, item), self.out.weight[:, k:].T)  # (B, 1)

@@ -161,3 +161,16 @@ def test_fast_embedding_backward_matches_torchs(sparse):
     for name, p in model.named_parameters():
         grad = p.grad.to_dense() if p.grad.is_sparse else p.grad
         torch.testing.assert_close(fast[name], grad, msg=name)
+
+
+def test_the_split_products_equal_the_layer_over_the_concatenation(monkeypatch):
+    import ncf.models as models
+
+    users, items = torch.arange(50) % 7, torch.arange(50) % 11
+    for name in ("mlp", "neumf"):
+        torch.manual_seed(0)
+        model = models.build_model(ModelConfig(model=name, factors=8, layers=(16, 8, 4)), 7, 11)
+        split = model(users, items)  # the CPU's way
+        monkeypatch.setattr(models, "_split_products", lambda x: False)  # a GPU's way
+        assert torch.allclose(model(users, items), split, atol=1e-6), name
+        monkeypatch.undo()
