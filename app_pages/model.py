@@ -59,7 +59,8 @@ with left:
     m = ss.model
     if m == "neumf":
         st.checkbox("Pre-train GMF and MLP first, then start NeuMF from them", key="pretrain", persist_state="session",
-                    help="He et al.'s recipe: three trainings in one job (GMF → MLP → NeuMF).")
+                    help="He et al.'s recipe: three trainings in one job (GMF → MLP → NeuMF), NeuMF starting as the "
+                         "α-weighted blend of the two and fine-tuned gently with plain SGD.")
         if ss.pretrain:
             st.slider("α: weight of the GMF half when combining", 0.0, 1.0, step=0.05, key="alpha", persist_state="session")
     if m != "pop":
