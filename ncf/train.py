@@ -476,6 +476,10 @@ def _pretrain_pipeline(cfg: RunConfig, split: Split, tcfg: TrainConfig, device, 
         return tcfg if cfg.train.epochs is not None else tcfg.replace(epochs=PRETRAIN_STAGE_EPOCHS[name])
 
     for name in ("gmf", "mlp"):
+        # Each stage starts from the seed, as if run on its own: the pipeline's GMF and MLP are exactly
+        # `--model gmf` and `--model mlp` with the same settings (before, the MLP's initial weights
+        # were drawn after GMF's and matched no run a user could make alone).
+        torch.manual_seed(tcfg.seed)
         model = _stage_model(cfg, name, split)
         stage_cfg = stage_config(name)
         fitter = Fitter(model, split, stage_cfg, device)

@@ -159,6 +159,15 @@ def test_pretraining_runs_gmf_then_mlp_then_neumf_in_one_call(small_split):
     assert isinstance(result.model, NeuMF) and "hr@10" in result.metrics
 
 
+def test_the_pipelines_stages_are_the_runs_a_user_would_make_alone(small_split):
+    pipeline = train(RunConfig(model=ModelConfig(model="neumf", factors=8, pretrain=True),
+                               train=TrainConfig(epochs=2)), small_split)
+    for name in ("gmf", "mlp"):
+        alone = train(RunConfig(model=ModelConfig(model=name, factors=8), train=TrainConfig(epochs=2)), small_split)
+        stage = [e["metrics"] for e in pipeline.history if e["event"] == "epoch" and e["stage"] == name]
+        assert stage[-1] == alone.metrics, name
+
+
 def test_pretraining_fine_tunes_with_the_optimizer_the_configuration_names(small_split):
     cfg = RunConfig(model=ModelConfig(model="neumf", pretrain=True),
                     train=TrainConfig(epochs=1, optimizer="adam", lr=1e-4))
