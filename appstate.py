@@ -243,13 +243,18 @@ def parse_layers(text: str) -> tuple[int, ...]:
     return layers
 
 
+def _validation(s: dict) -> bool:
+    """The validation hold-out comes with leave-one-out only; the checkbox's value outlives a switch away."""
+    return bool(s["validation"]) and s["split"] == "leave_one_out"
+
+
 def data_config(s: dict | None = None) -> DataConfig:
     s = s or settings()
     source = s["source"]
     columns = st.session_state.get("upload_columns", {}).get(source) if source.startswith("upload:") else None
     return DataConfig(source=data_source_for_jobs(source), split=s["split"], test_negatives=int(s["test_negatives"]),
                       test_fraction=float(s["test_fraction"]), seed=int(s["data_seed"]), columns=columns or None,
-                      validation=bool(s["validation"]) and s["split"] == "leave_one_out")
+                      validation=_validation(s))
 
 
 def model_config(s: dict | None = None) -> ModelConfig:
@@ -410,7 +415,7 @@ def current_split():
         return None
     s = settings()
     return _split(s["source"], s["split"], int(s["data_seed"]), int(s["test_negatives"]),
-                  float(s["test_fraction"]), bool(s["validation"]) and s["split"] == "leave_one_out", ds)
+                  float(s["test_fraction"]), _validation(s), ds)
 
 
 # ---------------------------------------------------------------- runs and jobs

@@ -136,7 +136,7 @@ def live_view() -> None:
             for col, (k, v) in zip(cols, list(metrics.items())[:6], strict=False):
                 col.metric(k, f"{v:.4f}" if isinstance(v, float) else str(v))
         kept = done.get("best_epoch")
-        if kept is not None and not done.get("stopped") and kept != done.get("epochs"):
+        if kept is not None and kept != done.get("epochs"):
             what = "the model as initialised" if kept == 0 else f"epoch {kept} of {done.get('epochs')}"
             st.caption(f"Kept {what}: it ranked the validation items best (dotted curves). The figures "
                        "above are its test metrics.")

@@ -156,7 +156,7 @@ def _kept_epoch(events: Iterable[dict]) -> float | None:
     """x of the epoch a validation hold-out kept, when it was not the last one trained."""
     events = list(events)
     done = next((e for e in reversed(events) if e.get("event") == "done"), None)
-    if not done or done.get("best_epoch") is None or done.get("stopped") or done["best_epoch"] == done.get("epochs"):
+    if not done or done.get("best_epoch") is None or done["best_epoch"] == done.get("epochs"):
         return None
     last_stage = next((e.get("stage") for e in reversed(events) if e.get("event") == "start"), None)
     return _stage_offsets(events).get(last_stage, 0) + int(done["best_epoch"])

@@ -10,6 +10,7 @@ batch, where they pay off.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -200,6 +201,17 @@ class Fitter:
             emb.sparse = False
         return self.model
 
+    @contextlib.contextmanager
+    def evaluating(self):
+        """The model, dense and in eval mode, for a look between steps; training resumes as it was after."""
+        self.finish()
+        try:
+            yield self.model
+        finally:
+            for emb in self.model.embeddings():
+                emb.sparse = self.sparse
+            self.model.train()
+
     # -- data -------------------------------------------------------------------------------------
     def draw_negatives(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`n` uniform negatives for every observed pair: (users, items), both (n_pos * n,)."""
@@ -296,11 +308,9 @@ class _Stage:
                  "epochs": t.epochs, "stage": self.stage, "batch_size": t.batch_size, "lr": f.lr,
                  "optimizer": f.optimizer_name, "sparse_embeddings": f.sparse}
         if self.start_is_candidate and self.split.has_validation:
-            f.finish()  # dense embeddings for evaluation, as in _evaluate
-            start["start_metrics"] = evaluate_validation(f.model, self.split, k=t.k)
+            with f.evaluating() as model:
+                start["start_metrics"] = evaluate_validation(model, self.split, k=t.k)
             self._consider(0, start["start_metrics"])
-            for emb in f.model.embeddings():
-                emb.sparse = f.sparse
         self.emit(start)
         last_event = time.perf_counter()
         event_every = max(1, steps // BATCH_EVENTS_PER_EPOCH)
@@ -372,12 +382,9 @@ class _Stage:
         """Per-epoch: the fast sampled metrics where the split has them; full ranking at the end."""
         start = time.perf_counter()
         full = final or self.split.test_negatives is None
-        self.fitter.finish()
-        self.metrics = evaluate(self.fitter.model, self.split, k=self.tcfg.k, full=full)
-        self.metrics.update(evaluate_validation(self.fitter.model, self.split, k=self.tcfg.k))
-        for emb in self.fitter.model.embeddings():
-            emb.sparse = self.fitter.sparse
-        self.fitter.model.train()
+        with self.fitter.evaluating() as model:
+            self.metrics = evaluate(model, self.split, k=self.tcfg.k, full=full)
+            self.metrics.update(evaluate_validation(model, self.split, k=self.tcfg.k))
         self.eval_seconds.append(time.perf_counter() - start)
         self.metrics_current = True
         return self.metrics
@@ -441,7 +448,8 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
             # (A stop that lands during an epoch's evaluation keeps those metrics: evaluating the
             # same weights twice would double the time to stop.)
             last.metrics = evaluate(result_model, split, k=tcfg.k, full=split.test_negatives is None)
-        metrics, epochs, best_epoch = last.metrics, last.epochs_done, last.best_epoch
+        # A stopped run keeps what it had when stopped, not its best epoch: report no kept epoch then.
+        metrics, epochs, best_epoch = last.metrics, last.epochs_done, None if stopped else last.best_epoch
         train_seconds = sum(s.train_seconds for s in stages)
         samples = sum(s.samples for s in stages)
     else:

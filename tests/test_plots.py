@@ -43,11 +43,10 @@ def test_the_epoch_a_validation_hold_out_kept_is_marked_after_the_earlier_stages
               {"event": "start", "epochs": 3, "stage": "neumf"},
               *({"event": "epoch", "epoch": e, "train_loss": 0.2, "metrics": {"val_hr@10": 0.5}, "stage": "neumf"}
                 for e in (1, 2, 3))]
-    kept = [*events, {"event": "done", "epochs": 3, "best_epoch": 0, "stopped": False}]
+    kept = [*events, {"event": "done", "epochs": 3, "best_epoch": 0}]
     (line,) = plots.training_curves(kept).layout.shapes
     assert line.x0 == 3 and line.xref == "x2"  # the NeuMF as initialised, right after GMF's 3 epochs
-    for last in ({"event": "done", "epochs": 3, "best_epoch": 3, "stopped": False},
-                 {"event": "done", "epochs": 3, "best_epoch": None, "stopped": False}):
+    for last in ({"event": "done", "epochs": 3, "best_epoch": 3}, {"event": "done", "epochs": 3, "best_epoch": None}):
         assert not plots.training_curves([*events, last]).layout.shapes
 
 

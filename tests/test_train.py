@@ -269,3 +269,7 @@ def test_continuing_a_model_that_training_makes_worse_keeps_it_as_it_was(valid_s
     assert result.best_epoch == 0 and "val_hr@10" in starts[0]["start_metrics"]
     with torch.no_grad():
         assert torch.equal(result.model(users, items), before)
+    stop = threading.Event()
+    stop.set()  # a stopped run keeps what it had, so it reports no kept epoch
+    stopped = train(wreck, valid_split, model=base.model, stop=stop)
+    assert stopped.stopped and stopped.best_epoch is None and stopped.history[-1]["best_epoch"] is None
