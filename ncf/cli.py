@@ -35,6 +35,13 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
+def _float_list(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise ConfigError(f"{what} are numbers separated by commas such as 0.9,0.999; got {text!r}.") from None
+
+
 def parse_columns(text: str | None) -> dict[str, str | int] | None:
     """'user=userId,item=movieId,rating=2' -> {"user": "userId", "item": "movieId", "rating": 2}."""
     if not text:
@@ -133,21 +140,29 @@ def train_overrides(args) -> dict:
                       ("k", "k")):
         if getattr(args, flag) is not None:
             train_kw[key] = getattr(args, flag)
+    if args.betas is not None:
+        betas = tuple(float(b) for b in _float_list(args.betas, "Adam's betas"))
+        if len(betas) != 2:
+            raise ConfigError(f"--betas takes two numbers, beta1 and beta2 (such as 0.9,0.999); got {args.betas!r}.")
+        train_kw["betas"] = betas
     if args.one_cycle:
         train_kw["one_cycle"] = True
     if args.exclude_seen:
         train_kw["exclude_seen"] = True
     if args.amp:
         train_kw["mixed_precision"] = True
+    if args.cuda_graph:
+        train_kw["cuda_graph"] = True
     return train_kw
 
 
 def config_from_args(args):
-    """The RunConfig the flags describe; flags not given keep the dataclass defaults."""
-    from ncf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    """The RunConfig the flags describe: the preset's settings (if any) under the flags given, and
+    the dataclass defaults for everything else."""
+    from ncf.config import PRESETS, ModelConfig, RunConfig, TrainConfig, apply_preset
 
-    model_kw = {"model": args.model}
-    for flag, key in (("objective", "objective"), ("factors", "factors"), ("alpha", "alpha"),
+    model_kw = {}
+    for flag, key in (("model", "model"), ("objective", "objective"), ("factors", "factors"), ("alpha", "alpha"),
                       ("dropout", "dropout")):
         if getattr(args, flag) is not None:
             model_kw[key] = getattr(args, flag)
@@ -162,12 +177,10 @@ def config_from_args(args):
         model_kw["pretrain"] = True
     if args.batch_norm:
         model_kw["batch_norm"] = True
-    model = ModelConfig(**model_kw).validate()
 
-    train = TrainConfig(**train_overrides(args)).validate()
-
-    split = args.split or ("ratio" if model.resolved_objective == "explicit" else "loo")
-    data_kw = {"source": args.data, "split": SPLITS[split], "columns": parse_columns(args.columns)}
+    data_kw = {"source": args.data, "columns": parse_columns(args.columns)}
+    if args.split is not None:
+        data_kw["split"] = SPLITS[args.split]
     if args.test_negatives is not None:
         data_kw["test_negatives"] = args.test_negatives
     if args.test_fraction is not None:
@@ -176,7 +189,14 @@ def config_from_args(args):
         data_kw["seed"] = args.data_seed
     if args.validation:
         data_kw["validation"] = True
-    return RunConfig(data=DataConfig(**data_kw), model=model, train=train, name=args.name or "")
+    cfg = apply_preset(RunConfig(name=args.name or ""), args.preset,
+                       {"model": model_kw, "train": train_overrides(args), "data": data_kw})
+    model = ModelConfig.from_dict(cfg.model.to_dict()).validate()
+    train = TrainConfig.from_dict(cfg.train.to_dict()).validate()
+    data = cfg.data
+    if args.split is None and "split" not in (PRESETS[args.preset].data if args.preset else {}):
+        data = data.replace(split="ratio" if model.resolved_objective == "explicit" else "leave_one_out")
+    return RunConfig(data=data, model=model, train=train, name=cfg.name)
 
 
 class _Progress:
@@ -467,7 +487,8 @@ def _bench_progress(row: dict) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ncf.config import MODELS, OBJECTIVES, OPTIMIZERS
+    from ncf.config import MODELS, OBJECTIVES, OPTIMIZERS, PRESETS
+
 
     p = argparse.ArgumentParser(prog="python -m ncf", description="NCF Lab: Neural Collaborative Filtering "
                                 "from the command line (data, training, evaluation, recommendations).")
@@ -483,12 +504,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a model; flags not given keep the tuned defaults.")
     t.add_argument("--data", default="synthetic", help="synthetic (default), a MovieLens name or a path")
     t.add_argument("--columns", help="role=column pairs overriding detection, e.g. user=userId,item=movieId")
-    t.add_argument("--model", choices=MODELS, default="neumf")
+    t.add_argument("--preset", choices=list(PRESETS), help="named settings under the flags given: "
+                   + "; ".join(f"{p.name}: {p.label}" for p in PRESETS.values()))
+    t.add_argument("--model", choices=MODELS, help="default: neumf (or the preset's)")
     t.add_argument("--objective", choices=OBJECTIVES, help="default: explicit for embnn, implicit otherwise")
     t.add_argument("--factors", type=int, help="predictive factors (GMF / dot embedding size)")
     t.add_argument("--layers", help="MLP tower, e.g. 64,32,16,8 (first = user+item embedding width)")
     t.add_argument("--emb-sizes", help="EmbeddingNN user,item embedding sizes (default: fastai's rule)")
-    t.add_argument("--dropout", type=float, help="EmbeddingNN dropout between tower layers")
+    t.add_argument("--dropout", type=float, help="dropout after each ReLU of the tower (EmbeddingNN, MLP, NeuMF)")
     t.add_argument("--batch-norm", action="store_true", help="EmbeddingNN batch norm (fastai's use_bn)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
@@ -496,11 +519,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--neg", type=int, help="sampled negatives per observed pair (implicit)")
     t.add_argument("--exclude-seen", action="store_true", help="draw negatives only among unseen items")
     t.add_argument("--wd", type=float, help="weight decay")
+    t.add_argument("--betas", help="Adam's beta1,beta2 (default 0.9,0.999)")
     t.add_argument("--optimizer", choices=OPTIMIZERS)
     t.add_argument("--one-cycle", action="store_true", help="fastai's one-cycle learning-rate schedule")
     t.add_argument("--seed", type=int, help="seed of initialisation, negatives and shuffling")
     t.add_argument("--device", help="auto (default), cpu, cuda or mps")
     t.add_argument("--amp", action="store_true", help="CUDA: bf16 mixed precision (slower for models this small)")
+    t.add_argument("--cuda-graph", action="store_true", help="CUDA: record the step as a CUDA graph and replay it "
+                   "(constant learning rate only)")
     t.add_argument("--pretrain", action="store_true", help="NeuMF: train GMF and MLP first, then NeuMF from them")
     t.add_argument("--alpha", type=float, help="NeuMF pre-training: weight of the GMF half (default 0.5)")
     t.add_argument("--split", choices=sorted(SPLITS), help="default: loo (implicit) or ratio (explicit)")

@@ -60,7 +60,7 @@ class ModelConfig(_JSON):
     factors: int = 32
     layers: tuple[int, ...] | None = None  # MLP tower; the first is the concatenated embedding width
     emb_sizes: tuple[int, int] | None = None  # EmbeddingNN (user, item) sizes; None: fastai's rule
-    dropout: float = 0.0  # EmbeddingNN, between tower layers
+    dropout: float = 0.0  # after each ReLU of the tower (EmbeddingNN, MLP, NeuMF's MLP path)
     batch_norm: bool = False  # EmbeddingNN, as fastai's `use_bn`
     y_range: tuple[float, float] = (0.0, 5.5)  # explicit objective: sigmoid_range(low, high)
     pretrain: bool = False  # NeuMF: train GMF and MLP first, then initialise from them
@@ -154,6 +154,7 @@ class TrainConfig(_JSON):
     lr: float | None = None
     optimizer: str | None = None  # "adam", "adamw", "sgd", "adagrad"
     weight_decay: float | None = None  # adam/sgd/adagrad: L2 penalty; adamw: decoupled (fastai's "true" wd)
+    betas: tuple[float, float] | None = None  # Adam/AdamW (beta1, beta2); None: torch's (0.9, 0.999)
     n_negatives: int = 4  # sampled negatives per observed pair (implicit objective)
     exclude_seen: bool = True  # draw negatives only among items the user never interacted with (as the NCF code)
     one_cycle: bool | None = None  # fastai's fit_one_cycle schedule
@@ -162,6 +163,8 @@ class TrainConfig(_JSON):
     # bf16 autocast on CUDA. Off by default: these models are a few small matrix products a step, so
     # the casts cost more than bf16 saves (H200, ML-1M-sized data: 0.76-0.92x the fp32 step rate).
     mixed_precision: bool = False
+    # CUDA: record the whole step as a CUDA graph and replay it (not with one-cycle, which moves beta1).
+    cuda_graph: bool = False
     k: int = 10  # cut-off of the ranking metrics
     eval_every: int = 1  # epochs between evaluations
 
@@ -176,6 +179,8 @@ class TrainConfig(_JSON):
             raise ConfigError(f"Unknown optimizer {self.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}.")
         if self.weight_decay is not None and self.weight_decay < 0:
             raise ConfigError(f"Weight decay cannot be negative, got {self.weight_decay}.")
+        if self.betas is not None and (len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas)):
+            raise ConfigError(f"Adam's betas are two numbers in [0, 1), such as 0.9,0.999; got {self.betas}.")
         if self.n_negatives < 0:
             raise ConfigError(f"The number of negatives cannot be negative, got {self.n_negatives}.")
         if self.k < 1:
@@ -202,3 +207,56 @@ class RunConfig(_JSON):
     def from_dict(cls, d: dict) -> RunConfig:
         return cls(data=DataConfig.from_dict(d.get("data", {})), model=ModelConfig.from_dict(d.get("model", {})),
                    train=TrainConfig.from_dict(d.get("train", {})), name=d.get("name", ""))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of settings that differs from the defaults on purpose (a class's quick run, a
+    published recipe). Applied under the user's own choices: what a user sets explicitly wins."""
+
+    name: str
+    label: str
+    description: str
+    source: str  # where the settings were read
+    model: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+
+    def apply(self, cfg: RunConfig) -> RunConfig:
+        """`cfg` with this preset's settings; use `apply_preset` to keep a user's explicit choices."""
+        return RunConfig(data=cfg.data.replace(**self.data), model=cfg.model.replace(**self.model),
+                         train=cfg.train.replace(**self.train), name=cfg.name)
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("quick", "Quick (a class)", "NeuMF small enough to train in seconds on a shared 2-core server: "
+           "8 predictive factors and the tower 64,32,16,8, with the default recipe.",
+           "this project (the app's default for a class)",
+           model={"model": "neumf", "factors": 8, "layers": (64, 32, 16, 8)}),
+    Preset("paper", "He et al. 2017", "The NCF paper's settings: Adam at a constant 0.001, batch 256, 4 negatives, "
+           "20 epochs, no weight decay; NeuMF with 8 predictive factors and a 3-layer tower.",
+           "He et al., Neural Collaborative Filtering, WWW 2017, section 4.1",
+           model={"model": "neumf", "factors": 8, "layers": (64, 32, 16, 8)},
+           train={"optimizer": "adam", "lr": 0.001, "batch_size": 256, "epochs": 20, "weight_decay": 0.0,
+                  "one_cycle": False, "n_negatives": 4}),
+    Preset("large-batch", "NVIDIA large batch", "NVIDIA's NCF recipe for GPUs: batches of 2^20 samples, Adam at "
+           "0.0045 with betas 0.25 and 0.5, dropout 0.5, 64 factors and the tower 256,256,128,64, 30 epochs. "
+           "Meant for large data on a GPU: on ML-1M an epoch is only a handful of steps.",
+           "NVIDIA DeepLearningExamples, PyTorch/Recommendation/NCF (ncf.py defaults)",
+           model={"model": "neumf", "factors": 64, "layers": (256, 256, 128, 64), "dropout": 0.5},
+           train={"optimizer": "adam", "lr": 0.0045, "betas": (0.25, 0.5), "batch_size": 1 << 20, "epochs": 30,
+                  "weight_decay": 0.0, "one_cycle": False, "n_negatives": 4}),
+)}
+
+
+def apply_preset(cfg: RunConfig, name: str | None, explicit: dict | None = None) -> RunConfig:
+    """`cfg` with preset `name` applied, then the settings in `explicit` ({"model": {...}, "train":
+    {...}, "data": {...}}: what the user chose on purpose) on top of it."""
+    if name:
+        if name not in PRESETS:
+            raise ConfigError(f"Unknown preset {name!r}; expected one of {', '.join(PRESETS)}.")
+        cfg = PRESETS[name].apply(cfg)
+    explicit = explicit or {}
+    return RunConfig(data=cfg.data.replace(**explicit.get("data", {})),
+                     model=cfg.model.replace(**explicit.get("model", {})),
+                     train=cfg.train.replace(**explicit.get("train", {})), name=cfg.name)

@@ -52,10 +52,15 @@ class _Lookup(torch.autograd.Function):
 
 class Embedding(nn.Embedding):
     """nn.Embedding (same parameters, same state dict) with the faster dense backward above; the
-    trainer may still switch it to sparse gradients for very large tables."""
+    trainer may still switch it to sparse gradients for very large tables. On a GPU torch's own
+    backward is as fast, but the trainer asks for this one (`index_add_backward`) under a CUDA
+    graph, where it needs no host synchronisation."""
+
+    index_add_backward: bool = False
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
-        if self.sparse or not torch.is_grad_enabled() or self.weight.device.type != "cpu":
+        if self.sparse or not torch.is_grad_enabled() or (self.weight.device.type != "cpu"
+                                                          and not self.index_add_backward):
             return super().forward(index)
         return _Lookup.apply(self.weight, index)
 
@@ -75,14 +80,17 @@ def _lecun_uniform_(linear: nn.Linear) -> nn.Linear:
     return linear
 
 
-def _tower(sizes: tuple[int, ...]) -> nn.Sequential:
-    """Linear+ReLU layers sizes[0] -> sizes[1] -> ... (Glorot-uniform weights, as the NCF code)."""
+def _tower(sizes: tuple[int, ...], dropout: float = 0.0) -> nn.Sequential:
+    """Linear+ReLU layers sizes[0] -> sizes[1] -> ... (Glorot-uniform weights, as the NCF code), each
+    ReLU followed by dropout when asked (NVIDIA's large-batch recipe uses 0.5)."""
     layers: list[nn.Module] = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False):
         linear = nn.Linear(n_in, n_out)
         nn.init.xavier_uniform_(linear.weight)
         nn.init.zeros_(linear.bias)
         layers += [linear, nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
 
 
@@ -153,12 +161,12 @@ def _split_products(x: torch.Tensor) -> bool:
 class _MLPPath(nn.Module):
     """User and item embeddings (layers[0] / 2 each) concatenated and sent through the tower."""
 
-    def __init__(self, layers: tuple[int, ...], n_users: int, n_items: int):
+    def __init__(self, layers: tuple[int, ...], n_users: int, n_items: int, dropout: float = 0.0):
         super().__init__()
         half = layers[0] // 2
         self.user_emb = _embedding(n_users, half)
         self.item_emb = _embedding(n_items, half)
-        self.tower = _tower(layers)
+        self.tower = _tower(layers, dropout)
 
     def forward(self, user, item):  # (B, layers[-1])
         if len(self.tower) == 0 or not _split_products(user):
@@ -193,7 +201,7 @@ class MLP(Recommender):
     def __init__(self, config: ModelConfig, n_users: int, n_items: int):
         super().__init__(config, n_users, n_items)
         layers = config.resolved_layers
-        self.mlp = _MLPPath(layers, n_users, n_items)
+        self.mlp = _MLPPath(layers, n_users, n_items, config.dropout)
         self.out = _lecun_uniform_(nn.Linear(layers[-1], 1))
 
     def forward(self, user, item):
@@ -215,7 +223,7 @@ class NeuMF(Recommender):
         layers = config.resolved_layers
         self.gmf_user_emb = _embedding(n_users, k)
         self.gmf_item_emb = _embedding(n_items, k)
-        self.mlp = _MLPPath(layers, n_users, n_items)
+        self.mlp = _MLPPath(layers, n_users, n_items, config.dropout)
         self.out = _lecun_uniform_(nn.Linear(k + layers[-1], 1))
 
     def forward(self, user, item):
@@ -371,8 +379,9 @@ def describe_architecture(cfg: ModelConfig, n_users: int, n_items: int) -> list[
         row(f"{prefix}item embedding", dim, n_items * dim, f"{n_items:,} items × {dim} numbers each")
 
     def tower(sizes: tuple[int, ...], prefix: str = "") -> None:
+        drop = f" + Dropout({cfg.dropout:g})" if cfg.dropout else ""
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False), start=1):
-            row(f"{prefix}layer {i}: Linear + ReLU", n_out, n_in * n_out + n_out, f"h{i} = ReLU(W{i} h{i - 1} + b{i}), "
+            row(f"{prefix}layer {i}: Linear + ReLU{drop}", n_out, n_in * n_out + n_out, f"h{i} = ReLU(W{i} h{i - 1} + b{i}), "
                 f"{n_in}→{n_out}")
 
     explicit = cfg.resolved_objective == "explicit"

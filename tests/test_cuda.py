@@ -91,3 +91,26 @@ def test_a_stop_request_ends_gpu_training_within_a_second():
                    on_event=lambda e: training.set() if e["event"] == "batch" else None)
     assert result.stopped and set_at
     assert time.perf_counter() - set_at[0] < 1.0
+
+
+def test_a_cuda_graph_step_trains_as_the_eager_step(split):
+    """The recorded step replays the same computation: same seed, constant rate, both learn alike (the
+    index_add_ backward's atomic sums differ in the last bits, so not bit for bit)."""
+    runs = {}
+    for graph in (False, True):
+        cfg = on_cuda("neumf", optimizer="adam", lr=0.003, one_cycle=False, epochs=4, cuda_graph=graph)
+        runs[graph] = train(cfg, split)
+    pop = train(RunConfig(model=ModelConfig(model="pop")), split).metrics["hr@10"]
+    assert runs[True].metrics["hr@10"] > pop + 0.2, runs[True].metrics
+    assert runs[True].metrics["hr@10"] == pytest.approx(runs[False].metrics["hr@10"], abs=0.03)
+    losses = {g: [e["train_loss"] for e in r.history if e["event"] == "epoch"] for g, r in runs.items()}
+    assert losses[True] == pytest.approx(losses[False], rel=0.02)
+
+
+def test_the_large_batch_preset_runs_graphed_on_the_gpu(split):
+    from ncf.config import apply_preset
+
+    cfg = apply_preset(RunConfig(), "large-batch", {"train": {"device": "cuda", "epochs": 2, "batch_size": 4096,
+                                                              "cuda_graph": True}})
+    result = train(cfg, split)
+    assert result.device.startswith("cuda") and 0 <= result.metrics["hr@10"] <= 1

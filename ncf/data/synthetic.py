@@ -107,3 +107,49 @@ def _titles(item_genre: np.ndarray, names: tuple[str, ...], rng: np.random.Gener
         used.add(title)
         titles.append(f"{title} ({years[i]})")
     return titles
+
+
+# MovieLens releases' shapes (users, items, ratings), for benchmarks at their scale.
+SHAPES = {
+    "ml-1m": (6_040, 3_706, 1_000_209),
+    "ml-20m": (138_493, 26_744, 20_000_263),
+    "ml-25m": (162_541, 59_047, 25_000_095),
+    "ml-32m": (200_948, 84_432, 32_000_204),
+}
+
+
+def shaped(n_users: int, n_items: int, n_interactions: int, seed: int = 0, min_per_user: int = 20,
+           device: str = "cpu") -> Dataset:
+    """Random interactions with a release's shape: users' activity log-normal (at least `min_per_user`,
+    as MovieLens keeps), items' popularity Zipf-like, half-star ratings from 0.5 to 5, timestamps over
+    a year. No planted structure: for measuring time and memory, not quality. Drawn with torch (on
+    `device`, a GPU where there is one) in memory linear in the interactions, so ML-32M's shape takes
+    seconds; a user's repeated draws are redrawn until the count is reached or nearly."""
+    import torch
+
+    g = torch.Generator(device=device).manual_seed(seed)
+    activity = torch.empty(n_users, dtype=torch.float64, device=device).log_normal_(0.0, 1.0, generator=g)
+    spare = n_interactions - min_per_user * n_users
+    per_user = (min_per_user + torch.floor(activity / activity.sum() * spare)).long()
+    per_user[: n_interactions - int(per_user.sum())] += 1  # the rounding remainder, one each
+    per_user = per_user.clamp_(max=n_items // 2)
+    users = torch.repeat_interleave(torch.arange(n_users, device=device), per_user)
+    rank = torch.randperm(n_items, generator=g, device=device).double()
+    cdf = torch.cumsum(1.0 / (1.0 + rank) ** 0.9, 0)
+    keys = torch.empty(0, dtype=torch.long, device=device)
+    want = users
+    for _ in range(4):
+        u = torch.rand(len(want), generator=g, device=device, dtype=torch.float64) * cdf[-1]
+        items = torch.searchsorted(cdf, u).clamp_(max=n_items - 1)
+        keys = torch.unique(torch.cat([keys, want * n_items + items]))
+        counts = torch.bincount(keys // n_items, minlength=n_users)
+        want = torch.repeat_interleave(torch.arange(n_users, device=device), (per_user - counts).clamp_(min=0))
+        if len(want) == 0:
+            break
+    users, items = (keys // n_items).cpu().numpy(), (keys % n_items).cpu().numpy()
+    rng = np.random.default_rng(seed)
+    ratings = (rng.integers(1, 11, len(users)) / 2).astype(np.float32)
+    timestamps = 1_577_836_800 + rng.integers(0, 365 * 86_400, len(users))
+    return Dataset(name=f"shaped-{n_users}x{n_items}", user=users, item=items, rating=ratings,
+                   timestamp=timestamps.astype(np.int64), users=Vocab(np.arange(1, n_users + 1), "user"),
+                   items=Vocab(np.arange(1, n_items + 1), "item"), source="shaped")

@@ -1,0 +1,57 @@
+"""Named presets: applied under the user's explicit choices, the same from the CLI and from code."""
+
+from __future__ import annotations
+
+import pytest
+
+from ncf.cli import build_parser, config_from_args
+from ncf.config import PRESETS, RunConfig, apply_preset
+from ncf.errors import ConfigError
+
+
+def parse(*argv: str) -> RunConfig:
+    return config_from_args(build_parser().parse_args(["train", *argv]))
+
+
+def test_the_large_batch_preset_is_nvidias_recipe():
+    cfg = parse("--preset", "large-batch")
+    assert (cfg.model.model, cfg.model.factors, cfg.model.layers, cfg.model.dropout) == (
+        "neumf", 64, (256, 256, 128, 64), 0.5)
+    t = cfg.train
+    assert (t.batch_size, t.lr, t.optimizer, t.betas, t.weight_decay, t.one_cycle) == (
+        1 << 20, 0.0045, "adam", (0.25, 0.5), 0.0, False)
+
+
+def test_flags_given_win_over_the_preset():
+    cfg = parse("--preset", "large-batch", "--factors", "16", "--lr", "0.01", "--betas", "0.9,0.99")
+    assert cfg.model.factors == 16 and cfg.train.lr == 0.01 and cfg.train.betas == (0.9, 0.99)
+    assert cfg.model.layers == (256, 256, 128, 64)  # the rest of the preset stays
+
+
+def test_the_cli_and_code_build_the_same_config_from_a_preset():
+    for name in PRESETS:
+        from_code = apply_preset(RunConfig(), name, {"model": {}, "train": {"seed": 3}})
+        assert parse("--preset", name, "--seed", "3").to_dict() == from_code.to_dict(), name
+
+
+def test_without_a_preset_the_defaults_stay():
+    assert parse().to_dict() == RunConfig().to_dict()
+    assert parse("--model", "embnn").data.split == "ratio"  # explicit models still default to the ratio split
+
+
+def test_an_unknown_preset_or_bad_betas_is_refused_with_what_is_expected():
+    with pytest.raises(ConfigError, match="expected one of"):
+        apply_preset(RunConfig(), "fastest")
+    with pytest.raises(ConfigError, match="beta1 and beta2"):
+        parse("--betas", "0.9")
+    with pytest.raises(ConfigError, match="betas"):
+        RunConfig().train.replace(betas=(0.9, 1.5)).validate()
+
+
+def test_dropout_reaches_the_ncf_tower():
+    import torch
+
+    from ncf.models import build_model
+
+    model = build_model(PRESETS["large-batch"].apply(RunConfig()).model, 10, 20)
+    assert sum(isinstance(m, torch.nn.Dropout) for m in model.modules()) == 3
