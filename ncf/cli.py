@@ -151,8 +151,8 @@ def train_overrides(args) -> dict:
         train_kw["exclude_seen"] = True
     if args.amp:
         train_kw["mixed_precision"] = True
-    if args.cuda_graph:
-        train_kw["cuda_graph"] = True
+    if args.no_cuda_graph:
+        train_kw["cuda_graph"] = False
     return train_kw
 
 
@@ -525,8 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="seed of initialisation, negatives and shuffling")
     t.add_argument("--device", help="auto (default), cpu, cuda or mps")
     t.add_argument("--amp", action="store_true", help="CUDA: bf16 mixed precision (slower for models this small)")
-    t.add_argument("--cuda-graph", action="store_true", help="CUDA: record the step as a CUDA graph and replay it "
-                   "(constant learning rate only)")
+    t.add_argument("--no-cuda-graph", action="store_true", help="CUDA: take every step eagerly (by default a "
+                   "constant-rate run records its step as a CUDA graph and replays it)")
     t.add_argument("--pretrain", action="store_true", help="NeuMF: train GMF and MLP first, then NeuMF from them")
     t.add_argument("--alpha", type=float, help="NeuMF pre-training: weight of the GMF half (default 0.5)")
     t.add_argument("--split", choices=sorted(SPLITS), help="default: loo (implicit) or ratio (explicit)")

@@ -163,8 +163,9 @@ class TrainConfig(_JSON):
     # bf16 autocast on CUDA. Off by default: these models are a few small matrix products a step, so
     # the casts cost more than bf16 saves (H200, ML-1M-sized data: 0.76-0.92x the fp32 step rate).
     mixed_precision: bool = False
-    # CUDA: record the whole step as a CUDA graph and replay it (not with one-cycle, which moves beta1).
-    cuda_graph: bool = False
+    # CUDA: record the whole step as a graph and replay it. None: wherever it applies (a constant rate:
+    # one-cycle moves beta1 every step). H200: 6.3x the eager step at batch 4096, 1.06x at 2^20.
+    cuda_graph: bool | None = None
     k: int = 10  # cut-off of the ranking metrics
     eval_every: int = 1  # epochs between evaluations
 

@@ -144,7 +144,8 @@ class Fitter:
             emb.sparse = self.sparse
         # A CUDA graph needs capturable optimizers (step count and rate on the device) and a constant
         # beta1, so one-cycle runs (which move beta1 every step) stay eager.
-        self.graphed = device.type == "cuda" and tcfg.cuda_graph and not tcfg.one_cycle and not self.sparse
+        self.graphed = (device.type == "cuda" and tcfg.cuda_graph is not False and not tcfg.one_cycle
+                        and not self.sparse and self.optimizer_name in ("adam", "adamw"))
         self.optimizers = self._make_optimizers()
         self.amp = device.type == "cuda" and tcfg.mixed_precision
         self.captured = CapturedStep(self, tcfg.batch_size) if self.graphed else None
@@ -191,9 +192,7 @@ class Fitter:
                          capturable: bool = False) -> torch.optim.Optimizer:
         # The fused kernels update every tensor in one pass: 1.3x the whole step at batch 2048 on the CPU.
         adam_kw = {"betas": tuple(betas)} if betas else {}
-        if capturable:
-            if name not in ("adam", "adamw"):
-                raise ConfigError(f"A CUDA graph needs the adam or adamw optimizer, got {name}.")
+        if capturable:  # only adam/adamw (see Fitter.graphed)
             adam_kw["capturable"] = True
             lr = torch.tensor(lr, device=params[0].device)  # replays read the rate here, set_schedule fills it
         if name == "adam":
