@@ -13,6 +13,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from ncf.labels import is_full_ranking, is_rating_metric, metric_label
+
 ACCENT = "#d1495b"
 MUTED = "#8a99a8"
 PALETTE = px.colors.qualitative.Bold
@@ -110,14 +112,34 @@ def curves_frame(events: Iterable[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(batches, columns=["x", "loss", "stage"]), pd.DataFrame(epochs)
 
 
-def training_curves(events: Iterable[dict], *, height: int = 360) -> go.Figure:
-    """Loss (every batch report and each epoch's mean) beside the ranking metrics per epoch, with
+def _stage_spans(events: Sequence[dict]) -> list[tuple[str, int, int]]:
+    """(stage, first x, last x) of each pre-training stage, when there is more than one."""
+    offsets = _stage_offsets(events)
+    starts = {e.get("stage"): int(e.get("epochs") or 0) for e in events if e.get("event") == "start"}
+    spans = [(str(stage), off, off + starts.get(stage, 0)) for stage, off in offsets.items() if stage is not None]
+    return spans if len(spans) > 1 else []
+
+
+STAGE_TINTS = ("rgba(46,134,193,0.10)", "rgba(241,143,1,0.10)", "rgba(0,0,0,0.0)")
+
+
+def training_curves(events: Iterable[dict], *, height: int = 380, negatives: int | None = 99) -> go.Figure:
+    """Loss (every batch report and each epoch's mean) beside the held-out metrics per epoch, with
     the epoch kept marked where a validation hold-out chose one other than the last.
 
+    The right panel shows ranking metrics (higher is better) or, when the run predicts ratings,
+    rating errors (lower is better): never both on one axis. Full-ranking metrics are computed
+    once, at the end, and drawn as single labelled points. Pre-training stages are shaded bands.
+
     Two side-by-side axes are laid out by hand rather than with `make_subplots`: the Train page
-    rebuilds this figure twice a second, and the hand-made layout costs a third of the time."""
+    rebuilds this figure every second, and the hand-made layout costs a third of the time."""
+    events = list(events)
     batches, epochs = curves_frame(events)
     metric_cols = [c for c in epochs.columns if c not in ("x", "stage", "train_loss")]
+    rating = [c for c in metric_cols if is_rating_metric(c)]
+    metric_cols = rating or [c for c in metric_cols if not is_rating_metric(c)]
+    title = ("Rating error on held-out ratings (lower is better)" if rating
+             else "Ranking of held-out items (higher is better)")
     fig = go.Figure(layout=dict(
         **_LAYOUT, height=height, uirevision="keep",  # keep the user's zoom while new points arrive
         legend=dict(orientation="h", y=-0.25),
@@ -125,8 +147,14 @@ def training_curves(events: Iterable[dict], *, height: int = 360) -> go.Figure:
         xaxis2=dict(domain=[0.54, 1], title="epoch", rangemode="tozero", anchor="y2"),
         yaxis2=dict(anchor="x2"),
         annotations=[dict(text=text, x=x, y=1.08, xref="paper", yref="paper", showarrow=False, font=dict(size=14))
-                     for text, x in (("Training loss", 0.23), ("Ranking of held-out items", 0.77))],
+                     for text, x in (("Training loss (lower is better)", 0.23), (title, 0.77))],
     ))
+    for i, (stage, x0, x1) in enumerate(_stage_spans(events)):
+        for xref, yref in (("x", "y domain"), ("x2", "y2 domain")):
+            fig.add_shape(type="rect", xref=xref, yref=yref, x0=x0, x1=x1, y0=0, y1=1, layer="below",
+                          line_width=0, fillcolor=STAGE_TINTS[i % len(STAGE_TINTS)])
+            fig.add_annotation(x=(x0 + x1) / 2, y=1.0, xref=xref, yref=yref, text=f"<b>{_esc(stage)}</b> stage",
+                               showarrow=False, yanchor="top", font=dict(size=11, color="#333"))
     if len(batches):
         fig.add_scatter(x=batches["x"].tolist(), y=batches["loss"].tolist(), mode="lines", name="loss (batches)",
                         line=dict(color=MUTED, width=1))
@@ -140,8 +168,14 @@ def training_curves(events: Iterable[dict], *, height: int = 360) -> go.Figure:
     for i, col in enumerate(c for c in metric_cols if c.startswith("val_")):
         colour[col] = colour.get(col[4:], PALETTE[(len(test_cols) + i) % len(PALETTE)])
     for col in metric_cols:
+        name = metric_label(col, negatives)
+        if is_full_ranking(col):  # computed once, after the last epoch: a point, not a curve
+            fig.add_scatter(x=epochs["x"].tolist(), y=epochs[col].tolist(), mode="markers",
+                            name=f"{name}, computed at the end", xaxis="x2", yaxis="y2",
+                            marker=dict(color=colour[col], size=11, symbol="diamond"))
+            continue
         dash = "dot" if col.startswith("val_") else "solid"
-        fig.add_scatter(x=epochs["x"].tolist(), y=epochs[col].tolist(), mode="lines+markers", name=col,
+        fig.add_scatter(x=epochs["x"].tolist(), y=epochs[col].tolist(), mode="lines+markers", name=name,
                         line=dict(color=colour[col], dash=dash), xaxis="x2", yaxis="y2")
     kept = _kept_epoch(events)
     if kept is not None:
