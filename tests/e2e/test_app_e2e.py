@@ -138,6 +138,11 @@ def test_upload_good_and_bad_files_through_the_file_chooser(server, page, tmp_pa
 
     page.goto(server)
     page.get_by_text("Loaded: synthetic").wait_for()
+    # The chosen source clicked again stays chosen (issue point 8: it used to clear, showing the upload box)
+    page.get_by_role("radio", name="Synthetic (built in)").click()
+    settle(page)
+    assert page.get_by_role("radio", name="Synthetic (built in)").is_checked()
+    assert page.locator('[data-testid="stFileUploader"]').count() == 0
     page.get_by_role("radio", name="Upload a file").click()
     settle(page)
 
