@@ -20,6 +20,14 @@ def test_train_submits_a_job_and_the_finished_run_becomes_current(page, fresh_ru
     at.run()  # the page reads the finished job: its run becomes the session's run
     assert at.session_state["run_id"] == status.run_id
     assert any(status.run_id in s.value for s in at.success)
+    # Issue point 5: readable names, a tooltip that says which way is better, the baseline beside them
+    tiles = {m.label: m for m in at.metric}
+    for label in ("HR@10 (99 sampled negatives)", "NDCG@10 (99 sampled negatives)", "Recall@10 (full ranking)",
+                  "NDCG@10 (full ranking)"):
+        assert label in tiles, list(tiles)
+        assert "Higher is better" in tiles[label].proto.help
+        assert "vs most popular" in tiles[label].delta
+    assert any("sampled HR@10 so much higher" in e.label for e in at.expander)
     from ncf.runs import load_run
 
     run = load_run(status.run_id)
