@@ -188,8 +188,19 @@ def on_objective_change() -> None:
     new = resolved_objective()
     if new != ss.get("_objective", "implicit"):
         ss._objective = new
+        notes = []
         if apply_train_defaults(new):
-            ss.train_note = f"Training settings switched to the recommended recipe for the {new} objective."
+            notes.append(f"Training settings switched to the recommended recipe for the {new} objective.")
+        # A rating model is measured on held-out ratings (a random share), a ranking model on each
+        # user's held-out latest item: the split follows the objective unless it is the published one.
+        split = "ratio" if new == "explicit" else "leave_one_out"
+        if ss.get("split") in ("leave_one_out", "ratio") and ss.split != split:
+            ss.split = split
+            notes.append("The test split switched to " + (
+                "a random share of ratings (rating error, RMSE)." if split == "ratio"
+                else "leave-one-out (each user's latest item, ranked: HR@10, NDCG@10)."))
+        if notes:
+            ss.train_note = " ".join(notes)
 
 
 def settings() -> dict:
