@@ -219,14 +219,24 @@ def compare_curves(histories: dict[str, Sequence[dict]], metric: str) -> go.Figu
     return fig
 
 
-def metric_bars(rows: pd.DataFrame, label_col: str, metrics: Sequence[str]) -> go.Figure:
-    """Grouped bars: each metric on the x axis, one bar per run (for 'versus the popularity baseline')."""
-    fig = _fig(title="Final metrics (higher is better)", barmode="group", height=340,
-               legend=dict(orientation="h", y=-0.2))
+def metric_bars(rows: pd.DataFrame, label_col: str, metrics: Sequence[str], negatives: int | None = 99) -> go.Figure:
+    """Grouped bars: each metric on the x axis, one bar per run (for 'versus the popularity baseline').
+
+    A metric a run does not have (a stopped run's full ranking) gets no bar and the words 'not
+    computed': missing is not zero."""
     metrics = [m for m in metrics if m in rows]
+    lower = bool(metrics) and all(is_rating_metric(m) for m in metrics)
+    fig = _fig(title="Final test metrics (" + ("lower" if lower else "higher") + " is better)", barmode="group",
+               height=360, legend=dict(orientation="h", y=-0.2))
+    names = [metric_label(m, negatives) for m in metrics]
     for i, (_, row) in enumerate(rows.iterrows()):
-        fig.add_bar(x=list(metrics), y=[row[m] for m in metrics], name=str(row[label_col]),
-                    marker_color=PALETTE[i % len(PALETTE)], texttemplate="%{y:.3f}", textposition="outside")
+        values = [None if pd.isna(row[m]) else float(row[m]) for m in metrics]
+        fig.add_bar(x=names, y=[0 if v is None else v for v in values], name=str(row[label_col]),
+                    marker_color=PALETTE[i % len(PALETTE)], textposition="outside",
+                    marker_opacity=[0 if v is None else 1 for v in values],
+                    text=["not computed" if v is None else f"{v:.3f}" for v in values],
+                    hovertemplate=["%{x}: not computed<extra>%{fullData.name}</extra>" if v is None
+                                   else "%{x}: %{y:.4f}<extra>%{fullData.name}</extra>" for v in values])
     return fig
 
 

@@ -60,6 +60,8 @@ def test_compare_adds_the_popularity_baseline_in_one_click(page, fresh_runner):
     table = at.dataframe[0].value
     assert set(table["model"]) == {"neumf", "pop"}, table.to_dict("records")
     assert table.set_index("model").loc["pop", "hr@10"] > 0
+    bars = next(c for c in at.get("plotly_chart") if "Final test metrics" in c.proto.spec)
+    assert "most popular (synthetic) (pop)" in bars.proto.spec
 
 
 def _texts(at) -> str:
