@@ -18,7 +18,10 @@ def test_a_users_history_sits_beside_their_recommendations(page, saved_run):
     history, recs = at.dataframe[0].value, at.dataframe[1].value
     user = at.selectbox(key="rec_user").value
     assert set(history["item"]).isdisjoint(set(recs["item"]))  # seen items are never recommended
-    assert len(recs) == 10 and {"title", "score", "held_out"} <= set(recs.columns)
+    assert len(recs) == 10 and {"rank", "title", "chance", "held_out"} <= set(recs.columns)  # no raw logit
+    assert recs["chance"].between(0, 1).all() and list(recs["rank"]) == list(range(1, 11))
+    n_held = int(history["held_out"].sum())
+    assert f"{len(history) - n_held:,} training interactions + {n_held} held out" in at.markdown[0].value
     assert user == saved_run.users.to_list()[0]
     at.slider(key="rec_k").set_value(20).run()
     assert len(at.dataframe[1].value) == 20
@@ -29,8 +32,17 @@ def test_a_users_history_sits_beside_their_recommendations(page, saved_run):
 
 def test_a_new_user_gets_recommendations_from_a_few_ratings(page, saved_run):
     at = page("app_pages/recommend.py")
-    items = saved_run.items.to_list()[:3]
-    at.multiselect(key="fold_items").set_value(items).run()
+    title = str(saved_run.item_info["title"].iloc[0])
+    word = title.split()[0]
+    at.text_input(key="fold_query").set_value(word).run()
+    ms = at.multiselect(key="fold_items")
+    labels = [str(o) for o in ms.options]
+    assert labels and all(word.lower() in o.lower() for o in labels)  # only real matches, no fuzzy extras
+    assert not any(o.lower().startswith("select") for o in labels)
+    assert any("watched and liked" in c.value for c in at.caption)  # how stars feed an implicit model
+    items = [saved_run.items.to_list()[i] for i in range(len(saved_run.items.to_list()))
+             if word.lower() in str(saved_run.item_info["title"].iloc[i]).lower()][:3]
+    ms.set_value(items).run()
     assert not at.exception and not at.error
     recs = at.dataframe[-1].value
     assert len(recs) == 10 and not set(recs["item"]) & set(items)
