@@ -243,40 +243,85 @@ def metric_bars(rows: pd.DataFrame, label_col: str, metrics: Sequence[str], nega
 # ---------------------------------------------------------------- embeddings
 
 
+GENRE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+                 "#bcbd22", "#393b79")  # ten that stay apart (Tableau 10, the grey swapped for navy)
+OTHER_COLOUR = "#c7c7c7"
+
+
+def genre_groups(genres: pd.Series, *, focus: str | None = None, max_groups: int = 10) -> pd.Series:
+    """One colour category per row from pipe-joined genres ('Action|Comedy').
+
+    Without `focus`: the primary (first-listed) genre, the `max_groups - 1` most common kept and the
+    rest called 'other genres', so a legend never outgrows the colours people can tell apart.
+    With `focus`: that genre against the rest ('Comedy' / 'not Comedy')."""
+    text = genres.fillna("").astype(str)
+    if focus:
+        has = text.str.split("|").apply(lambda gs: focus in gs)
+        return pd.Series(np.where(has, focus, f"not {focus}"), index=genres.index)
+    first = text.str.split("|").str[0].replace("", "unknown")
+    keep = first.value_counts().index[: max_groups - 1]
+    return first.where(first.isin(keep), "other genres")
+
+
 def pca_scatter(coords: pd.DataFrame, color: str, *, dims: int = 2, highlight: Sequence[int] = (),
-                kind: str = "item") -> go.Figure:
+                kind: str = "item", focus: str | None = None, max_labels: int = 12) -> go.Figure:
     """Items (or users) at their first principal components; hover shows the title.
 
-    `coords` has pc1..pcN, `title`, and the colour column; `highlight` lists row positions to
-    ring (search matches).
+    `coords` has pc1..pcN, `title`, and the colour column; `highlight` lists row positions of search
+    matches, drawn as large labelled markers (the first `max_labels` get their title written).
+    Genres colour by primary genre (at most ten colours) or one `focus` genre against the rest;
+    numbers by a colour scale. WebGL traces, one per colour: a few, not one per genre combination.
     """
-    hover = "title" if "title" in coords else ("id" if "id" in coords else None)
-    data = coords.copy()
-    if color in data and data[color].dtype == object:
-        # Multi-genre items colour by their first genre; the full list stays in the hover.
-        data[color] = data[color].astype(str).str.split("|").str[0]
-    hover_data = {c: True for c in ("genres", "popularity", "mean_rating", "id") if c in data and c != hover}
-    common = dict(color=color if color in data else None, hover_name=hover, hover_data=hover_data,
-                  color_discrete_sequence=PALETTE, color_continuous_scale="Viridis")
-    if dims == 3 and "pc3" in data:
-        fig = px.scatter_3d(data, x="pc1", y="pc2", z="pc3", **common)
-        fig.update_traces(marker=dict(size=3.5, opacity=0.8))
-    else:
-        fig = px.scatter(data, x="pc1", y="pc2", **common)
-        fig.update_traces(marker=dict(size=7, opacity=0.75, line=dict(width=0)))
-    if len(highlight):
-        sel = data.iloc[list(highlight)]
-        # Labels only for a few matches: more would pile up unreadably (hover still names each).
-        text = sel[hover].astype(str).tolist() if hover and len(sel) <= 5 else None
-        if dims == 3 and "pc3" in data:
-            fig.add_scatter3d(x=sel["pc1"], y=sel["pc2"], z=sel["pc3"], mode="markers+text", text=text,
-                              name="search matches", marker=dict(size=8, color="black", symbol="diamond-open"))
+    three = dims == 3 and "pc3" in coords
+    hover = coords["title"].astype(str) if "title" in coords else coords.get("id", pd.Series(range(len(coords)))).astype(str)
+    if "genres" in coords:
+        hover = hover + "<br>" + coords["genres"].fillna("").astype(str).str.replace("|", ", ", regex=False)
+    fig = _fig(height=580, title=f"{kind.capitalize()} embeddings, first principal components",
+               legend=dict(itemsizing="constant", title=None))
+    xyz = ("pc1", "pc2", "pc3") if three else ("pc1", "pc2")
+
+    def add(rows: pd.Index, name: str, marker: dict, show: bool = True) -> None:
+        pts = {a: coords.loc[rows, c].to_numpy() for a, c in zip("xyz", xyz, strict=False)}
+        kw = dict(mode="markers", name=name, hovertext=hover.loc[rows].to_numpy(), hoverinfo="text", showlegend=show)
+        if three:
+            fig.add_scatter3d(**pts, marker={**marker, "size": 3.5}, **kw)
         else:
-            fig.add_scatter(x=sel["pc1"], y=sel["pc2"], mode="markers+text", text=text, textposition="top center",
-                            name="search matches", marker=dict(size=16, color="rgba(0,0,0,0)",
-                                                                line=dict(color="black", width=2)))
-    fig.update_layout(**{**_LAYOUT, "height": 560, "title": f"{kind.capitalize()} embeddings, first principal components",
-                         "legend": dict(itemsizing="constant")})
+            fig.add_trace(go.Scattergl(**pts, marker={**marker, "size": 7}, **kw))
+
+    if color == "genres" and "genres" in coords:
+        groups = genre_groups(coords["genres"], focus=focus)
+        order = ([focus, f"not {focus}"] if focus else
+                 [g for g in groups.value_counts().index if g != "other genres"] + ["other genres"])
+        for i, g in enumerate(order):
+            rows = groups.index[groups == g]
+            if len(rows):
+                grey = g in ("other genres", f"not {focus}")
+                add(rows, g, dict(color=OTHER_COLOUR if grey else GENRE_COLOURS[i % len(GENRE_COLOURS)],
+                                  opacity=0.45 if grey else 0.8))
+    elif color in coords:
+        values = coords[color].astype(float)
+        add(coords.index, color.replace("_", " "), dict(color=values.to_numpy(), colorscale="Viridis", opacity=0.8,
+                                                        colorbar=dict(title=color.replace("_", " "))), show=False)
+    else:
+        add(coords.index, kind, dict(color=MUTED, opacity=0.8))
+    if len(highlight):
+        sel = coords.iloc[list(highlight)]
+        names = sel["title"].astype(str) if "title" in sel else sel.get("id", pd.Series(dtype=str)).astype(str)
+        text = [n if j < max_labels else "" for j, n in enumerate(names)]
+        pts = {a: sel[c].to_numpy() for a, c in zip("xyz", xyz, strict=False)}
+        style = dict(mode="markers+text", text=text, name="search matches", hovertext=names.to_numpy(),
+                     hoverinfo="text", textfont=dict(size=13, color="#111"))
+        if three:
+            fig.add_scatter3d(**pts, marker=dict(size=7, color=ACCENT, symbol="diamond", line=dict(color="#111")),
+                              **style)
+        else:
+            fig.add_scatter(**pts, textposition="top center",
+                            marker=dict(size=14, color=ACCENT, symbol="star", line=dict(color="#111", width=1.5)),
+                            **style)
+    if three:
+        fig.update_layout(scene=dict(xaxis_title="PC1", yaxis_title="PC2", zaxis_title="PC3"))
+    else:
+        fig.update_layout(xaxis_title="PC1", yaxis_title="PC2")
     return fig
 
 

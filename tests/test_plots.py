@@ -109,3 +109,22 @@ def test_explained_variance_and_metric_bars():
     rows = pd.DataFrame({"label": ["neumf", "pop"], "hr@10": [0.6, 0.4], "ndcg@10": [0.35, 0.2]})
     bars = plots.metric_bars(rows, "label", ["hr@10", "ndcg@10"])
     assert [t.name for t in bars.data] == ["neumf", "pop"] and list(bars.data[1].y) == [0.4, 0.2]
+
+
+def test_genres_colour_by_primary_genre_in_at_most_ten_groups_or_one_against_the_rest():
+    genres = pd.Series([f"G{i % 15}|Drama" for i in range(300)] + ["Comedy|Romance"] * 40 + [None])
+    groups = plots.genre_groups(genres)
+    assert groups.nunique() <= 10 and "other genres" in set(groups) and groups.iloc[-1] == "other genres"
+    focus = plots.genre_groups(genres, focus="Drama")
+    assert set(focus) == {"Drama", "not Drama"} and (focus == "Drama").sum() == 300
+
+
+def test_the_embedding_scatter_has_few_traces_and_labels_the_highlighted_titles():
+    n = 3000
+    rng = np.random.default_rng(0)
+    coords = pd.DataFrame({"pc1": rng.normal(size=n), "pc2": rng.normal(size=n), "title": [f"t{i}" for i in range(n)],
+                           "genres": ["|".join(rng.choice(list("ABCDEFGHIJKLMNOPQR"), 3)) for _ in range(n)]})
+    fig = plots.pca_scatter(coords, "genres", highlight=[0, 1, 2])
+    assert len(fig.data) <= 11  # ten colours and the matches, not one trace per genre combination
+    matches = next(t for t in fig.data if t.name == "search matches")
+    assert list(matches.text) == ["t0", "t1", "t2"]
