@@ -62,10 +62,10 @@ def readable(recs: pd.DataFrame) -> pd.DataFrame:
 
 COLUMNS = {
     "rank": st.column_config.NumberColumn("rank", width="small"),
-    "title": st.column_config.TextColumn("title", width="large"),
+    "title": st.column_config.TextColumn("title", width="medium"),
     "item": st.column_config.TextColumn("item id", width="small"),
     "chance": st.column_config.ProgressColumn(
-        "model's probability", min_value=0.0, max_value=1.0, format="percent", width="small",
+        "probability", min_value=0.0, max_value=1.0, format="percent", width="small",
         help="The model's output squashed into 0-100% (a sigmoid of its score): how sure it is that this user "
              "would pick the item. Trained on 1 positive to 4 sampled negatives, so read it as an ordering, "
              "not a calibrated chance; the rank is what counts."),
