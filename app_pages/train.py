@@ -126,7 +126,8 @@ def live_view() -> None:
         frac = (epoch - 1 + last_batch.get("step", 0) / max(1, last_batch.get("steps", 1))) / epochs
         if last_batch.get("event") == "epoch":
             frac = epoch / epochs
-        stage = f" ({last_batch.get('stage')} stage)" if last_batch.get("stage") not in (None, "", "main") else ""
+        pretrained = shown_cfg is not None and shown_cfg.model.pretrain
+        stage = f" ({last_batch.get('stage')} stage)" if pretrained and last_batch.get("stage") else ""
         st.progress(min(1.0, max(0.0, frac)), text=f"epoch {epoch} of {epochs}{stage}")
     if state in ("queued", "running"):
         st.button("Stop training", icon=":material/stop:", key=f"stop_{job_id}", on_click=runner.stop,

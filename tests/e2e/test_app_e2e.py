@@ -87,7 +87,7 @@ def test_open_train_and_explore_on_the_synthetic_data(server, page):
     assert "Top 10 recommendations" in body and "Their history" in body
     shot(page, "5-recommendations")
     page.get_by_role("tab", name="A new user").click()
-    page.get_by_text("Find items by title").wait_for()
+    page.get_by_text("Pick the movies you have seen").wait_for()
 
     goto_page(page, "Embeddings")
     wait_charts(page, 2)
