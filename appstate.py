@@ -188,8 +188,19 @@ def on_objective_change() -> None:
     new = resolved_objective()
     if new != ss.get("_objective", "implicit"):
         ss._objective = new
+        notes = []
         if apply_train_defaults(new):
-            ss.train_note = f"Training settings switched to the recommended recipe for the {new} objective."
+            notes.append(f"Training settings switched to the recommended recipe for the {new} objective.")
+        # A rating model is measured on held-out ratings (a random share), a ranking model on each
+        # user's held-out latest item: the split follows the objective unless it is the published one.
+        split = "ratio" if new == "explicit" else "leave_one_out"
+        if ss.get("split") in ("leave_one_out", "ratio") and ss.split != split:
+            ss.split = split
+            notes.append("The test split switched to " + (
+                "a random share of ratings (rating error, RMSE)." if split == "ratio"
+                else "leave-one-out (each user's latest item, ranked: HR@10, NDCG@10)."))
+        if notes:
+            ss.train_note = " ".join(notes)
 
 
 def settings() -> dict:
@@ -561,3 +572,92 @@ def run_picker(label: str = "Run") -> object | None:
 def _source_label(source: str) -> str:
     """A run's data source for display: uploads are cache paths; show just the file name."""
     return source.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+# ---------------------------------------------------------------- describing runs and metrics
+
+
+def describe_config(cfg, ds_label: str, batch: str | None = None, events: list[dict] | None = None) -> str:
+    """One line of markdown naming what a configuration trains. With a job's `events`, the epochs
+    and optimiser each stage actually ran (a pre-trained NeuMF runs three stages; a stopped run
+    fewer epochs than planned) replace the planned ones."""
+    m, t = cfg.model, cfg.train
+    implicit = m.resolved_objective == "implicit"
+    parts = [f"**{m.model.upper()}**" + (" with GMF and MLP pre-training" if m.pretrain else "")
+             + f" on **{plain(ds_label)}**", f"{m.resolved_objective} objective"]
+    starts = [e for e in events or [] if e.get("event") == "start"]
+    if starts:
+        stages = []
+        for s in starts:
+            ran = sum(1 for e in events if e.get("event") == "epoch" and e.get("stage") == s.get("stage"))
+            what = f"{ran} of {s.get('epochs')} epochs" if ran != s.get("epochs") else f"{ran} epochs"
+            lr = f" · lr {s['lr']:g}" if isinstance(s.get("lr"), int | float) else ""
+            stage = f"{s['stage']}: " if len(starts) > 1 and s.get("stage") else ""
+            stages.append(f"{stage}{what} · batch {s.get('batch_size')}{lr} · {s.get('optimizer')}")
+        parts.append(" → ".join(stages))
+    else:
+        epochs = "the recipe's epochs" if t.epochs is None else f"{t.epochs} epochs"
+        parts.append(epochs)
+        if batch:
+            parts.append(batch)
+        if t.lr is not None:
+            parts.append(f"lr {t.lr:g}")
+        if t.optimizer:
+            parts.append(t.optimizer)
+    if implicit and m.model != "pop":
+        parts.append(f"{t.n_negatives} negatives per positive")
+    return " · ".join(parts)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Scoring the most-popular baseline…")
+def _baseline(data_json: str) -> dict:
+    from ncf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from ncf.jobs import load_split
+    from ncf.train import train
+
+    data = DataConfig.from_dict(json.loads(data_json))
+    split = load_split(data, "implicit")
+    cfg = RunConfig(data=data, model=ModelConfig(model="pop"), train=TrainConfig(epochs=1, device="cpu"))
+    return dict(train(cfg, split).metrics)
+
+
+def baseline_metrics(config: dict | None) -> dict:
+    """The most-popular baseline's test metrics on a run's own data and split ({} when it does not
+    apply: rating prediction, or data that cannot be read here)."""
+    try:
+        if not config or config.get("model", {}).get("model") == "pop":
+            return {}
+        from ncf.config import ModelConfig
+
+        if ModelConfig.from_dict(config.get("model", {})).resolved_objective != "implicit":
+            return {}
+        return _baseline(json.dumps(config.get("data", {}), sort_keys=True))
+    except (NCFError, OSError, ValueError):
+        return {}
+
+
+def metric_tiles(metrics: dict, baseline: dict | None = None, negatives: int | None = 99,
+                 max_tiles: int = 5) -> None:
+    """The headline test metrics as tiles with readable names, a tooltip each, the most-popular
+    baseline's figure as the delta, and missing values shown as missing."""
+    from ncf.labels import SAMPLED_VS_FULL, higher_is_better, is_rating_metric, metric_help, metric_label
+
+    rating = [k for k in metrics if is_rating_metric(k) and not k.startswith("val_")]
+    ranking = [k for k in ("hr@10", "ndcg@10", "full_recall@10", "full_ndcg@10") if k in metrics]
+    keys = (rating or ranking)[:max_tiles]
+    if not keys:
+        return
+    cols = st.columns(len(keys))
+    for col, key in zip(cols, keys, strict=True):
+        value = metrics.get(key)
+        base = (baseline or {}).get(key)
+        delta = None
+        if isinstance(value, int | float) and isinstance(base, int | float):
+            delta = f"{value - base:+.4f} vs most popular ({base:.4f})"
+        col.metric(metric_label(key, negatives), "–" if value is None else f"{value:.4f}", delta=delta,
+                   delta_color="normal" if higher_is_better(key) else "inverse",
+                   help=metric_help(key, negatives) + ("" if value is not None else
+                                                       " Missing: the run ended before it was computed."))
+    if "hr@10" in keys and any(k.startswith("full_") for k in keys):
+        with st.expander("Why is the sampled HR@10 so much higher than the full-ranking recall?"):
+            st.write(SAMPLED_VS_FULL.format(neg=negatives or "a few"))

@@ -12,10 +12,21 @@ st.caption("Collaborative filtering learns only from *who interacted with what*:
 
 ss = st.session_state
 MODES = ("Synthetic (built in)", "MovieLens", "Upload a file")
-if "data_mode" not in ss:
-    ss.data_mode = MODES[2] if ss.source.startswith(appstate.UPLOAD_PREFIX) else (
-        MODES[0] if ss.source == "synthetic" else MODES[1])
-mode = st.segmented_control("Source", MODES, key="data_mode", help="Where the interactions come from.")
+
+
+def _mode_of(source: str) -> str:
+    return MODES[2] if source.startswith(appstate.UPLOAD_PREFIX) else (MODES[0] if source == "synthetic" else MODES[1])
+
+
+# The control follows the source when the source changed elsewhere (a share link, a run), and
+# otherwise keeps the user's choice (one may look at MovieLens while the synthetic data is loaded).
+if "data_mode" not in ss or ss.get("_mode_source") != ss.source:
+    ss.data_mode = _mode_of(ss.source)
+    ss._mode_source = ss.source
+# required: clicking the chosen option again used to clear it, and no choice fell through to the
+# upload box (issue point 8). A session that still sends no choice gets its source's mode.
+mode = st.segmented_control("Source", MODES, key="data_mode", required=True,
+                            help="Where the interactions come from.") or _mode_of(ss.source)
 
 
 def _named(filename: str, error: Exception) -> str:

@@ -48,16 +48,27 @@ if dims == 3 and "pc3" not in coords:
     st.info("These embeddings have fewer than three dimensions; showing 2D.")
     dims = 2
 
-query = st.text_input("Highlight titles containing", key="emb_search", placeholder="e.g. Star Wars",
-                      disabled="title" not in coords)
+focus = None
+h = st.columns([1, 2])
+if colour == "genres" and "genres" in coords:
+    genres = sorted({g for gs in coords["genres"].dropna().astype(str) for g in gs.split("|") if g})
+    PRIMARY = "each item's primary genre"
+    pick = h[0].selectbox("Genre colours", [PRIMARY, *genres], key="emb_focus",
+                          help="The primary (first-listed) genre, the nine most common in colour and the rest "
+                               "grey; or one genre against all the others.")
+    focus = None if pick == PRIMARY else pick
+query = h[1].text_input("Highlight titles containing", key="emb_search", placeholder="e.g. Star Wars",
+                        disabled="title" not in coords)
 highlight = []
 if query and "title" in coords:
     mask = coords["title"].astype(str).str.contains(query, case=False, regex=False)
     highlight = list(mask.to_numpy().nonzero()[0][:50])
-    st.caption(f"{int(mask.sum())} match(es)" + (", showing the first 50" if mask.sum() > 50 else ""))
+    st.caption(f"{int(mask.sum())} match(es), drawn as red stars" + (", the first 12 labelled" if mask.sum() > 12
+                                                                      else " and labelled")
+               + (" (showing the first 50)" if mask.sum() > 50 else ""))
 
-st.plotly_chart(plots.pca_scatter(coords, colour, dims=dims, highlight=highlight, kind=kind), width="stretch",
-                key="pca")
+st.plotly_chart(plots.pca_scatter(coords, colour, dims=dims, highlight=highlight, kind=kind, focus=focus),
+                width="stretch", key="pca")
 st.plotly_chart(plots.explained_variance(proj.explained_variance_ratio), width="stretch")
 st.caption("How much of the spread of the vectors each principal component captures: a big first "
            "bar means one direction (often popularity) dominates.")

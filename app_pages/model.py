@@ -42,6 +42,12 @@ def on_model_change() -> None:
     ss.layers = appstate.default_layers(ss.model)
     if ss.model != "neumf":
         ss.pretrain = False
+    ss.pop("lr_result", None)  # a range test belongs to the model it ran on
+    appstate.on_objective_change()
+
+
+def on_objective_change() -> None:
+    ss.pop("lr_result", None)
     appstate.on_objective_change()
 
 
@@ -64,7 +70,7 @@ with left:
         if ss.pretrain:
             st.slider("α: weight of the GMF half when combining", 0.0, 1.0, step=0.05, key="alpha", persist_state="session")
     if m != "pop":
-        st.selectbox("Objective", appstate.OBJECTIVE_CHOICES, key="objective", persist_state="session", on_change=appstate.on_objective_change,
+        st.selectbox("Objective", appstate.OBJECTIVE_CHOICES, key="objective", persist_state="session", on_change=on_objective_change,
                      format_func={"auto": "default for this model", "implicit": "implicit: did the user interact? "
                                   "(log loss, HR/NDCG)", "explicit": "explicit: predict the rating (MSE, RMSE)"}.get,
                      help="Implicit feedback treats every observed pair as a positive and samples unobserved "
@@ -106,8 +112,12 @@ with left:
                       help="Shrinks every weight a little at each step (fastai's 'wd'), which fights overfitting: "
                            "with AdamW it is decoupled from the gradient, with the others an L2 penalty. "
                            "0.1 with AdamW is the recipe for both objectives.")
+    explicit = appstate.resolved_objective() == "explicit" or ss.model == "pop"
     t[2].number_input("Negatives per positive", min_value=0, max_value=50, step=1, key="n_negatives", persist_state="session",
-                      help="Implicit objective: for every observed pair, this many unobserved items are drawn "
+                      disabled=explicit,
+                      help=("Not used: " + ("this model learns nothing." if ss.model == "pop" else
+                            "a rating model learns from the ratings themselves, no sampled negatives.")) if explicit
+                      else "Implicit objective: for every observed pair, this many unobserved items are drawn "
                            "as examples of 'not interacted' each epoch (the paper uses 4).")
     t = st.columns([1, 2], vertical_alignment="bottom")
     t[0].number_input("Seed", min_value=0, step=1, key="seed", persist_state="session", help="Same seed, same initial weights and samples.")
@@ -151,8 +161,9 @@ with left:
                 st.error(appstate.plain(e))
             else:
                 ss.lr_result = {"lrs": list(found.lrs), "losses": list(found.losses),
-                                "suggestion": float(found.suggestion)}
-    if ss.get("lr_result"):
+                                "suggestion": float(found.suggestion), "for": cfg.model.to_dict()}
+    # Shown only for the model it ran on: a link or another page may have changed the model since.
+    if ss.get("lr_result") and cfg is not None and ss.lr_result.get("for") == cfg.model.to_dict():
         r = ss.lr_result
         st.plotly_chart(plots.lr_finder(r["lrs"], r["losses"], r["suggestion"]), width="stretch")
         st.button(f"Use the suggested rate {r['suggestion']:.2g}", on_click=lambda: ss.update(lr=r["suggestion"]))

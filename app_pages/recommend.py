@@ -1,5 +1,6 @@
 """Recommendations: one user's history beside what the model ranks highest; a new user; similar items."""
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -41,8 +42,42 @@ def item_options(key: str, label: str) -> list:
     return list(dict.fromkeys([*picked, *found]))
 
 
-SCORE = st.column_config.NumberColumn("score", format="%.3f",
-                                      help="The model's output: a logit (implicit) or a predicted rating.")
+implicit = run.config.model.resolved_objective == "implicit"
+is_pop = run.config.model.model == "pop"
+
+
+def readable(recs: pd.DataFrame) -> pd.DataFrame:
+    """Ranks and a number a non-expert can read instead of the raw score: for a ranking model the
+    logit turned into a probability (sigmoid), for a rating model the predicted stars."""
+    out = recs.assign(rank=np.arange(1, len(recs) + 1))
+    if is_pop:
+        out = out.rename(columns={"score": "times chosen"})
+    elif implicit:
+        out = out.assign(chance=1.0 / (1.0 + np.exp(-out["score"].astype(float)))).drop(columns="score")
+    else:
+        out = out.rename(columns={"score": "predicted stars"})
+    first = ["rank", "title", *[c for c in ("chance", "predicted stars", "times chosen", "held_out") if c in out]]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+COLUMNS = {
+    "rank": st.column_config.NumberColumn("rank", width="small"),
+    "title": st.column_config.TextColumn("title", width="medium"),
+    "item": st.column_config.TextColumn("item id", width="small"),
+    "chance": st.column_config.ProgressColumn(
+        "probability", min_value=0.0, max_value=1.0, format="percent", width="small",
+        help="The model's output squashed into 0-100% (a sigmoid of its score): how sure it is that this user "
+             "would pick the item. Trained on 1 positive to 4 sampled negatives, so read it as an ordering, "
+             "not a calibrated chance; the rank is what counts."),
+    "predicted stars": st.column_config.NumberColumn("predicted stars", format="%.2f", width="small",
+                                                     help="The rating the model predicts this user would give."),
+    "times chosen": st.column_config.NumberColumn("times chosen", format="%d", width="small",
+                                                  help="How many training users interacted with the item."),
+    "held_out": st.column_config.CheckboxColumn("held out?", width="small",
+                                                help="The item hidden from training for testing: finding it "
+                                                     "in the top 10 is a 'hit' (HR@10)."),
+    "genres": st.column_config.TextColumn("genres", width="medium"),
+}
 tab_user, tab_new, tab_similar = st.tabs(["A user", "A new user", "Similar items"])
 
 with tab_user:
@@ -63,26 +98,42 @@ with tab_user:
     except NCFError as e:
         st.error(appstate.plain(e))
     else:
-        left, right = st.columns(2)
-        left.markdown(f"**Their history** ({len(history):,} training interactions, newest first)")
+        left, right = st.columns([5, 6])
+        n_held = int(history["held_out"].sum())
+        left.markdown(f"**Their history**: {len(history) - n_held:,} training interactions"
+                      + (f" + {n_held} held out for testing" if n_held else "") + ", newest first")
         left.dataframe(history, hide_index=True, width="stretch", height=420,
-                       column_config={"item": st.column_config.TextColumn("item")})
+                       column_order=[c for c in ("title", "rating", "held_out", "timestamp", "genres", "item")
+                                     if c in history], column_config=COLUMNS)
         hits = int(recs["held_out"].sum()) if "held_out" in recs else 0
         right.markdown(f"**Top {k} recommendations** (unseen items only)"
                        + (" · ✅ the held-out test item is among them" if hits else ""))
-        right.dataframe(recs, hide_index=True, width="stretch", height=420, column_config={
-            "item": st.column_config.TextColumn("item"),
-            "score": SCORE,
-            "held_out": st.column_config.CheckboxColumn("held out?", help="The item hidden from training "
-                                                        "for testing: finding it is a 'hit' (HR@10)."),
-        })
+        right.dataframe(readable(recs), hide_index=True, width="stretch", height=420, column_config=COLUMNS)
+        if not hits and n_held:
+            right.caption(
+                f"The held-out item is not in this top {k}, and usually it is not: here the model ranks it "
+                f"among all {run.n_items:,} items the user has not seen, where it is one right answer among "
+                "many good ones (this is the full-ranking Recall@10, about 0.1 on MovieLens). The sampled "
+                "HR@10 ranks it against only 99 random items, which is why that figure is much higher.")
 
 with tab_new:
     st.write("Rate a handful of movies as a new user: the model fits a fresh user vector to your ratings "
              "(the items stay frozen) and recommends at once. This is called *fold-in*.")
-    options = item_options("fold_items", "Search titles")
-    picked = st.multiselect("Find items by title", options, format_func=item_label, key="fold_items",
-                            max_selections=20, placeholder="Type part of a title…")
+    if implicit and not is_pop:
+        st.caption(f"This model learns from *whether* people watched, not how they rated: ratings of "
+                   f"{explore.positive_threshold(run):g} stars and above count as 'watched and liked' (positives); "
+                   "lower ratings are left out, and the fit contrasts your liked movies with random ones you did "
+                   "not pick. (In training, every rating of any value counted as 'watched'.)")
+    elif not is_pop:
+        st.caption("This model predicts star ratings: your ratings are fitted as they are, low ones included.")
+    # The search box finds titles by their words; the list offers only those matches (plus what is
+    # already picked). Streamlit's fuzzy filter offered unrelated titles and a 'select all' entry.
+    query = st.text_input("Search titles", key="fold_query", placeholder="Type part of a title, e.g. star wars")
+    found = explore.search_titles(run, query, limit=30)["item"].tolist()
+    options = list(dict.fromkeys([*(ss.get("fold_items") or []), *found]))
+    picked = st.multiselect("Pick the movies you have seen", options, format_func=item_label, key="fold_items",
+                            max_selections=20, placeholder="Choose from the matches above…",
+                            filter_mode="contains", select_all=False)
     if picked:
         table = pd.DataFrame({"item": [str(i) for i in picked], "title": [titles.get(i, "") for i in picked],
                               "rating": [5.0] * len(picked)})
@@ -97,8 +148,7 @@ with tab_new:
             st.error(appstate.plain(e))
         else:
             st.markdown("**Recommended for you**")
-            st.dataframe(recs, hide_index=True, width="stretch",
-                         column_config={"item": st.column_config.TextColumn("item"), "score": SCORE})
+            st.dataframe(readable(recs), hide_index=True, width="stretch", column_config=COLUMNS)
 
 with tab_similar:
     if not run.model.embedding_tables():

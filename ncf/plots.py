@@ -13,6 +13,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from ncf.labels import is_full_ranking, is_rating_metric, metric_label
+
 ACCENT = "#d1495b"
 MUTED = "#8a99a8"
 PALETTE = px.colors.qualitative.Bold
@@ -110,14 +112,34 @@ def curves_frame(events: Iterable[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(batches, columns=["x", "loss", "stage"]), pd.DataFrame(epochs)
 
 
-def training_curves(events: Iterable[dict], *, height: int = 360) -> go.Figure:
-    """Loss (every batch report and each epoch's mean) beside the ranking metrics per epoch, with
+def _stage_spans(events: Sequence[dict]) -> list[tuple[str, int, int]]:
+    """(stage, first x, last x) of each pre-training stage, when there is more than one."""
+    offsets = _stage_offsets(events)
+    starts = {e.get("stage"): int(e.get("epochs") or 0) for e in events if e.get("event") == "start"}
+    spans = [(str(stage), off, off + starts.get(stage, 0)) for stage, off in offsets.items() if stage is not None]
+    return spans if len(spans) > 1 else []
+
+
+STAGE_TINTS = ("rgba(46,134,193,0.10)", "rgba(241,143,1,0.10)", "rgba(0,0,0,0.0)")
+
+
+def training_curves(events: Iterable[dict], *, height: int = 380, negatives: int | None = 99) -> go.Figure:
+    """Loss (every batch report and each epoch's mean) beside the held-out metrics per epoch, with
     the epoch kept marked where a validation hold-out chose one other than the last.
 
+    The right panel shows ranking metrics (higher is better) or, when the run predicts ratings,
+    rating errors (lower is better): never both on one axis. Full-ranking metrics are computed
+    once, at the end, and drawn as single labelled points. Pre-training stages are shaded bands.
+
     Two side-by-side axes are laid out by hand rather than with `make_subplots`: the Train page
-    rebuilds this figure twice a second, and the hand-made layout costs a third of the time."""
+    rebuilds this figure every second, and the hand-made layout costs a third of the time."""
+    events = list(events)
     batches, epochs = curves_frame(events)
     metric_cols = [c for c in epochs.columns if c not in ("x", "stage", "train_loss")]
+    rating = [c for c in metric_cols if is_rating_metric(c)]
+    metric_cols = rating or [c for c in metric_cols if not is_rating_metric(c)]
+    title = ("Rating error on held-out ratings (lower is better)" if rating
+             else "Ranking of held-out items (higher is better)")
     fig = go.Figure(layout=dict(
         **_LAYOUT, height=height, uirevision="keep",  # keep the user's zoom while new points arrive
         legend=dict(orientation="h", y=-0.25),
@@ -125,8 +147,14 @@ def training_curves(events: Iterable[dict], *, height: int = 360) -> go.Figure:
         xaxis2=dict(domain=[0.54, 1], title="epoch", rangemode="tozero", anchor="y2"),
         yaxis2=dict(anchor="x2"),
         annotations=[dict(text=text, x=x, y=1.08, xref="paper", yref="paper", showarrow=False, font=dict(size=14))
-                     for text, x in (("Training loss", 0.23), ("Ranking of held-out items", 0.77))],
+                     for text, x in (("Training loss (lower is better)", 0.23), (title, 0.77))],
     ))
+    for i, (stage, x0, x1) in enumerate(_stage_spans(events)):
+        for xref, yref in (("x", "y domain"), ("x2", "y2 domain")):
+            fig.add_shape(type="rect", xref=xref, yref=yref, x0=x0, x1=x1, y0=0, y1=1, layer="below",
+                          line_width=0, fillcolor=STAGE_TINTS[i % len(STAGE_TINTS)])
+            fig.add_annotation(x=(x0 + x1) / 2, y=1.0, xref=xref, yref=yref, text=f"<b>{_esc(stage)}</b> stage",
+                               showarrow=False, yanchor="top", font=dict(size=11, color="#333"))
     if len(batches):
         fig.add_scatter(x=batches["x"].tolist(), y=batches["loss"].tolist(), mode="lines", name="loss (batches)",
                         line=dict(color=MUTED, width=1))
@@ -140,8 +168,14 @@ def training_curves(events: Iterable[dict], *, height: int = 360) -> go.Figure:
     for i, col in enumerate(c for c in metric_cols if c.startswith("val_")):
         colour[col] = colour.get(col[4:], PALETTE[(len(test_cols) + i) % len(PALETTE)])
     for col in metric_cols:
+        name = metric_label(col, negatives)
+        if is_full_ranking(col):  # computed once, after the last epoch: a point, not a curve
+            fig.add_scatter(x=epochs["x"].tolist(), y=epochs[col].tolist(), mode="markers",
+                            name=f"{name}, computed at the end", xaxis="x2", yaxis="y2",
+                            marker=dict(color=colour[col], size=11, symbol="diamond"))
+            continue
         dash = "dot" if col.startswith("val_") else "solid"
-        fig.add_scatter(x=epochs["x"].tolist(), y=epochs[col].tolist(), mode="lines+markers", name=col,
+        fig.add_scatter(x=epochs["x"].tolist(), y=epochs[col].tolist(), mode="lines+markers", name=name,
                         line=dict(color=colour[col], dash=dash), xaxis="x2", yaxis="y2")
     kept = _kept_epoch(events)
     if kept is not None:
@@ -185,54 +219,109 @@ def compare_curves(histories: dict[str, Sequence[dict]], metric: str) -> go.Figu
     return fig
 
 
-def metric_bars(rows: pd.DataFrame, label_col: str, metrics: Sequence[str]) -> go.Figure:
-    """Grouped bars: each metric on the x axis, one bar per run (for 'versus the popularity baseline')."""
-    fig = _fig(title="Final metrics (higher is better)", barmode="group", height=340,
-               legend=dict(orientation="h", y=-0.2))
+def metric_bars(rows: pd.DataFrame, label_col: str, metrics: Sequence[str], negatives: int | None = 99) -> go.Figure:
+    """Grouped bars: each metric on the x axis, one bar per run (for 'versus the popularity baseline').
+
+    A metric a run does not have (a stopped run's full ranking) gets no bar and the words 'not
+    computed': missing is not zero."""
     metrics = [m for m in metrics if m in rows]
+    lower = bool(metrics) and all(is_rating_metric(m) for m in metrics)
+    fig = _fig(title="Final test metrics (" + ("lower" if lower else "higher") + " is better)", barmode="group",
+               height=360, legend=dict(orientation="h", y=-0.2))
+    names = [metric_label(m, negatives) for m in metrics]
     for i, (_, row) in enumerate(rows.iterrows()):
-        fig.add_bar(x=list(metrics), y=[row[m] for m in metrics], name=str(row[label_col]),
-                    marker_color=PALETTE[i % len(PALETTE)], texttemplate="%{y:.3f}", textposition="outside")
+        values = [None if pd.isna(row[m]) else float(row[m]) for m in metrics]
+        fig.add_bar(x=names, y=[0 if v is None else v for v in values], name=str(row[label_col]),
+                    marker_color=PALETTE[i % len(PALETTE)], textposition="outside",
+                    marker_opacity=[0 if v is None else 1 for v in values],
+                    text=["not computed" if v is None else f"{v:.3f}" for v in values],
+                    hovertemplate=["%{x}: not computed<extra>%{fullData.name}</extra>" if v is None
+                                   else "%{x}: %{y:.4f}<extra>%{fullData.name}</extra>" for v in values])
     return fig
 
 
 # ---------------------------------------------------------------- embeddings
 
 
+GENRE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+                 "#bcbd22", "#393b79")  # ten that stay apart (Tableau 10, the grey swapped for navy)
+OTHER_COLOUR = "#c7c7c7"
+
+
+def genre_groups(genres: pd.Series, *, focus: str | None = None, max_groups: int = 10) -> pd.Series:
+    """One colour category per row from pipe-joined genres ('Action|Comedy').
+
+    Without `focus`: the primary (first-listed) genre, the `max_groups - 1` most common kept and the
+    rest called 'other genres', so a legend never outgrows the colours people can tell apart.
+    With `focus`: that genre against the rest ('Comedy' / 'not Comedy')."""
+    text = genres.fillna("").astype(str)
+    if focus:
+        has = text.str.split("|").apply(lambda gs: focus in gs)
+        return pd.Series(np.where(has, focus, f"not {focus}"), index=genres.index)
+    first = text.str.split("|").str[0].replace("", "unknown")
+    keep = first.value_counts().index[: max_groups - 1]
+    return first.where(first.isin(keep), "other genres")
+
+
 def pca_scatter(coords: pd.DataFrame, color: str, *, dims: int = 2, highlight: Sequence[int] = (),
-                kind: str = "item") -> go.Figure:
+                kind: str = "item", focus: str | None = None, max_labels: int = 12) -> go.Figure:
     """Items (or users) at their first principal components; hover shows the title.
 
-    `coords` has pc1..pcN, `title`, and the colour column; `highlight` lists row positions to
-    ring (search matches).
+    `coords` has pc1..pcN, `title`, and the colour column; `highlight` lists row positions of search
+    matches, drawn as large labelled markers (the first `max_labels` get their title written).
+    Genres colour by primary genre (at most ten colours) or one `focus` genre against the rest;
+    numbers by a colour scale. WebGL traces, one per colour: a few, not one per genre combination.
     """
-    hover = "title" if "title" in coords else ("id" if "id" in coords else None)
-    data = coords.copy()
-    if color in data and data[color].dtype == object:
-        # Multi-genre items colour by their first genre; the full list stays in the hover.
-        data[color] = data[color].astype(str).str.split("|").str[0]
-    hover_data = {c: True for c in ("genres", "popularity", "mean_rating", "id") if c in data and c != hover}
-    common = dict(color=color if color in data else None, hover_name=hover, hover_data=hover_data,
-                  color_discrete_sequence=PALETTE, color_continuous_scale="Viridis")
-    if dims == 3 and "pc3" in data:
-        fig = px.scatter_3d(data, x="pc1", y="pc2", z="pc3", **common)
-        fig.update_traces(marker=dict(size=3.5, opacity=0.8))
-    else:
-        fig = px.scatter(data, x="pc1", y="pc2", **common)
-        fig.update_traces(marker=dict(size=7, opacity=0.75, line=dict(width=0)))
-    if len(highlight):
-        sel = data.iloc[list(highlight)]
-        # Labels only for a few matches: more would pile up unreadably (hover still names each).
-        text = sel[hover].astype(str).tolist() if hover and len(sel) <= 5 else None
-        if dims == 3 and "pc3" in data:
-            fig.add_scatter3d(x=sel["pc1"], y=sel["pc2"], z=sel["pc3"], mode="markers+text", text=text,
-                              name="search matches", marker=dict(size=8, color="black", symbol="diamond-open"))
+    three = dims == 3 and "pc3" in coords
+    hover = coords["title"].astype(str) if "title" in coords else coords.get("id", pd.Series(range(len(coords)))).astype(str)
+    if "genres" in coords:
+        hover = hover + "<br>" + coords["genres"].fillna("").astype(str).str.replace("|", ", ", regex=False)
+    fig = _fig(height=580, title=f"{kind.capitalize()} embeddings, first principal components",
+               legend=dict(itemsizing="constant", title=None))
+    xyz = ("pc1", "pc2", "pc3") if three else ("pc1", "pc2")
+
+    def add(rows: pd.Index, name: str, marker: dict, show: bool = True) -> None:
+        pts = {a: coords.loc[rows, c].to_numpy() for a, c in zip("xyz", xyz, strict=False)}
+        kw = dict(mode="markers", name=name, hovertext=hover.loc[rows].to_numpy(), hoverinfo="text", showlegend=show)
+        if three:
+            fig.add_scatter3d(**pts, marker={**marker, "size": 3.5}, **kw)
         else:
-            fig.add_scatter(x=sel["pc1"], y=sel["pc2"], mode="markers+text", text=text, textposition="top center",
-                            name="search matches", marker=dict(size=16, color="rgba(0,0,0,0)",
-                                                                line=dict(color="black", width=2)))
-    fig.update_layout(**{**_LAYOUT, "height": 560, "title": f"{kind.capitalize()} embeddings, first principal components",
-                         "legend": dict(itemsizing="constant")})
+            fig.add_trace(go.Scattergl(**pts, marker={**marker, "size": 7}, **kw))
+
+    if color == "genres" and "genres" in coords:
+        groups = genre_groups(coords["genres"], focus=focus)
+        order = ([focus, f"not {focus}"] if focus else
+                 [g for g in groups.value_counts().index if g != "other genres"] + ["other genres"])
+        for i, g in enumerate(order):
+            rows = groups.index[groups == g]
+            if len(rows):
+                grey = g in ("other genres", f"not {focus}")
+                add(rows, g, dict(color=OTHER_COLOUR if grey else GENRE_COLOURS[i % len(GENRE_COLOURS)],
+                                  opacity=0.45 if grey else 0.8))
+    elif color in coords:
+        values = coords[color].astype(float)
+        add(coords.index, color.replace("_", " "), dict(color=values.to_numpy(), colorscale="Viridis", opacity=0.8,
+                                                        colorbar=dict(title=color.replace("_", " "))), show=False)
+    else:
+        add(coords.index, kind, dict(color=MUTED, opacity=0.8))
+    if len(highlight):
+        sel = coords.iloc[list(highlight)]
+        names = sel["title"].astype(str) if "title" in sel else sel.get("id", pd.Series(dtype=str)).astype(str)
+        text = [n if j < max_labels else "" for j, n in enumerate(names)]
+        pts = {a: sel[c].to_numpy() for a, c in zip("xyz", xyz, strict=False)}
+        style = dict(mode="markers+text", text=text, name="search matches", hovertext=names.to_numpy(),
+                     hoverinfo="text", textfont=dict(size=13, color="#111"))
+        if three:
+            fig.add_scatter3d(**pts, marker=dict(size=7, color=ACCENT, symbol="diamond", line=dict(color="#111")),
+                              **style)
+        else:
+            fig.add_scatter(**pts, textposition="top center",
+                            marker=dict(size=14, color=ACCENT, symbol="star", line=dict(color="#111", width=1.5)),
+                            **style)
+    if three:
+        fig.update_layout(scene=dict(xaxis_title="PC1", yaxis_title="PC2", zaxis_title="PC3"))
+    else:
+        fig.update_layout(xaxis_title="PC1", yaxis_title="PC2")
     return fig
 
 

@@ -25,8 +25,32 @@ def test_training_curves_place_batches_within_their_epoch():
     fig = plots.training_curves(EVENTS)
     t = traces(fig)
     assert list(t["loss (batches)"].x) == [0.5, 1.0, 1.5]
-    assert list(t["hr@10"].y) == [0.3] and t["hr@10"].xaxis == "x2"
+    hr = t["HR@10 (99 sampled negatives)"]
+    assert list(hr.y) == [0.3] and hr.xaxis == "x2"
     assert list(t["loss (epoch mean)"].x) == [1]
+
+
+def test_full_ranking_metrics_are_points_computed_at_the_end_and_errors_get_their_own_panel():
+    events = [*EVENTS, {"event": "epoch", "epoch": 2, "train_loss": 0.5, "stage": "neumf",
+                        "metrics": {"hr@10": 0.4, "full_recall@10": 0.1}}]
+    t = traces(plots.training_curves(events))
+    full = t["Recall@10 (full ranking), computed at the end"]
+    assert full.mode == "markers"
+    rating = [{"event": "start", "epochs": 1, "stage": "embnn"},
+              {"event": "epoch", "epoch": 1, "train_loss": 0.9, "stage": "embnn",
+               "metrics": {"rmse": 0.95, "mae": 0.75, "hr@10": 0.15}}]
+    fig = plots.training_curves(rating)
+    assert set(traces(fig)) == {"loss (epoch mean)", "RMSE", "MAE"}  # no ranking metric beside the errors
+    assert any("lower is better" in a.text for a in fig.layout.annotations)
+
+
+def test_pretraining_stages_are_labelled_bands():
+    events = [{"event": "start", "epochs": 2, "stage": "gmf"}, {"event": "start", "epochs": 2, "stage": "mlp"},
+              {"event": "start", "epochs": 3, "stage": "neumf"}]
+    fig = plots.training_curves(events)
+    bands = [s for s in fig.layout.shapes if s.type == "rect" and s.xref == "x"]
+    assert [(b.x0, b.x1) for b in bands] == [(0, 2), (2, 4), (4, 7)]
+    assert {a.text for a in fig.layout.annotations} >= {"<b>gmf</b> stage", "<b>mlp</b> stage", "<b>neumf</b> stage"}
 
 
 def test_pretraining_stages_are_laid_end_to_end():
@@ -44,10 +68,10 @@ def test_the_epoch_a_validation_hold_out_kept_is_marked_after_the_earlier_stages
               *({"event": "epoch", "epoch": e, "train_loss": 0.2, "metrics": {"val_hr@10": 0.5}, "stage": "neumf"}
                 for e in (1, 2, 3))]
     kept = [*events, {"event": "done", "epochs": 3, "best_epoch": 0}]
-    (line,) = plots.training_curves(kept).layout.shapes
+    (line,) = [s for s in plots.training_curves(kept).layout.shapes if s.type == "line"]
     assert line.x0 == 3 and line.xref == "x2"  # the NeuMF as initialised, right after GMF's 3 epochs
     for last in ({"event": "done", "epochs": 3, "best_epoch": 3}, {"event": "done", "epochs": 3, "best_epoch": None}):
-        assert not plots.training_curves([*events, last]).layout.shapes
+        assert not [s for s in plots.training_curves([*events, last]).layout.shapes if s.type == "line"]
 
 
 def test_no_events_gives_an_empty_figure():
@@ -85,3 +109,22 @@ def test_explained_variance_and_metric_bars():
     rows = pd.DataFrame({"label": ["neumf", "pop"], "hr@10": [0.6, 0.4], "ndcg@10": [0.35, 0.2]})
     bars = plots.metric_bars(rows, "label", ["hr@10", "ndcg@10"])
     assert [t.name for t in bars.data] == ["neumf", "pop"] and list(bars.data[1].y) == [0.4, 0.2]
+
+
+def test_genres_colour_by_primary_genre_in_at_most_ten_groups_or_one_against_the_rest():
+    genres = pd.Series([f"G{i % 15}|Drama" for i in range(300)] + ["Comedy|Romance"] * 40 + [None])
+    groups = plots.genre_groups(genres)
+    assert groups.nunique() <= 10 and "other genres" in set(groups) and groups.iloc[-1] == "other genres"
+    focus = plots.genre_groups(genres, focus="Drama")
+    assert set(focus) == {"Drama", "not Drama"} and (focus == "Drama").sum() == 300
+
+
+def test_the_embedding_scatter_has_few_traces_and_labels_the_highlighted_titles():
+    n = 3000
+    rng = np.random.default_rng(0)
+    coords = pd.DataFrame({"pc1": rng.normal(size=n), "pc2": rng.normal(size=n), "title": [f"t{i}" for i in range(n)],
+                           "genres": ["|".join(rng.choice(list("ABCDEFGHIJKLMNOPQR"), 3)) for _ in range(n)]})
+    fig = plots.pca_scatter(coords, "genres", highlight=[0, 1, 2])
+    assert len(fig.data) <= 11  # ten colours and the matches, not one trace per genre combination
+    matches = next(t for t in fig.data if t.name == "search matches")
+    assert list(matches.text) == ["t0", "t1", "t2"]

@@ -110,3 +110,16 @@ def test_a_local_movielens_release_is_listed_and_loads(page, shared_data, monkey
     assert not at.exception and not at.error
     assert metrics(at)["Users"] == "943" and metrics(at)["Items"] == "1,682"
     assert at.session_state["source"] == "ml-100k"
+
+
+@pytest.mark.slow
+def test_the_source_control_always_keeps_one_choice(page, shared_data, monkeypatch):
+    """Issue point 8: after a ?source=ml-100k link, 'MovieLens' clicked again (no choice) kept the
+    MovieLens view; the upload box never appears by itself."""
+    monkeypatch.setenv("NCF_DATA_DIR", str(shared_data))
+    at = page("app_pages/data.py", {"source": "ml-100k"})
+    assert at.button_group(key="data_mode").value == MODES[1]
+    at.button_group(key="data_mode").set_value(None).run()
+    assert not at.exception
+    assert not at.get("file_uploader") and at.session_state["source"] == "ml-100k"
+    assert metrics(at)["Users"] == "943"

@@ -51,7 +51,11 @@ def test_embeddingnn_uses_fastai_sizes_and_the_rating_recipe(page):
     assert at.session_state["optimizer"] == "adamw" and at.session_state["one_cycle"] is True
     assert (at.session_state["epochs"], at.session_state["lr"]) == (5, 0.005)
     assert "explicit" in at.info[0].value
+    # Issue point 6: a rating model is tested on held-out ratings, and negatives do not apply to it
+    assert at.session_state["split"] == "ratio" and "random share of ratings" in at.info[0].value
+    assert at.number_input(key="n_negatives").disabled
     at.selectbox(key="model").set_value("gmf").run()
+    assert at.session_state["split"] == "leave_one_out" and not at.number_input(key="n_negatives").disabled
     assert (at.session_state["epochs"], at.session_state["lr"]) == (8, 0.01)
     assert at.session_state["layers"] == "64,32,16,8"
 
@@ -72,3 +76,13 @@ def test_the_learning_rate_range_test_plots_and_suggests(page):
     use = next(b for b in at.button if b.label.startswith("Use the suggested rate"))
     use.click().run()
     assert at.number_input(key="lr").value == pytest.approx(suggestion)
+
+
+def test_a_range_test_does_not_outlive_its_model(page):
+    """Issue point 11: NeuMF's curve and suggested rate disappear when the model changes."""
+    at = page("app_pages/model.py")
+    next(b for b in at.button if b.label == "Run the range test").click().run(timeout=120)
+    assert any(b.label.startswith("Use the suggested rate") for b in at.button)
+    at.selectbox(key="model").set_value("embnn").run()
+    assert not any(b.label.startswith("Use the suggested rate") for b in at.button)
+    assert not any("Learning-rate range test" in str(c.proto.spec) for c in at.get("plotly_chart"))
