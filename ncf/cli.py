@@ -300,6 +300,53 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    """A grid of `train` runs: every flag may take a comma list; the grid is their product."""
+    from ncf.experiments import expand, run_sweep
+    from ncf.jobs import load_split
+    from ncf.runs import save_run
+
+    rest = list(args.flags)
+    want_json = "--json" in rest
+    rest = [a for a in rest if a != "--json"]
+    seeds = list(_int_list(args.seeds, "Seeds")) if args.seeds else None
+    points = expand(rest, seeds)
+    parser = build_parser()
+    configs = []
+    for point in points:  # every configuration is checked before the first run starts
+        run_args = parser.parse_args(["train", *point.argv])
+        if run_args.resume:
+            raise ConfigError("A sweep starts fresh runs; --resume is for one run at a time.")
+        cfg = config_from_args(run_args)
+        if not cfg.name:
+            label = " ".join(f"{k}={v}" for k, v in point.values.items())
+            cfg = cfg.replace(name=f"sweep {label}".strip())
+        configs.append((point, cfg))
+    out = _path(run_args.out) if points else None
+    swept = list(points[0].values) if points else []
+    columns = ["#", "model", *[c for c in swept if c != "model"], "hr@10", "ndcg@10", "full_recall@10", "seconds"]
+    print(f"sweep: {len(points)} run(s){' over ' + ', '.join(swept) if swept else ''}", flush=True)
+    done: list[dict] = []
+
+    def on_start(i, point, cfg) -> None:
+        print(f"run {i + 1}/{len(points)}: {cfg.model.model} " + " ".join(f"{k}={v}" for k, v in point.values.items()),
+              flush=True)
+
+    def on_row(row: dict) -> None:
+        done.append({"#": len(done) + 1, **row, "seconds": f"{row['seconds']:.1f}"})
+        print(_table(done, columns).splitlines()[-1] if len(done) > 1 else _table(done, columns), flush=True)
+
+    stop = threading.Event()
+    with _stop_on_interrupt(stop):
+        rows = run_sweep(configs, load_split=load_split, stop=stop, on_start=on_start, on_row=on_row,
+                         save=lambda result, cfg, split: save_run(result, cfg, split, name=cfg.name, models_dir=out))
+    if stop.is_set():
+        print(f"sweep stopped after {len(rows)} of {len(points)} run(s)", flush=True)
+    if want_json:
+        _print_json({"runs": rows})
+    return 0
+
+
 def _resumed(args):
     """Continues a saved run: its model, split and settings; training flags given override them.
     The result is saved as a new run (the original stays as it was)."""
@@ -544,6 +591,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="last line of output: one JSON object with the results")
     t.set_defaults(func=cmd_train)
 
+    sw = sub.add_parser("sweep", help="a grid of train runs: flags take comma lists, the grid is their product",
+                        description="Every train flag may take a comma list of values (--layers and other "
+                        "list-valued flags separate alternatives with '/'); the runs are the product, each "
+                        "saved like a train run. Example: python -m ncf sweep --data ml-100k --model gmf,mlp,neumf "
+                        "--factors 8,16,32,64. With --json the last line is {\"runs\": [...]}.")
+    sw.add_argument("--seeds", help="seeds to repeat each setting with, e.g. 0,1,2")
+    sw.set_defaults(func=cmd_sweep)
+
     e = sub.add_parser("evaluate", help="recompute a saved run's metrics")
     e.add_argument("run", help="run id or folder")
     e.add_argument("-k", type=int, help="cut-off (default: the run's)")
@@ -582,7 +637,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if argv[:1] == ["sweep"]:  # the train flags after `sweep` are parsed per run, as comma lists
+        args, args.flags = parser.parse_known_args(argv)
+    else:
+        args = parser.parse_args(argv)
     try:
         return args.func(args)
     except NCFError as exc:
