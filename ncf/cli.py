@@ -342,9 +342,33 @@ def cmd_sweep(args) -> int:
                          save=lambda result, cfg, split: save_run(result, cfg, split, name=cfg.name, models_dir=out))
     if stop.is_set():
         print(f"sweep stopped after {len(rows)} of {len(points)} run(s)", flush=True)
+    _sweep_notes(rows, configs, args.chart, swept)
     if want_json:
         _print_json({"runs": rows})
     return 0
+
+
+def _sweep_notes(rows: list[dict], configs: list, chart: str | None, swept: list[str]) -> None:
+    """What to read beside a sweep's table: where the two kinds of metric disagree, the published
+    figures on the same protocol, and the chart when asked for."""
+    from ncf.experiments import orderings_disagree
+    from ncf.reference import PROTOCOL, published_for
+
+    if len({r["model"] for r in rows}) > 1 and orderings_disagree(rows):
+        print("note: sampled HR@10 and full-ranking Recall@10 order these models differently; the sampled "
+              "metric ranks each held-out item against 99 random items only (Krichene and Rendle, KDD 2020)")
+    published = published_for(configs[0][1].data, configs[0][1].train.k) if configs else []
+    if published:
+        print(f"published on the same protocol ({PROTOCOL}; not measured here):")
+        for p in published:
+            at = f" at {p.factors} factors" if p.factors else ""
+            print(f"  {p.label}{at}: HR@10 {p.hr:.3f}, NDCG@10 {p.ndcg:.3f}  [{p.source}]")
+    if chart and rows:
+        from ncf.plots import sweep_chart
+
+        x = next((c for c in swept if c not in ("model", "seed")), "seed")
+        sweep_chart(rows, x, "hr@10", published=published).write_html(chart, include_plotlyjs=True)
+        print(f"chart written to {chart}")
 
 
 def _resumed(args):
@@ -597,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "saved like a train run. Example: python -m ncf sweep --data ml-100k --model gmf,mlp,neumf "
                         "--factors 8,16,32,64. With --json the last line is {\"runs\": [...]}.")
     sw.add_argument("--seeds", help="seeds to repeat each setting with, e.g. 0,1,2")
+    sw.add_argument("--chart", metavar="FILE.html", help="write HR@10 against the swept setting as an HTML chart")
     sw.set_defaults(func=cmd_sweep)
 
     e = sub.add_parser("evaluate", help="recompute a saved run's metrics")

@@ -144,3 +144,19 @@ def run_sweep(configs: list[tuple[SweepPoint, RunConfig]], *, load_split: Callab
         if on_row is not None:
             on_row(row)
     return rows
+
+
+def orderings_disagree(rows: list[dict], series: str = "model", sampled: str = "hr@10",
+                       full: str = "full_recall@10") -> bool:
+    """Whether the sampled and the full-ranking metric order the series' best results differently
+    (Krichene and Rendle, KDD 2020: sampled metrics can reverse the order of models)."""
+    best: dict[str, tuple[float, float]] = {}
+    for r in rows:
+        if r.get(sampled) is None or r.get(full) is None:
+            continue
+        s, f = best.get(r[series], (-1.0, -1.0))
+        best[r[series]] = (max(s, r[sampled]), max(f, r[full]))
+    names = list(best)
+    by_sampled = sorted(names, key=lambda n: -best[n][0])
+    by_full = sorted(names, key=lambda n: -best[n][1])
+    return by_sampled != by_full

@@ -367,3 +367,43 @@ def architecture(layers: Sequence[dict]) -> go.Figure:
 def _esc(text: object) -> str:
     """Plotly annotations accept a little HTML; names from data must be shown as text."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def sweep_chart(rows: Sequence[dict], x: str, metric: str = "hr@10", series: str = "model",
+                published: Sequence = ()) -> go.Figure:
+    """A metric against one swept setting, a line per `series` value with the mean over seeds and a band
+    of min to max (the shape of He et al.'s Figures 4-7). Published figures (`ncf.reference.Published`)
+    are drawn as hollow markers on dotted lines and named with their source, never as measured here."""
+    frame = pd.DataFrame([r for r in rows if r.get(metric) is not None and r.get(x) is not None])
+    fig = _fig(height=400, xaxis_title=x.replace("_", " "), yaxis_title=metric_label(metric),
+               legend=dict(orientation="h", y=-0.25))
+    if frame.empty:
+        return fig
+    numeric = pd.api.types.is_numeric_dtype(frame[x])
+    colours = px.colors.qualitative.D3
+    for i, (name, group) in enumerate(frame.groupby(series, sort=False)):
+        stats = group.groupby(x, sort=True)[metric].agg(["mean", "min", "max", "count"]).reset_index()
+        colour = colours[i % len(colours)]
+        if (stats["count"] > 1).any():
+            fig.add_trace(go.Scatter(x=list(stats[x]) + list(stats[x])[::-1],
+                                     y=list(stats["max"]) + list(stats["min"])[::-1], fill="toself",
+                                     fillcolor=colour, opacity=0.15, line=dict(width=0), hoverinfo="skip",
+                                     showlegend=False))
+        fig.add_trace(go.Scatter(x=stats[x], y=stats["mean"], mode="lines+markers", name=str(name),
+                                 line=dict(color=colour), customdata=stats["count"],
+                                 hovertemplate=f"{name}<br>{x} %{{x}}<br>%{{y:.4f}} (mean of %{{customdata}})"
+                                               "<extra></extra>"))
+    by_label: dict[str, list] = {}
+    for p in published:
+        if getattr(p, "factors", None) is not None and x == "factors":
+            by_label.setdefault(p.label, []).append(p)
+    for j, (label, points) in enumerate(by_label.items()):
+        points.sort(key=lambda p: p.factors)
+        value = [p.hr if metric.startswith("hr") else p.ndcg for p in points]
+        fig.add_trace(go.Scatter(x=[p.factors for p in points], y=value, mode="lines+markers",
+                                 name=f"{label} (published: {points[0].source})",
+                                 line=dict(dash="dot", color="#555"), marker=dict(symbol=["circle-open", "square-open",
+                                 "diamond-open"][j % 3], size=9, color="#555")))
+    if numeric and frame[x].min() > 0 and frame[x].max() / frame[x].min() >= 8:
+        fig.update_xaxes(type="log", tickvals=sorted(frame[x].unique()))
+    return fig

@@ -62,3 +62,12 @@ def test_a_stop_ends_the_sweep_as_a_whole(tmp_path):
     rows = run_sweep(configs, load_split=load_split, stop=stop, on_row=lambda row: stop.set(),
                      save=lambda r, c, s: save_run(r, c, s, models_dir=tmp_path))
     assert len(rows) == 1 and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_note_is_due_when_sampled_and_full_metrics_order_models_differently():
+    from ncf.experiments import orderings_disagree
+
+    agree = [{"model": "a", "hr@10": 0.7, "full_recall@10": 0.2}, {"model": "b", "hr@10": 0.6, "full_recall@10": 0.1}]
+    assert not orderings_disagree(agree)
+    swapped = [{"model": "a", "hr@10": 0.7, "full_recall@10": 0.1}, {"model": "b", "hr@10": 0.6, "full_recall@10": 0.2}]
+    assert orderings_disagree(swapped)
