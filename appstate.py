@@ -612,7 +612,7 @@ def describe_config(cfg, ds_label: str, batch: str | None = None, events: list[d
 @st.cache_resource(max_entries=8, show_spinner="Scoring the most-popular baseline…")
 def _baseline(data_json: str) -> dict:
     from ncf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-    from ncf.jobs import load_split
+    from ncf.data import load_split
     from ncf.train import train
 
     data = DataConfig.from_dict(json.loads(data_json))

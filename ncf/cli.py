@@ -263,7 +263,7 @@ def cmd_train(args) -> int:
         cfg, split, model = _resumed(args)
     else:
         cfg = config_from_args(args)  # bad flags fail here, before any data or torch is touched
-        from ncf.jobs import load_split
+        from ncf.data import load_split
 
         t0 = time.perf_counter()
         split = load_split(cfg.data, cfg.model.resolved_objective, progress=download_bar)
@@ -302,8 +302,8 @@ def cmd_train(args) -> int:
 
 def cmd_sweep(args) -> int:
     """A grid of `train` runs: every flag may take a comma list; the grid is their product."""
+    from ncf.data import load_split
     from ncf.experiments import expand, run_sweep
-    from ncf.jobs import load_split
     from ncf.runs import save_run
 
     rest = list(args.flags)
@@ -350,7 +350,7 @@ def cmd_sweep(args) -> int:
 
 def cmd_search(args) -> int:
     """An Optuna study over ranges of train flags, chosen on the validation hold-out."""
-    from ncf.jobs import load_split
+    from ncf.data import load_split
     from ncf.runs import save_run
     from ncf.search import OBJECTIVE, Range, run_search
 

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ncf.config import DataConfig, RunConfig
+from ncf.config import RunConfig
+from ncf.data.sources import load_split
 from ncf.errors import ConfigError, NCFError, RunError, UnknownIdError
 
 STATES = ("queued", "running", "done", "stopped", "failed", "interrupted")
@@ -86,24 +87,6 @@ def default_workers() -> int:
             raise ConfigError(f"NCF_WORKERS must be at least 1, got {n}.")
         return n
     return max(1, min(2, (os.cpu_count() or 1) // 2))
-
-
-def load_split(data: DataConfig, objective: str = "implicit", progress=None):
-    """The evaluation split a data configuration describes (loads the source, filters, splits).
-
-    Used by the job worker and the CLI alike, so both train on exactly the same split."""
-    from ncf.data import filter_min_interactions, load, make_split
-
-    ds = load(data.source, columns=data.columns, progress=progress)
-    if data.min_per_user > 1:
-        ds = filter_min_interactions(ds, min_per_user=data.min_per_user)
-    if objective == "explicit" and ds.implicit:
-        from ncf.errors import DataError
-
-        raise DataError(f"{ds.name} has no ratings, so the explicit (rating) objective cannot be trained; "
-                        "choose the implicit objective.")
-    return make_split(ds, data.split, seed=data.seed, n_negatives=data.test_negatives,
-                      test_fraction=data.test_fraction, validation=data.validation)
 
 
 # ---------------------------------------------------------------------------------------------

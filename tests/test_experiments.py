@@ -52,8 +52,8 @@ def test_the_cli_sweep_runs_every_point_and_reports_each_by_name(tmp_path, capsy
 
 def test_a_stop_ends_the_sweep_as_a_whole(tmp_path):
     from ncf.cli import build_parser, config_from_args
+    from ncf.data import load_split
     from ncf.experiments import run_sweep
-    from ncf.jobs import load_split
     from ncf.runs import save_run
 
     points = expand(["--model", "gmf", "--factors", "4,8,16", "--epochs", "1"])

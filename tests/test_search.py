@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ncf.cli import build_parser, config_from_args, main
+from ncf.data import load_split
 from ncf.errors import ConfigError
-from ncf.jobs import load_split
 from ncf.runs import save_run
 from ncf.search import Range, run_search
 

@@ -14,11 +14,14 @@ import posixpath
 from collections.abc import Callable
 from pathlib import Path
 
-from ncf.data import cache, movielens
+from ncf.config import DataConfig
+from ncf.data import cache, folders, movielens
 from ncf.data.archives import SafeZip, looks_like_zip
+from ncf.data.builder import to_dataset
 from ncf.data.dataset import Dataset
-from ncf.data.files import SNIFF_BYTES, load_bytes, load_file, ratings_member, read_table, sniff, to_dataset
+from ncf.data.files import SNIFF_BYTES, load_bytes, load_file, ratings_member, read_table, sniff
 from ncf.data.published import load_published, published_files, published_prefix
+from ncf.data.split import filter_min_interactions, make_split
 from ncf.data.synthetic import synthetic
 from ncf.errors import DataError
 
@@ -108,10 +111,10 @@ def _from_cache(key: str, parse: Callable[[], Dataset]) -> Dataset:
 def _load_path(path: Path, columns, *, source: str, release: movielens.Release | None = None) -> Dataset:
     name = release.name if release else path.name
     if path.is_dir():
-        files = movielens.FolderFiles(path)
-        found = movielens.ratings_file(files.names)
+        files = folders.FolderFiles(path)
+        found = folders.ratings_file(files.names)
         if found and not _overrides(files, found[0], columns):
-            return movielens.load_layout(files, name=name, source=source, release=release)
+            return folders.load_layout(files, name=name, source=source, release=release)
         member = ratings_member(files.names, path.name)
         return load_file(path / member, columns)
     with open(path, "rb") as f:
@@ -138,17 +141,17 @@ def _load_zip(data: bytes | Path, label: str, columns, *, source: str,
     try:
         member = ratings_member(archive.names, label)
         folder = posixpath.dirname(member)
-        files = movielens.ZipFolderFiles(archive, folder)
+        files = folders.ZipFolderFiles(archive, folder)
         name = release.name if release else (posixpath.basename(folder) or label)
-        found = movielens.ratings_file(files.names)
+        found = folders.ratings_file(files.names)
         if found and posixpath.basename(member) == found[0] and not _overrides(files, found[0], columns):
-            return movielens.load_layout(files, name=name, source=source, release=release)
+            return folders.load_layout(files, name=name, source=source, release=release)
         member_label = f"{label}: {member}"
         with archive.open(member) as f:
             guess = sniff(f.peek(SNIFF_BYTES)[:SNIFF_BYTES], member_label, columns)
             frame = read_table(f, member_label, guess)
         return to_dataset(frame, name=name, source=source, label=member_label,
-                          item_info=movielens.read_item_info(files))
+                          item_info=folders.read_item_info(files))
     finally:
         archive.close()
 
@@ -184,3 +187,16 @@ def format_summary(ds: Dataset) -> str:
         lines.append("Dropped:        none")
     return "\n".join(lines)
 
+
+def load_split(data: DataConfig, objective: str = "implicit", progress=None):
+    """The evaluation split a data configuration describes (loads the source, filters, splits).
+
+    Used by the job worker and the CLI alike, so both train on exactly the same split."""
+    ds = load(data.source, columns=data.columns, progress=progress)
+    if data.min_per_user > 1:
+        ds = filter_min_interactions(ds, min_per_user=data.min_per_user)
+    if objective == "explicit" and ds.implicit:
+        raise DataError(f"{ds.name} has no ratings, so the explicit (rating) objective cannot be trained; "
+                        "choose the implicit objective.")
+    return make_split(ds, data.split, seed=data.seed, n_negatives=data.test_negatives,
+                      test_fraction=data.test_fraction, validation=data.validation)

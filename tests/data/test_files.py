@@ -118,7 +118,7 @@ def test_uploads_parse_in_memory_and_integer_ids_stay_integers():
 def test_latest_per_pair_matches_a_plain_groupby():
     import pandas as pd
 
-    from ncf.data.files import latest_per_pair
+    from ncf.data.builder import latest_per_pair
 
     rng = np.random.default_rng(0)
     user, item = rng.integers(0, 30, 2000), rng.integers(0, 20, 2000)
@@ -132,7 +132,7 @@ def test_latest_per_pair_matches_a_plain_groupby():
 
 def test_fast_integer_encoding_matches_the_vocabulary_encoding():
     from ncf.data import Vocab
-    from ncf.data.files import encode_ids
+    from ncf.data.builder import encode_ids
 
     values = np.array([907, 3, 3, 15, 907, 0])
     fast_vocab, fast_codes = encode_ids(values, "user")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ncf.data import RELEASES, load, load_upload, release_status
-from ncf.data.movielens import ML100K_GENRES
+from ncf.data.folders import ML100K_GENRES
 
 from .conftest import GENRES, RATINGS, TITLES, write_csv_release, write_ml1m, zip_folder
 
