@@ -148,7 +148,8 @@ def config_from_args(args):
 
     model_kw = {"model": args.model}
     for flag, key in (("objective", "objective"), ("factors", "factors"), ("alpha", "alpha"),
-                      ("dropout", "dropout")):
+                      ("dropout", "dropout"), ("reg", "reg"), ("confidence", "confidence"),
+                      ("iterations", "iterations"), ("neighbours", "neighbours"), ("similarity", "similarity")):
         if getattr(args, flag) is not None:
             model_kw[key] = getattr(args, flag)
     if args.layers is not None:
@@ -467,7 +468,8 @@ def _bench_progress(row: dict) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ncf.config import MODELS, OBJECTIVES, OPTIMIZERS
+    from ncf import registry
+    from ncf.config import OBJECTIVES, OPTIMIZERS
 
     p = argparse.ArgumentParser(prog="python -m ncf", description="NCF Lab: Neural Collaborative Filtering "
                                 "from the command line (data, training, evaluation, recommendations).")
@@ -483,13 +485,24 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a model; flags not given keep the tuned defaults.")
     t.add_argument("--data", default="synthetic", help="synthetic (default), a MovieLens name or a path")
     t.add_argument("--columns", help="role=column pairs overriding detection, e.g. user=userId,item=movieId")
-    t.add_argument("--model", choices=MODELS, default="neumf")
-    t.add_argument("--objective", choices=OBJECTIVES, help="default: explicit for embnn, implicit otherwise")
+    t.add_argument("--model", choices=registry.names(), default="neumf", help=registry.help_text())
+    t.add_argument("--objective", choices=OBJECTIVES, help="default: the model's own (explicit for embnn, "
+                   "implicit otherwise)")
     t.add_argument("--factors", type=int, help="predictive factors (GMF / dot embedding size)")
     t.add_argument("--layers", help="MLP tower, e.g. 64,32,16,8 (first = user+item embedding width)")
     t.add_argument("--emb-sizes", help="EmbeddingNN user,item embedding sizes (default: fastai's rule)")
     t.add_argument("--dropout", type=float, help="EmbeddingNN dropout between tower layers")
     t.add_argument("--batch-norm", action="store_true", help="EmbeddingNN batch norm (fastai's use_bn)")
+    ials, knn = registry.get("ials").defaults, registry.get("itemknn").defaults
+    grid = ", ".join(f"{x:g}" for x in registry.EASE_LAMBDAS)
+    t.add_argument("--reg", type=float, help=f"EASE: λ (default: chosen from {grid} on held-out training "
+                   f"interactions); iALS: regularisation (default {ials['reg']:g})")
+    t.add_argument("--confidence", type=float, help=f"iALS: confidence weight α of an observed pair "
+                   f"(default {ials['confidence']:g})")
+    t.add_argument("--iterations", type=int, help=f"iALS: least-squares sweeps (default {ials['iterations']})")
+    t.add_argument("--neighbours", type=int, help=f"item-kNN: neighbourhood size K (default {knn['neighbours']})")
+    t.add_argument("--similarity", choices=registry.SIMILARITIES, help=f"item-kNN similarity "
+                   f"(default {knn['similarity']})")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float, help="learning rate")
@@ -545,7 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_runs)
 
     b = sub.add_parser("bench", help="training throughput against the baselines")
-    b.add_argument("--model", choices=[*MODELS, "all"], default="neumf", help="a model, or all of them")
+    b.add_argument("--model", choices=[*registry.names(gradient=True), "all"], default="neumf",
+                   help="a model fitted by gradient descent, or all of them")
     b.add_argument("--batch-sizes", help="e.g. 2048,8192 (default: the benchmark's sweep)")
     b.add_argument("--device", help="auto (default), cpu, cuda or mps")
     b.add_argument("--seconds", type=float, help="measuring time per configuration")
