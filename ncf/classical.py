@@ -463,7 +463,7 @@ def item_weights(x: sp.csr_matrix, similarity: str) -> sp.csc_matrix:
         return (x @ sp.diags(1.0 / np.maximum(norms, 1e-12))).tocsc()
     # BM25 with items as documents and users as terms (implicit.nearest_neighbours.bm25_weight).
     coo = x.T.tocoo()  # (n_items, n_users)
-    idf = np.log(coo.shape[1]) - np.log1p(np.bincount(coo.col, minlength=coo.shape[1]))
+    idf = np.log(coo.shape[0]) - np.log1p(np.bincount(coo.col, minlength=coo.shape[1]))  # N = documents
     lengths = np.asarray(coo.sum(axis=1)).ravel()
     length_norm = (1.0 - BM25_B) + BM25_B * lengths / max(lengths.mean(), 1e-12)
     data = coo.data * (BM25_K1 + 1.0) / (BM25_K1 * length_norm[coo.row] + coo.data) * idf[coo.col]
@@ -481,9 +481,9 @@ def top_neighbours(w: sp.csc_matrix, k: int, chunk: int = 512) -> tuple[np.ndarr
         stop = min(start + chunk, n_items)
         sims = torch.as_tensor((wt[start:stop] @ w).toarray())  # (C, n_items)
         sims[torch.arange(stop - start), torch.arange(start, stop)] = -math.inf  # not its own neighbour
-        top = torch.topk(sims, k, dim=1, sorted=True)
-        index[start:stop] = top.indices.numpy()
-        value[start:stop] = top.values.clamp_min(0).numpy()
+        values, order = torch.sort(sims, dim=1, descending=True, stable=True)  # topk breaks ties arbitrarily
+        index[start:stop] = order[:, :k].numpy()
+        value[start:stop] = values[:, :k].clamp_min(0).numpy()
     return index, value
 
 
@@ -561,6 +561,14 @@ class PureSVD(Classical):
     def score_new_user(self, items):
         v = self.item_emb.weight
         return v @ v[items].sum(0)  # V Vᵀ x
+
+    @torch.no_grad()
+    def item_similarity(self, item):
+        # Row `item` of the projection V Vᵀ: what having the item adds to each score. (The cosine of
+        # raw rows of V weighs the weak last factors as much as the first: 2.7 of 10 genre-mates on
+        # the planted data, against 5.5 here.)
+        v = self.item_emb.weight
+        return v @ v[item]
 
     @torch.no_grad()
     def fit(self, split, tcfg, *, progress=None, stop=None) -> bool:
