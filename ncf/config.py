@@ -68,7 +68,7 @@ class ModelConfig(_JSON):
     alpha: float = 0.5  # NeuMF pre-training: weight of the GMF half of the output layer
     # Classical models' settings. None: the model's default, defined once in ncf.registry.
     reg: float | None = None  # EASE's λ (None: chosen on held-out interactions); iALS's regularisation
-    confidence: float | None = None  # iALS: confidence weight α of an observed pair (c = 1 + α)
+    confidence: float | None = None  # iALS: weight α of an observed pair (unobserved ones weigh 1)
     iterations: int | None = None  # iALS: alternating least-squares sweeps
     neighbours: int | None = None  # item-kNN: neighbourhood size K
     similarity: str | None = None  # item-kNN: "cosine" or "bm25"

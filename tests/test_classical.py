@@ -170,11 +170,11 @@ def test_item_knn_cosine_matches_hand_counted_similarities():
     # |A| = |B| = 2, |C| = 2, |D| = 2 users. cos(A,B) = 2/2 = 1; cos(A,C) = cos(B,C) = 1/2;
     # cos(C,D) = 1/2; cos(A,D) = cos(B,D) = 0.
     expected = np.array([[0, 1, .5, 0], [1, 0, .5, 0], [.5, .5, 0, .5], [0, 0, .5, 0]])
-    model = fit(ItemKNN(ModelConfig(model="itemknn", neighbours=3), 4, 4), user, item)
+    model = fit(ItemKNN(ModelConfig(model="itemknn", neighbours=3, similarity="cosine"), 4, 4), user, item)
     dense = model.similarity_matrix().double().numpy()
     np.testing.assert_allclose(dense, expected, atol=1e-6)
     # K = 1 keeps only each item's single best neighbour (ties: lower index).
-    one = fit(ItemKNN(ModelConfig(model="itemknn", neighbours=1), 4, 4), user, item)
+    one = fit(ItemKNN(ModelConfig(model="itemknn", neighbours=1, similarity="cosine"), 4, 4), user, item)
     assert one.neighbour_index[:, 0].tolist() == [1, 0, 0, 2]
     # u3 has D only: scores are row D of S; u0 has A and B: rows A + B.
     scores = model.score_users(torch.tensor([3, 0])).double().numpy()
@@ -233,7 +233,7 @@ def test_ials_new_user_solve_matches_implicits_recalculated_user(split):
     implicit_als = pytest.importorskip("implicit.cpu.als")
     result = train(RunConfig(model=ModelConfig(model="ials", factors=8, iterations=3, confidence=5.0)), split)
     model = result.model
-    als = implicit_als.AlternatingLeastSquares(factors=8, regularization=0.01, alpha=5.0)
+    als = implicit_als.AlternatingLeastSquares(factors=8, regularization=registry.IALS_DEFAULTS["reg"], alpha=5.0)
     als.item_factors = model.item_emb.weight.numpy().copy()
     items = np.array([1, 5, 9, 30])
     row = interaction_matrix(np.zeros(4, dtype=np.int64), items, 1, split.n_items)
