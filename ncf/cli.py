@@ -228,8 +228,10 @@ class _Progress:
 
     def epoch_line(self, e: dict) -> str:
         stage = f"[{e['stage']}] " if e.get("stage") not in (None, "", self.model) else ""
-        parts = [f"{stage}epoch {e.get('epoch', '?')}/{self.epochs}", f"loss {e.get('train_loss', float('nan')):.4f}"]
-        parts += [f"{k} {_fmt(v)}" for k, v in (e.get("metrics") or {}).items()]
+        parts = [f"{stage}epoch {e.get('epoch', '?')}/{self.epochs}"]
+        if "train_loss" in e:  # models with their own fit report no loss
+            parts.append(f"loss {e['train_loss']:.4f}")
+        parts += [f"{k} {_fmt(v)}" for k, v in {**(e.get("info") or {}), **(e.get("metrics") or {})}.items()]
         parts.append(f"{e.get('elapsed', 0):.1f}s")
         if e.get("samples_per_second"):
             parts.append(f"{e['samples_per_second']:,.0f} samples/s")

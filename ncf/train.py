@@ -427,7 +427,9 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
     stages: list[_Stage] = []
     stopped = False
     if not registry.get(cfg.model.model).gradient:
-        # A model with its own fit (EASE, iALS, ...): refitted from scratch, never continued.
+        if model is not None:
+            raise ConfigError(f"{registry.get(cfg.model.model).label} is fitted in one go, not epoch by epoch, "
+                              f"so a run of it cannot be continued; train a new run instead.")
         result_model = build_model(cfg.model, split.n_users, split.n_items).to(device)
         stopped, metrics, epochs, fit_seconds = _fit_direct(result_model, split, tcfg, emit, stop, clock, device)
     elif cfg.model.pretrain and cfg.model.model == "neumf" and model is None:
@@ -467,7 +469,8 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
 def _fit_direct(model, split: Split, tcfg: TrainConfig, emit, stop, clock: float,
                 device) -> tuple[bool, dict, int, float]:
     """A model fitted by its own `fit` (ncf.classical), with the loop's events: start, one "epoch"
-    event per step it reports (its sweep, or the λ tried), the last carrying the metrics. Returns
+    event per step it reports (its sweep, or the λ tried, described in "info"; no loss), the last
+    carrying the metrics. A model fitted before is not continued: its fit starts afresh. Returns
     (stopped, metrics, steps done, seconds fitting)."""
     stage = model.config.model
     total = model.fit_steps
@@ -480,7 +483,7 @@ def _fit_direct(model, split: Split, tcfg: TrainConfig, emit, stop, clock: float
     def progress(step: int, info: dict) -> None:
         done["steps"] = step
         if step < total:
-            emit({"event": "epoch", "epoch": step, "train_loss": 0.0, "metrics": {}, "info": info,
+            emit({"event": "epoch", "epoch": step, "metrics": {}, "info": info,
                   "elapsed": time.perf_counter() - clock, "eta": (time.perf_counter() - started) / step * (total - step),
                   "samples_per_second": 0.0, "stage": stage})
         else:
@@ -491,7 +494,7 @@ def _fit_direct(model, split: Split, tcfg: TrainConfig, emit, stop, clock: float
     model.eval()
     metrics = evaluate(model, split, k=tcfg.k, full=not stopped or split.test_negatives is None)
     if not stopped:
-        emit({"event": "epoch", "epoch": total, "train_loss": 0.0, "metrics": metrics, "info": last_info,
+        emit({"event": "epoch", "epoch": total, "metrics": metrics, "info": last_info,
               "elapsed": time.perf_counter() - clock, "eta": 0.0, "samples_per_second": 0.0, "stage": stage})
     return stopped, metrics, done["steps"], seconds
 

@@ -282,3 +282,24 @@ def test_similar_items_and_fold_in_find_the_planted_genre(name, saved, dataset):
     assert np.mean(same) >= (5 if name == "puresvd" else 7), same
     top = explore.recommend(run, run.users.raw([0])[0], k=5)
     assert len(top) == 5
+
+
+# ---------------------------------------------------------------------------------------------
+# Real data
+
+
+@pytest.mark.slow
+def test_baselines_on_movielens_100k_beat_popularity_and_fit_quickly(shared_data, tmp_path):
+    """ML-100k, leave-one-out seed 0 (benchmarks/results_baselines.md: EASE 0.658, iALS 0.673,
+    PureSVD 0.632, item-kNN 0.607, most-popular 0.404), with a margin for other machines' BLAS."""
+    from ncf.data import load
+
+    split = leave_one_out(load(str(shared_data / "ml-100k")), seed=0)
+    floors = {"ease": 0.64, "ials": 0.65, "puresvd": 0.61, "itemknn": 0.58}
+    for name, floor in floors.items():
+        result = train(RunConfig(model=ModelConfig(model=name)), split)
+        assert result.metrics["hr@10"] >= floor, (name, result.metrics)
+        assert result.train_seconds < 30, (name, result.train_seconds)
+    run = save_run(result, RunConfig(model=ModelConfig(model="itemknn")), split, models_dir=tmp_path)
+    star_wars = explore.search_titles(run, "star wars")["item"][0]
+    assert "Return of the Jedi (1983)" in explore.similar_items(run, star_wars, k=10)["title"].tolist()

@@ -14,7 +14,7 @@ from ncf import registry, runs
 from ncf.config import ModelConfig, RunConfig, TrainConfig
 from ncf.data import leave_one_out, synthetic
 from ncf.errors import ConfigError
-from ncf.models import build_model
+from ncf.models import build_model, describe_architecture
 from ncf.runs import load_run, save_run
 from ncf.train import train
 
@@ -128,3 +128,9 @@ def test_unsupported_objectives_are_refused(name):
     for objective in {"implicit", "explicit"} - set(spec.objectives):
         with pytest.raises(ConfigError, match="objective"):
             build_model(ModelConfig(model=name, objective=objective), 5, 5)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_model_describes_itself_for_the_model_page(name):
+    rows = describe_architecture(small_config(name).model, 943, 1682)
+    assert rows and all(set(r) == {"name", "shape", "params", "note"} and r["shape"].startswith("(B, ") for r in rows)
