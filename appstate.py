@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from ncf import registry
 from ncf.config import (
     MODELS,
     OPTIMIZERS,
@@ -178,7 +179,7 @@ def resolved_objective() -> str:
     ss = st.session_state
     if ss.objective != "auto":
         return ss.objective
-    return "explicit" if ss.model == "embnn" else "implicit"
+    return registry.get(ss.model).default_objective
 
 
 def on_objective_change() -> None:
@@ -280,7 +281,7 @@ def model_config(s: dict | None = None) -> ModelConfig:
         emb_sizes=emb,
         dropout=float(s["dropout"]),
         batch_norm=bool(s["batch_norm"]),
-        pretrain=bool(s["pretrain"]) and s["model"] == "neumf",
+        pretrain=bool(s["pretrain"]) and "pretrain" in registry.get(s["model"]).settings,
         alpha=float(s["alpha"]),
     )
     ds = current_dataset()

@@ -3,44 +3,19 @@
 import streamlit as st
 
 import appstate
-from ncf import plots
+from ncf import plots, registry
 from ncf.errors import ConfigError, NCFError
 from ncf.models import describe_architecture, get_emb_sz
 
 ss = st.session_state
-LABELS = {"neumf": "NeuMF (GMF + MLP, the paper's model)", "gmf": "GMF (generalised matrix factorisation)",
-          "mlp": "MLP (a tower over concatenated embeddings)", "dot": "Dot product (classic matrix factorisation)",
-          "embnn": "EmbeddingNN (fastai's rating regressor)", "pop": "Most popular (baseline, nothing learned)"}
-EXPLAIN = {
-    "gmf": ("Each user and item gets a vector of *k* numbers (its embedding). GMF multiplies them element by "
-            "element and a learned weight vector **h** decides how much each factor matters.",
-            r"\hat y_{ui} = \sigma\big(\mathbf h^\top (\mathbf p_u \odot \mathbf q_i) + b\big)"),
-    "mlp": ("The user and item embeddings are concatenated and passed through a tower of layers that halve in "
-            "width; the network can learn interactions a dot product cannot express.",
-            r"\mathbf h_0 = [\mathbf p_u ; \mathbf q_i],\quad \mathbf h_\ell = \mathrm{ReLU}(W_\ell \mathbf h_{\ell-1} "
-            r"+ \mathbf b_\ell),\quad \hat y_{ui} = \sigma(\mathbf w^\top \mathbf h_L + b)"),
-    "neumf": ("He et al.'s Neural Matrix Factorisation: a GMF path and an MLP path with *separate* embeddings, "
-              "their last vectors concatenated into one output layer. Pre-training GMF and MLP first and "
-              "starting NeuMF from them is the paper's recipe for the best accuracy.",
-              r"\hat y_{ui} = \sigma\big(\mathbf h^\top [\,\mathbf p^G_u \odot \mathbf q^G_i \,;\, "
-              r"\mathrm{MLP}([\mathbf p^M_u ; \mathbf q^M_i])\,] + b\big)"),
-    "dot": ("The classic matrix-factorisation baseline: a user's score for an item is the dot product of their "
-            "embeddings plus a bias for each (how generous the user is, how liked the item is).",
-            r"\hat y_{ui} = \mathbf p_u^\top \mathbf q_i + b_u + b_i"),
-    "embnn": ("fastai's collaborative-filtering network (fastbook ch. 8): embeddings sized by a rule of thumb, "
-              "concatenated, a tower of layers, and a sigmoid squeezed into the rating range. It predicts "
-              "ratings (explicit feedback) by default.",
-              r"\hat r_{ui} = \mathrm{sigmoid\_range}\big(\mathrm{MLP}([\mathbf e_u ; \mathbf e_i]),\ "
-              r"\mathrm{low},\ \mathrm{high}\big)"),
-    "pop": ("Recommends what most people interacted with, the same list for everyone. Any model worth its "
-            "training time must beat it.", r"\mathrm{score}(u, i) = |\{v : (v, i) \in \text{train}\}|"),
-}
+LABELS = {name: spec.label for name, spec in registry.REGISTRY.items()}
+EXPLAIN = {name: (spec.description, spec.formula) for name, spec in registry.REGISTRY.items()}
 
 
 def on_model_change() -> None:
     """Keeps the tower sizes sensible: switching model resets them if they were that model's default."""
     ss.layers = appstate.default_layers(ss.model)
-    if ss.model != "neumf":
+    if "pretrain" not in registry.get(ss.model).settings:
         ss.pretrain = False
     ss.pop("lr_result", None)  # a range test belongs to the model it ran on
     appstate.on_objective_change()
@@ -63,28 +38,29 @@ with left:
     st.selectbox("Model", list(LABELS), format_func=LABELS.get, key="model", persist_state="session", on_change=on_model_change,
                  help="The architecture. NeuMF is the paper's model and the default.")
     m = ss.model
-    if m == "neumf":
+    spec = registry.get(m)
+    if "pretrain" in spec.settings:
         st.checkbox("Pre-train GMF and MLP first, then start NeuMF from them", key="pretrain", persist_state="session",
                     help="He et al.'s recipe: three trainings in one job (GMF → MLP → NeuMF), NeuMF starting as the "
                          "α-weighted blend of the two and fine-tuned gently with plain SGD.")
         if ss.pretrain:
             st.slider("α: weight of the GMF half when combining", 0.0, 1.0, step=0.05, key="alpha", persist_state="session")
-    if m != "pop":
+    if len(spec.objectives) > 1:
         st.selectbox("Objective", appstate.OBJECTIVE_CHOICES, key="objective", persist_state="session", on_change=on_objective_change,
                      format_func={"auto": "default for this model", "implicit": "implicit: did the user interact? "
                                   "(log loss, HR/NDCG)", "explicit": "explicit: predict the rating (MSE, RMSE)"}.get,
                      help="Implicit feedback treats every observed pair as a positive and samples unobserved "
                           "items as negatives. Explicit feedback regresses the rating itself.")
     c1, c2 = st.columns(2)
-    if m in ("gmf", "neumf", "dot"):
+    if "factors" in spec.settings:
         c1.number_input("Predictive factors k", min_value=1, max_value=512, step=1, key="factors", persist_state="session",
                         help="Size of the GMF / dot-product embeddings: how many numbers describe a user or item.")
-    if m in ("mlp", "neumf", "embnn"):
+    if "layers" in spec.settings:
         c2.text_input("Tower layers", key="layers", persist_state="session",
                       help="Widths of the MLP tower, comma separated. For MLP and NeuMF the first is the two "
                            "embeddings concatenated (so each embedding is half of it); for EmbeddingNN they are "
                            "the hidden layers after the embeddings.")
-    if m == "embnn":
+    if "emb_sizes" in spec.settings:
         rule_u = get_emb_sz(ds.n_users) if ds is not None else 0
         rule_i = get_emb_sz(ds.n_items) if ds is not None else 0
         e1, e2 = st.columns(2)
@@ -151,7 +127,7 @@ with left:
     st.subheader("Learning-rate range test")
     st.caption("Trains briefly while raising the learning rate from tiny to huge; a good rate sits where "
                "the loss still falls steeply, before it blows up (fastai's lr_find).")
-    if st.button("Run the range test", disabled=cfg is None or ds is None or ss.model == "pop"):
+    if st.button("Run the range test", disabled=cfg is None or ds is None or not registry.get(ss.model).gradient):
         from ncf.train import lr_find
 
         with st.spinner("Running the range test…"):

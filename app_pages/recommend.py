@@ -151,9 +151,9 @@ with tab_new:
             st.dataframe(readable(recs), hide_index=True, width="stretch", column_config=COLUMNS)
 
 with tab_similar:
-    if not run.model.embedding_tables():
-        st.info("The most-popular baseline learns no item vectors, so it cannot say which items are alike; "
-                "pick a run of another model.")
+    if not run.model.embedding_tables() and getattr(run.model, "item_similarity", lambda i: None)(0) is None:
+        st.info("This model learns no item vectors or item-item weights (the most-popular baseline), so it "
+                "cannot say which items are alike; pick a run of another model.")
         st.stop()
     options = item_options("sim_item", "Search titles")
     if not options:

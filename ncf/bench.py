@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ncf import registry
 from ncf.config import ModelConfig, RunConfig, TrainConfig
 from ncf.data import Split, leave_one_out, synthetic
 from ncf.device import configure_threads, pick_device
@@ -30,7 +31,7 @@ from ncf.models import MLP, NeuMF, build_model
 from ncf.train import Fitter, resolve_train_config
 
 BATCH_SIZES = (256, 512, 1024, 2048, 4096, 8192, 16384)
-MODELS = ("gmf", "mlp", "neumf", "dot", "embnn")
+MODELS = registry.names(gradient=True)  # the models the training loop fits
 
 
 def ml1m_sized(seed: int = 0) -> Split:
@@ -237,7 +238,7 @@ def throughput(model: str = "neumf", batch_sizes: Sequence[int] = BATCH_SIZES, *
         dataloader_batch_sizes = batch_sizes if quick else tuple(b for b in batch_sizes if b in (256, 2048, 8192))
     rows = []
     for name in names:
-        if name == "pop":  # nothing to train
+        if not registry.get(name).gradient:  # no training loop to measure
             continue
         mcfg = ModelConfig(model=name, factors=factors, layers=tuple(layers) if name != "embnn" else None)
         # Uniform negatives for both contenders (the same work); excluding seen items, the trainer's

@@ -163,7 +163,8 @@ def config_from_args(args):
 
     model_kw = {}
     for flag, key in (("model", "model"), ("objective", "objective"), ("factors", "factors"), ("alpha", "alpha"),
-                      ("dropout", "dropout")):
+                      ("dropout", "dropout"), ("reg", "reg"), ("confidence", "confidence"),
+                      ("iterations", "iterations"), ("neighbours", "neighbours"), ("similarity", "similarity")):
         if getattr(args, flag) is not None:
             model_kw[key] = getattr(args, flag)
     if args.layers is not None:
@@ -247,8 +248,10 @@ class _Progress:
 
     def epoch_line(self, e: dict) -> str:
         stage = f"[{e['stage']}] " if e.get("stage") not in (None, "", self.model) else ""
-        parts = [f"{stage}epoch {e.get('epoch', '?')}/{self.epochs}", f"loss {e.get('train_loss', float('nan')):.4f}"]
-        parts += [f"{k} {_fmt(v)}" for k, v in (e.get("metrics") or {}).items()]
+        parts = [f"{stage}epoch {e.get('epoch', '?')}/{self.epochs}"]
+        if "train_loss" in e:  # models with their own fit report no loss
+            parts.append(f"loss {e['train_loss']:.4f}")
+        parts += [f"{k} {_fmt(v)}" for k, v in {**(e.get("info") or {}), **(e.get("metrics") or {})}.items()]
         parts.append(f"{e.get('elapsed', 0):.1f}s")
         if e.get("samples_per_second"):
             parts.append(f"{e['samples_per_second']:,.0f} samples/s")
@@ -604,8 +607,8 @@ def _bench_progress(row: dict) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ncf.config import MODELS, OBJECTIVES, OPTIMIZERS, PRESETS
-
+    from ncf import registry
+    from ncf.config import OBJECTIVES, OPTIMIZERS, PRESETS
 
     p = argparse.ArgumentParser(prog="python -m ncf", description="NCF Lab: Neural Collaborative Filtering "
                                 "from the command line (data, training, evaluation, recommendations).")
@@ -623,13 +626,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--columns", help="role=column pairs overriding detection, e.g. user=userId,item=movieId")
     t.add_argument("--preset", choices=list(PRESETS), help="named settings under the flags given: "
                    + "; ".join(f"{p.name}: {p.label}" for p in PRESETS.values()))
-    t.add_argument("--model", choices=MODELS, help="default: neumf (or the preset's)")
-    t.add_argument("--objective", choices=OBJECTIVES, help="default: explicit for embnn, implicit otherwise")
+    t.add_argument("--model", choices=registry.names(), help="default: neumf (or the preset's). " + registry.help_text())
+    t.add_argument("--objective", choices=OBJECTIVES, help="default: the model's own (explicit for embnn, "
+                   "implicit otherwise)")
     t.add_argument("--factors", type=int, help="predictive factors (GMF / dot embedding size)")
     t.add_argument("--layers", help="MLP tower, e.g. 64,32,16,8 (first = user+item embedding width)")
     t.add_argument("--emb-sizes", help="EmbeddingNN user,item embedding sizes (default: fastai's rule)")
     t.add_argument("--dropout", type=float, help="dropout after each ReLU of the tower (EmbeddingNN, MLP, NeuMF)")
     t.add_argument("--batch-norm", action="store_true", help="EmbeddingNN batch norm (fastai's use_bn)")
+    ials, knn = registry.get("ials").defaults, registry.get("itemknn").defaults
+    grid = ", ".join(f"{x:g}" for x in registry.EASE_LAMBDAS)
+    t.add_argument("--reg", type=float, help=f"EASE: λ (default: chosen from {grid} on held-out training "
+                   f"interactions); iALS: regularisation (default {ials['reg']:g})")
+    t.add_argument("--confidence", type=float, help=f"iALS: confidence weight α of an observed pair "
+                   f"(default {ials['confidence']:g})")
+    t.add_argument("--iterations", type=int, help=f"iALS: least-squares sweeps (default {ials['iterations']})")
+    t.add_argument("--neighbours", type=int, help=f"item-kNN: neighbourhood size K (default {knn['neighbours']})")
+    t.add_argument("--similarity", choices=registry.SIMILARITIES, help=f"item-kNN similarity "
+                   f"(default {knn['similarity']})")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float, help="learning rate")
@@ -708,7 +722,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_runs)
 
     b = sub.add_parser("bench", help="training throughput against the baselines")
-    b.add_argument("--model", choices=[*MODELS, "all"], default="neumf", help="a model, or all of them")
+    b.add_argument("--model", choices=[*registry.names(gradient=True), "all"], default="neumf",
+                   help="a model fitted by gradient descent, or all of them")
     b.add_argument("--batch-sizes", help="e.g. 2048,8192 (default: the benchmark's sweep)")
     b.add_argument("--device", help="auto (default), cpu, cuda or mps")
     b.add_argument("--seconds", type=float, help="measuring time per configuration")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ncf import registry
 from ncf.errors import ConfigError
 
-MODELS = ("gmf", "mlp", "neumf", "dot", "embnn", "pop")
+MODELS = registry.names()  # read from the registry; kept for the app's choices
 OBJECTIVES = ("implicit", "explicit")
 OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")
 
@@ -54,7 +55,7 @@ class ModelConfig(_JSON):
     """Architecture. `None` sizes mean "the default for this model" (see `resolved`)."""
 
     model: str = "neumf"
-    objective: str | None = None  # None: implicit for the NCF family and dot, explicit for embnn
+    objective: str | None = None  # None: the model's first objective in the registry (explicit for embnn)
     # GMF / NeuMF-GMF / dot-product embedding size, and the MLP tower's last layer (predictive factors).
     # 32, the paper's best NeuMF size on ML-1M: 8 plateaued near HR@10 0.655 there (benchmarks/quality.py).
     factors: int = 32
@@ -65,36 +66,47 @@ class ModelConfig(_JSON):
     y_range: tuple[float, float] = (0.0, 5.5)  # explicit objective: sigmoid_range(low, high)
     pretrain: bool = False  # NeuMF: train GMF and MLP first, then initialise from them
     alpha: float = 0.5  # NeuMF pre-training: weight of the GMF half of the output layer
+    # Classical models' settings. None: the model's default, defined once in ncf.registry.
+    reg: float | None = None  # EASE's λ (None: chosen on held-out interactions); iALS's regularisation
+    confidence: float | None = None  # iALS: weight α of an observed pair (unobserved ones weigh 1)
+    iterations: int | None = None  # iALS: alternating least-squares sweeps
+    neighbours: int | None = None  # item-kNN: neighbourhood size K
+    similarity: str | None = None  # item-kNN: "cosine" or "bm25"
 
     @property
     def resolved_objective(self) -> str:
         if self.objective is not None:
             return self.objective
-        return "explicit" if self.model == "embnn" else "implicit"
+        return registry.get(self.model).default_objective
 
     @property
     def resolved_layers(self) -> tuple[int, ...]:
         if self.layers is not None:
             return tuple(self.layers)
-        if self.model == "embnn":
-            return (100, 50)
+        spec = registry.REGISTRY.get(self.model)
+        if spec is not None and "layers" in spec.defaults:
+            return tuple(spec.defaults["layers"])
         # He et al.'s towers: three layers halving down to the predictive factors (32 factors:
         # 128 -> 64 -> 32, the embeddings 64 wide each), so the MLP half is as wide as the GMF half.
         return (4 * self.factors, 2 * self.factors, self.factors)
 
     def validate(self) -> ModelConfig:
-        if self.model not in MODELS:
-            raise ConfigError(f"Unknown model {self.model!r}; expected one of {', '.join(MODELS)}.")
+        spec = registry.get(self.model)  # ConfigError for an unknown model
         if self.objective is not None and self.objective not in OBJECTIVES:
             raise ConfigError(f"Unknown objective {self.objective!r}; expected implicit or explicit.")
+        if self.resolved_objective not in spec.objectives:
+            raise ConfigError(f"{spec.label} fits the {' or '.join(spec.objectives)} objective only, not "
+                              f"{self.resolved_objective}.")
+        for name in registry.EXTRA_SETTINGS:
+            if getattr(self, name) is not None and name not in spec.settings:
+                users = [n for n, s in registry.REGISTRY.items() if name in s.settings]
+                raise ConfigError(f"The setting {name!r} does not apply to {spec.label}; it applies to "
+                                  f"{', '.join(users)}.")
         if self.factors < 1:
             raise ConfigError(f"The number of factors must be at least 1, got {self.factors}.")
         layers = self.resolved_layers
         if not layers or any(n < 1 for n in layers):
             raise ConfigError(f"Tower layers must be positive sizes such as 64,32,16,8; got {list(layers)}.")
-        if self.model in ("mlp", "neumf") and layers[0] % 2:
-            raise ConfigError(f"The first MLP layer is the user and item embeddings concatenated, so it "
-                              f"must be even; got {layers[0]}.")
         if self.emb_sizes is not None and (len(self.emb_sizes) != 2 or min(self.emb_sizes) < 1):
             raise ConfigError(f"Embedding sizes are two positive numbers (user, item); got {self.emb_sizes}.")
         if not 0 <= self.dropout < 1:
@@ -104,8 +116,10 @@ class ModelConfig(_JSON):
             raise ConfigError(f"The rating range needs low < high, got {lo} to {hi}.")
         if not 0 <= self.alpha <= 1:
             raise ConfigError(f"alpha weighs the GMF half of NeuMF and lies in [0, 1], got {self.alpha}.")
-        if self.pretrain and self.model != "neumf":
+        if self.pretrain and "pretrain" not in spec.settings:
             raise ConfigError("Pre-training initialises NeuMF from GMF and MLP; choose the neumf model.")
+        if spec.check is not None:
+            spec.check(self)
         return self
 
 

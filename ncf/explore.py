@@ -152,8 +152,11 @@ def user_history(run, user) -> pd.DataFrame:
 def _tables(run) -> dict:
     tables = run.model.embedding_tables()
     if not tables:
+        from ncf import registry
+
+        with_vectors = [n for n, s in registry.REGISTRY.items() if s.item_vectors]
         raise RunError(f"This model ({run.config.model.model}) has no item embeddings: it learns no vectors "
-                       f"to compare or project. Choose a run of gmf, mlp, neumf, dot or embnn.")
+                       f"to compare or project. Choose a run of {', '.join(with_vectors)}.")
     return tables
 
 
@@ -185,10 +188,16 @@ def item_vectors(run, which: str | None = None) -> tuple[np.ndarray, str]:
 
 @_single_threaded
 def similar_items(run, item, k: int = 10, which: str | None = None) -> pd.DataFrame:
-    """The k items whose embeddings are closest in cosine similarity: item, title, genres, similarity."""
+    """The k items whose embeddings are closest in cosine similarity: item, title, genres, similarity.
+    A model with its own item-item weights (EASE's B, item-kNN's neighbours) answers from those."""
     i = _item_index(run, item)
-    vectors, _ = item_vectors(run, which)
-    similarity = vectors @ vectors[i]  # (n_items,)
+    own = getattr(run.model, "item_similarity", None)
+    own = own(i) if own is not None and which is None else None
+    if own is not None:
+        similarity = own.double().cpu().numpy()
+    else:
+        vectors, _ = item_vectors(run, which)
+        similarity = vectors @ vectors[i]  # (n_items,)
     similarity[i] = -np.inf  # the item itself
     top = _top_k(similarity, k)
     return _item_frame(run, top).assign(similarity=similarity[top])
@@ -275,8 +284,14 @@ def fold_in(run, ratings: dict, k: int = 10, steps: int = 50, lr: float = 0.05, 
 
     rated = np.zeros(run.n_items, dtype=bool)
     rated[idx] = True
-    if run.config.model.model == "pop":  # nothing user-specific to fit: popularity minus what was rated
-        scores = _scores(run.model, 0)
+    new_user = getattr(run.model, "score_new_user", None)
+    if new_user is not None:  # a classical model scores a new user in closed form, from the liked items
+        liked = np.ones(len(idx), bool) if run.implicit_data else values >= positive_threshold(run)
+        if not liked.any() and run.config.model.model != "pop":
+            raise NCFError(f"This model learns from liked items: rate at least one item "
+                           f"{positive_threshold(run):g} or higher.")
+        with torch.no_grad():
+            scores = new_user(torch.as_tensor(idx[liked], dtype=torch.long)).double().cpu().numpy()
     else:
         model = _fit_new_user(run, idx, values, rated, steps=steps, lr=lr, seed=seed)
         scores = _scores(model, 0)

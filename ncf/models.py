@@ -1,5 +1,6 @@
-"""The models: He et al.'s GMF, MLP and NeuMF, a dot-product MF with biases, fastai's EmbeddingNN,
-and the ItemPop baseline.
+"""The neural models: He et al.'s GMF, MLP and NeuMF, a dot-product MF with biases and fastai's
+EmbeddingNN, on the `Recommender` contract every model shares (the classical ones are in
+`ncf.classical`; `ncf.registry` lists them all).
 
 Every model maps (user, item) index pairs to one raw output: a logit for the implicit objective, a
 rating squashed by `sigmoid_range` for the explicit one. Training, sampling and evaluation live in
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -311,44 +311,12 @@ class EmbeddingNN(Recommender):
         return {"embnn": (self.user_emb, self.item_emb)}
 
 
-class ItemPop(Recommender):
-    """The most-popular baseline: an item's score is how often it occurs in training (for the
-    explicit objective, its mean training rating shrunk toward the global mean)."""
-
-    PRIOR_COUNT = 10.0  # ratings' worth of global mean mixed into each item's mean
-
-    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
-        super().__init__(config, n_users, n_items)
-        self.register_buffer("popularity", torch.zeros(n_items))
-
-    @torch.no_grad()
-    def fit(self, train_item: np.ndarray, train_rating: np.ndarray | None = None) -> ItemPop:
-        counts = np.bincount(train_item, minlength=self.n_items).astype(np.float64)
-        if self.explicit and train_rating is not None and len(train_rating):
-            sums = np.bincount(train_item, weights=train_rating, minlength=self.n_items)
-            mean = float(train_rating.mean())
-            values = (sums + self.PRIOR_COUNT * mean) / (counts + self.PRIOR_COUNT)
-        else:
-            values = counts
-        self.popularity.copy_(torch.as_tensor(values, dtype=torch.float32))
-        return self
-
-    def forward(self, user, item):
-        return self.popularity[item]
-
-    def score_users(self, users):
-        return self.popularity.expand(len(users), -1).clone()
-
-
-MODEL_CLASSES: dict[str, type[Recommender]] = {
-    "gmf": GMF, "mlp": MLP, "neumf": NeuMF, "dot": DotProduct, "embnn": EmbeddingNN, "pop": ItemPop,
-}
-
-
 def build_model(cfg: ModelConfig, n_users: int, n_items: int) -> Recommender:
     """A freshly initialised model for `cfg` (validated first)."""
+    from ncf import registry
+
     cfg.validate()
-    return MODEL_CLASSES[cfg.model](cfg, n_users, n_items)
+    return registry.get(cfg.model).cls(cfg, n_users, n_items)
 
 
 @torch.no_grad()
@@ -426,6 +394,8 @@ def describe_architecture(cfg: ModelConfig, n_users: int, n_items: int) -> list[
             params = n_in * n_out + (2 * n_out if cfg.batch_norm else n_out)
             row(f"layer {i}: Linear + ReLU{''.join(extras)}", n_out, params, f"{n_in}→{n_out}")
         row("output: Linear", 1, sizes[-1] + 1, final_note)
-    else:  # pop
-        row("item popularity", 1, 0, "score = number of training interactions of the item (nothing learned)")
+    else:  # the classical models describe themselves
+        from ncf import registry
+
+        rows += registry.get(cfg.model).cls.describe(cfg, n_users, n_items)
     return rows

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ncf import registry
 from ncf.config import TRAIN_DEFAULTS, ModelConfig, RunConfig, TrainConfig, default_batch_size
 from ncf.cuda_graph import CapturedStep
 from ncf.data import Split
 from ncf.device import configure_threads, pick_device
 from ncf.errors import ConfigError
 from ncf.evaluate import evaluate, evaluate_validation
-from ncf.models import GMF, MLP, ItemPop, Recommender, build_model, neumf_from_pretrained
+from ncf.models import GMF, MLP, Recommender, build_model, neumf_from_pretrained
 
 Event = dict
 # A batch event (the live loss curve) every BATCH_EVENT_SECONDS, and at least BATCH_EVENTS_PER_EPOCH
@@ -449,13 +450,15 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
             on_event(event)
 
     clock = time.perf_counter()
+    fit_seconds = 0.0
     stages: list[_Stage] = []
     stopped = False
-    if cfg.model.model == "pop" or isinstance(model, ItemPop):
-        result_model = model or build_model(cfg.model, split.n_users, split.n_items)
-        stopped = _fit_pop(result_model, split, tcfg, emit, clock, device)
-        metrics = history[-1]["metrics"] if history and history[-1]["event"] == "epoch" else {}
-        epochs = 1
+    if not registry.get(cfg.model.model).gradient:
+        if model is not None:
+            raise ConfigError(f"{registry.get(cfg.model.model).label} is fitted in one go, not epoch by epoch, "
+                              f"so a run of it cannot be continued; train a new run instead.")
+        result_model = build_model(cfg.model, split.n_users, split.n_items).to(device)
+        stopped, metrics, epochs, fit_seconds = _fit_direct(result_model, split, tcfg, emit, stop, clock, device)
     elif cfg.model.pretrain and cfg.model.model == "neumf" and model is None:
         result_model, stopped = _pretrain_pipeline(cfg, split, tcfg, device, emit, stop, clock, stages)
     else:
@@ -480,7 +483,7 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
         train_seconds = sum(s.train_seconds for s in stages)
         samples = sum(s.samples for s in stages)
     else:
-        train_seconds, samples, best_epoch = 0.0, 0, None
+        train_seconds, samples, best_epoch = fit_seconds, 0, None
     result_model.eval()
     rate = samples / train_seconds if train_seconds > 0 else 0.0
     emit({"event": "done", "metrics": metrics, "stopped": stopped, "epochs": epochs, "best_epoch": best_epoch,
@@ -490,15 +493,37 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
                        device=str(device), train_config=tcfg, best_epoch=best_epoch)
 
 
-def _fit_pop(model: ItemPop, split: Split, tcfg: TrainConfig, emit, clock: float, device) -> bool:
-    emit({"event": "start", "device": str(device), "n_train": split.n_train, "steps_per_epoch": 1, "epochs": 1,
-          "stage": "pop"})
-    model.fit(split.train_item, split.train_rating)
-    model.to(device)
-    metrics = evaluate(model, split, k=tcfg.k, full=True)
-    emit({"event": "epoch", "epoch": 1, "train_loss": 0.0, "metrics": metrics,
-          "elapsed": time.perf_counter() - clock, "eta": 0.0, "samples_per_second": 0.0, "stage": "pop"})
-    return False
+def _fit_direct(model, split: Split, tcfg: TrainConfig, emit, stop, clock: float,
+                device) -> tuple[bool, dict, int, float]:
+    """A model fitted by its own `fit` (ncf.classical), with the loop's events: start, one "epoch"
+    event per step it reports (its sweep, or the λ tried, described in "info"; no loss), the last
+    carrying the metrics. A model fitted before is not continued: its fit starts afresh. Returns
+    (stopped, metrics, steps done, seconds fitting)."""
+    stage = model.config.model
+    total = model.fit_steps
+    emit({"event": "start", "device": str(device), "n_train": split.n_train, "steps_per_epoch": 1, "epochs": total,
+          "stage": stage})
+    started = time.perf_counter()
+    done = {"steps": 0}
+    last_info: dict = {}
+
+    def progress(step: int, info: dict) -> None:
+        done["steps"] = step
+        if step < total:
+            emit({"event": "epoch", "epoch": step, "metrics": {}, "info": info,
+                  "elapsed": time.perf_counter() - clock, "eta": (time.perf_counter() - started) / step * (total - step),
+                  "samples_per_second": 0.0, "stage": stage})
+        else:
+            last_info.update(info)
+
+    stopped = model.fit(split, tcfg, progress=progress, stop=stop)
+    seconds = time.perf_counter() - started
+    model.eval()
+    metrics = evaluate(model, split, k=tcfg.k, full=not stopped or split.test_negatives is None)
+    if not stopped:
+        emit({"event": "epoch", "epoch": total, "metrics": metrics, "info": last_info,
+              "elapsed": time.perf_counter() - clock, "eta": 0.0, "samples_per_second": 0.0, "stage": stage})
+    return stopped, metrics, done["steps"], seconds
 
 
 def _pretrain_pipeline(cfg: RunConfig, split: Split, tcfg: TrainConfig, device, emit, stop, clock,
@@ -558,8 +583,9 @@ def lr_find(cfg: RunConfig, split: Split, start: float = 1e-6, end: float = 1.0,
         raise ConfigError(f"lr_find needs 0 < start < end, got start={start}, end={end}.")
     if steps < 2:
         raise ConfigError(f"lr_find needs at least 2 steps, got {steps}.")
-    if cfg.model.model == "pop":
-        raise ConfigError("The most-popular baseline learns nothing, so it has no learning rate to find.")
+    if not registry.get(cfg.model.model).gradient:
+        raise ConfigError(f"{registry.get(cfg.model.model).label} is not fitted by gradient descent, so it has "
+                          f"no learning rate to find.")
     tcfg = resolve_train_config(cfg, split).replace(one_cycle=False)
     device = pick_device(tcfg.device)
     if device.type == "cpu":

@@ -1,13 +1,14 @@
 import pytest
 import torch
 
+from ncf import registry
+from ncf.classical import ItemPop
 from ncf.config import ModelConfig
 from ncf.errors import ConfigError
 from ncf.models import (
     GMF,
     MLP,
     EmbeddingNN,
-    ItemPop,
     NeuMF,
     build_model,
     count_parameters,
@@ -18,7 +19,8 @@ from ncf.models import (
 )
 
 N_USERS, N_ITEMS = 10, 7
-ALL_MODELS = ("gmf", "mlp", "neumf", "dot", "embnn", "pop")
+# The models of both objectives; the classical implicit-only ones have their own shared tests (test_contract.py).
+ALL_MODELS = tuple(n for n, s in registry.REGISTRY.items() if "explicit" in s.objectives)
 
 
 def test_parameter_counts_match_the_hand_computed_ones():
@@ -50,7 +52,7 @@ def test_forward_shapes_and_score_users_agree_with_forward(name, objective):
     cfg = ModelConfig(model=name, objective=objective, batch_norm=name == "embnn", dropout=0.1 if name == "embnn" else 0)
     model = build_model(cfg, N_USERS, N_ITEMS).eval()
     if isinstance(model, ItemPop):
-        model.fit(torch.randint(0, N_ITEMS, (50,)).numpy(), torch.rand(50).numpy() * 5)
+        model.fit_counts(torch.randint(0, N_ITEMS, (50,)).numpy(), torch.rand(50).numpy() * 5)
     users = torch.tensor([0, 3, 9])
     with torch.no_grad():
         out = model(users, torch.tensor([1, 2, 6]))

@@ -81,7 +81,7 @@ def test_every_model_round_trips(model, split, tmp_path):
     cfg = RunConfig(model=ModelConfig(model=model, objective="explicit" if model == "embnn" else None))
     result = untrained_result(cfg.model, split)
     if model == "pop":
-        result.model.fit(split.train_item)
+        result.model.fit_counts(split.train_item)
     run = save_run(result, cfg, split, models_dir=tmp_path)
     runs._cache.clear()
     loaded = load_run(run.path)
