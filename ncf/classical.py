@@ -306,7 +306,7 @@ class EASE(Classical):
     def fit(self, split, tcfg, *, progress=None, stop=None) -> bool:
         device = self.weights.device
         check_ease_size(self.n_items, device)
-        known = split.without_validation()
+        known = split  # validation pairs stay out of the fit, as for the neural models: choices are made on them
         reg = self.config.reg
         step = 0
         if reg is None:
@@ -407,7 +407,7 @@ class IALS(Classical):
         from implicit.als import AlternatingLeastSquares
 
         cfg = self.config
-        known = split.without_validation()
+        known = split  # validation pairs stay out of the fit (see EASE.fit)
         x = interaction_matrix(known.train_user, known.train_item, self.n_users, self.n_items)
         use_gpu = bool(implicit.gpu.HAS_CUDA) and self.item_emb.weight.device.type == "cuda"
         # One iteration per call: `fit` continues from the factors it holds, so each sweep can be
@@ -529,7 +529,7 @@ class ItemKNN(Classical):
 
     @torch.no_grad()
     def fit(self, split, tcfg, *, progress=None, stop=None) -> bool:
-        known = split.without_validation()
+        known = split  # validation pairs stay out of the fit (see EASE.fit)
         x = interaction_matrix(known.train_user, known.train_item, self.n_users, self.n_items)
         index, value = top_neighbours(item_weights(x, registry.setting(self.config, "similarity")), self.k)
         device = self.neighbour_sim.device
@@ -590,7 +590,7 @@ class PureSVD(Classical):
         if k >= min(self.n_users, self.n_items):
             raise ConfigError(f"PureSVD keeps fewer factors than min(users, items) = "
                               f"{min(self.n_users, self.n_items)}; got --factors {k}.")
-        known = split.without_validation()
+        known = split  # validation pairs stay out of the fit (see EASE.fit)
         x = interaction_matrix(known.train_user, known.train_item, self.n_users, self.n_items).astype(np.float64)
         v0 = np.random.default_rng(tcfg.seed).standard_normal(min(x.shape))
         u, s, vt = svds(x, k=k, v0=v0)

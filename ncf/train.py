@@ -520,6 +520,7 @@ def _fit_direct(model, split: Split, tcfg: TrainConfig, emit, stop, clock: float
     seconds = time.perf_counter() - started
     model.eval()
     metrics = evaluate(model, split, k=tcfg.k, full=not stopped or split.test_negatives is None)
+    metrics.update(evaluate_validation(model, split, k=tcfg.k))  # what a sweep or search may choose on
     if not stopped:
         emit({"event": "epoch", "epoch": total, "metrics": metrics, "info": last_info,
               "elapsed": time.perf_counter() - clock, "eta": 0.0, "samples_per_second": 0.0, "stage": stage})

@@ -303,3 +303,19 @@ def test_baselines_on_movielens_100k_beat_popularity_and_fit_quickly(shared_data
     run = save_run(result, RunConfig(model=ModelConfig(model="itemknn")), split, models_dir=tmp_path)
     star_wars = explore.search_titles(run, "star wars")["item"][0]
     assert "Return of the Jedi (1983)" in explore.similar_items(run, star_wars, k=10)["title"].tolist()
+
+
+@pytest.mark.parametrize("name", [n for n in registry.names() if not registry.get(n).gradient])
+def test_validation_items_never_enter_a_classical_fit(dataset, name):
+    """A sweep or search chooses on the validation pairs, so a fit must not see them: scrambling which
+    item each user holds out for validation leaves the fitted model's scores unchanged."""
+    with_validation = leave_one_out(dataset, seed=0, validation=True)
+    rng = np.random.default_rng(3)
+    scrambled = dataclasses.replace(with_validation, valid_item=rng.permutation(with_validation.valid_item))
+    scores = []
+    for split in (with_validation, scrambled):
+        cfg = RunConfig(model=ModelConfig(model=name, reg=300.0 if name == "ease" else None))
+        result = train(cfg, split)
+        with torch.no_grad():
+            scores.append(result.model.score_users(torch.arange(20)))
+    assert torch.allclose(scores[0], scores[1])
