@@ -36,6 +36,10 @@ TIMEOUT = datetime.timedelta(minutes=30)
 STOP_SYNC_STEPS = 16
 
 
+# What a collective's error says when the peer at the other end is gone (gloo raises a plain RuntimeError).
+PEER_LOST = ("gloo/transport", "Connection reset by peer", "Connection closed by peer", "NCCL", "ProcessGroup")
+
+
 class PeerFailed(NCFError):
     """Another process of the job stopped (crashed or was killed); this one stops too, saving nothing."""
 
@@ -121,7 +125,9 @@ def guard(ctx: Context):
     """Turns a collective that failed because a peer vanished into `PeerFailed`, one clear line."""
     try:
         yield
-    except dist.DistError as exc:
+    except RuntimeError as exc:  # dist.DistError is one; gloo's lost connection is a plain RuntimeError
+        if not isinstance(exc, dist.DistError) and not any(m in str(exc) for m in PEER_LOST):
+            raise  # anything else is a bug and keeps its traceback
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PeerFailed(f"{ctx}: another process of this job stopped, so this one stops too and saves "
                          f"nothing ({first[:200]}).") from exc
