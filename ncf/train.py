@@ -381,7 +381,7 @@ class _Stage:
                     rate = (self.samples + n_seen) / max(1e-9, self.train_seconds + now - epoch_start)
                     done = (epoch - 1) * steps + step + 1
                     self.emit({"event": "batch", "epoch": epoch, "step": step + 1, "steps": steps,
-                               "loss": float(loss), "samples_per_second": rate,
+                               "loss": float(loss), "samples_per_second": rate * f.dist.world_size,
                                "elapsed": now - self.clock_start, "eta": self._eta(done, total_steps, rate, epoch),
                                "stage": self.stage})
             self._account(epoch_start, n_seen)
@@ -396,7 +396,8 @@ class _Stage:
             now = time.perf_counter()
             self.emit({"event": "epoch", "epoch": epoch, "train_loss": float(loss_sum) / max(1, n_seen),
                        "metrics": metrics, "elapsed": now - self.clock_start,
-                       "eta": self._eta(epoch * steps, total_steps, rate, epoch), "samples_per_second": rate,
+                       "eta": self._eta(epoch * steps, total_steps, rate, epoch),
+                       "samples_per_second": rate * f.dist.world_size,  # a job of many: every rank's samples
                        "stage": self.stage})
         self._restore_best()
         distributed.broadcast_weights(f.model)  # only rank 0 knows the best epoch; it restored it alone

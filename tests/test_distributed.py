@@ -114,3 +114,32 @@ def test_no_rank_waits_when_there_is_one():
     distributed.barrier()
     assert distributed.total(3.0, torch.device("cpu")) == 3.0
     assert time.perf_counter() - start < 1
+
+
+def test_a_stop_on_one_rank_stops_every_rank_at_the_same_step_and_saves(tmp_path):
+    """Ctrl-C reaching rank 0 alone: the ranks agree on the flag, stop together (no rank left waiting
+    at an all-reduce) and rank 0 saves what was trained."""
+    models = tmp_path / "models"
+    proc = subprocess.Popen(torchrun(2, "train", "--data", "synthetic", "--epochs", "200", "--json",
+                                     "--out", str(models)),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines, rank0 = [], None
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if m := re.match(r"rank 0 of 2 \(pid (\d+)\)", line):
+                rank0 = int(m.group(1))
+            if rank0 and line.startswith("epoch 1/"):
+                os.kill(rank0, signal.SIGINT)
+                break
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines) + rest
+    assert proc.returncode == 0, out[-3000:]
+    summary = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    assert summary["stopped"] and summary["epochs"] < 200
+    digests = dict(re.findall(r"rank (\d) of 2: final weights (\w+)", out))
+    assert set(digests) == {"0", "1"} and len(set(digests.values())) == 1, out
+    assert run_folders(models) == [summary["run_id"]]
