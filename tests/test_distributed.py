@@ -143,3 +143,17 @@ def test_a_stop_on_one_rank_stops_every_rank_at_the_same_step_and_saves(tmp_path
     digests = dict(re.findall(r"rank (\d) of 2: final weights (\w+)", out))
     assert set(digests) == {"0", "1"} and len(set(digests.values())) == 1, out
     assert run_folders(models) == [summary["run_id"]]
+
+
+@pytest.mark.slow  # two jobs: about 37 s on the shared 2-core box
+def test_the_same_seed_gives_the_same_job(tmp_path):
+    """Each rank's negatives and batches come from its own seeded generator: a second job with the
+    same seed and number of processes ends with the same weights, bit for bit."""
+    digests = []
+    for i in range(2):
+        p = subprocess.run(torchrun(2, "train", "--data", "synthetic", "--model", "gmf", "--epochs", "2",
+                                    "--seed", "3", "--out", str(tmp_path / f"models{i}")),
+                           cwd=ROOT, capture_output=True, text=True, timeout=240)
+        assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+        digests += re.findall(r"rank \d of 2: final weights (\w+)", p.stdout)
+    assert len(digests) == 4 and len(set(digests)) == 1, digests
