@@ -20,6 +20,7 @@ import contextlib
 import datetime
 import hashlib
 import os
+import re
 import signal
 from dataclasses import dataclass
 
@@ -129,6 +130,8 @@ def guard(ctx: Context):
         if not isinstance(exc, dist.DistError) and not any(m in str(exc) for m in PEER_LOST):
             raise  # anything else is a bug and keeps its traceback
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = re.sub(r"^\[[^\]]*\]\s*", "", first)  # gloo's "[.../pair.cc:537] " source location
+        first = first.split(". ")[0]  # "Read error [127.0.0.1]:8112: Connection reset by peer"
         raise PeerFailed(f"{ctx}: another process of this job stopped, so this one stops too and saves "
                          f"nothing ({first[:200]}).") from exc
 

@@ -157,3 +157,15 @@ def test_the_same_seed_gives_the_same_job(tmp_path):
         assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
         digests += re.findall(r"rank \d of 2: final weights (\w+)", p.stdout)
     assert len(digests) == 4 and len(set(digests)) == 1, digests
+
+
+def test_a_lost_peer_is_one_clear_line_and_other_errors_keep_their_traceback():
+    ctx = distributed.Context(0, 2, 0)
+    gloo = ("[/__w/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:8112: "
+            "Connection reset by peer. This is typically caused by a remote worker hanging")
+    with pytest.raises(distributed.PeerFailed) as err, distributed.guard(ctx):
+        raise RuntimeError(gloo)
+    assert str(err.value) == ("rank 0 of 2: another process of this job stopped, so this one stops too and saves "
+                              "nothing (Read error [127.0.0.1]:8112: Connection reset by peer).")
+    with pytest.raises(RuntimeError, match="a bug"), distributed.guard(ctx):
+        raise RuntimeError("a bug")
