@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -262,28 +263,71 @@ class _Progress:
 
 
 def cmd_train(args) -> int:
+    """Trains and saves one run. Under torchrun (WORLD_SIZE > 1) this is one rank of a data-parallel job
+    (ncf.distributed): every rank trains; rank 0 alone reports, saves and prints the summary."""
+    if os.environ.get("WORLD_SIZE", "1") in ("", "1"):  # a single process: torch is not imported before the flags pass
+        return _train_and_save(args)
+    from ncf import distributed
+
+    if args.resume is None:
+        config_from_args(args)  # bad flags fail here, before joining the job
+    ctx = distributed.init(args.device or "auto")
+    try:
+        with distributed.guard(ctx):
+            return _train_and_save(args, ctx)
+    finally:
+        distributed.shutdown()
+
+
+def _distributed():
+    from ncf import distributed
+
+    return distributed
+
+
+def _train_and_save(args, ctx=None) -> int:
     if args.resume:
         cfg, split, model = _resumed(args)
     else:
         cfg = config_from_args(args)  # bad flags fail here, before any data or torch is touched
+    main = ctx is None or ctx.is_main
+    if not args.resume:
+        import contextlib
+
         from ncf.data import load_split
 
         t0 = time.perf_counter()
-        split = load_split(cfg.data, cfg.model.resolved_objective, progress=download_bar)
+        # A job of many: rank 0 downloads and caches, the others then read its cache. (A single process
+        # imports no torch before its data has loaded: a bad file fails fast.)
+        with contextlib.nullcontext() if ctx is None else _distributed().main_first():
+            split = load_split(cfg.data, cfg.model.resolved_objective, progress=download_bar if main else None)
         model = None
-        print(f"data: {split.dataset.name}, {split.n_users:,} users, {split.n_items:,} items, {split.n_train:,} "
-              f"training interactions ({time.perf_counter() - t0:.1f}s). {split.describe()}", flush=True)
+        if main:
+            print(f"data: {split.dataset.name}, {split.n_users:,} users, {split.n_items:,} items, {split.n_train:,} "
+                  f"training interactions ({time.perf_counter() - t0:.1f}s). {split.describe()}", flush=True)
 
+    from ncf import distributed
     from ncf.runs import save_run
     from ncf.train import train
 
+    ctx = ctx or distributed.current()
+    if ctx.active:
+        print(f"{ctx} (pid {os.getpid()}): training with {distributed.current_backend()}\n", end="", flush=True)
     stop = threading.Event()
-    progress = _Progress(cfg.model.model)
+    progress = _Progress(cfg.model.model) if main else None
     with _stop_on_interrupt(stop):
         try:
             result = train(cfg, split, on_event=progress, stop=stop, model=model)
         finally:
-            progress.close()
+            if progress is not None:
+                progress.close()
+    if ctx.active:
+        # Every rank's weights, so a reader (and tests/test_distributed.py) can see they are identical.
+        # One write per line: the ranks share stdout, and print's separate newline could interleave.
+        print(f"{ctx}: final weights {distributed.weights_digest(result.model)}\n", end="", flush=True)
+        distributed.barrier()  # the others' lines come before rank 0's summary, which ends the output
+    if not main:
+        return 0
     if result.stopped:
         print(f"stopped after {result.epochs} epoch(s); saving what was trained", flush=True)
     elif result.best_epoch is not None and result.best_epoch != result.epochs:
@@ -296,7 +340,7 @@ def cmd_train(args) -> int:
         summary.update(epochs=result.epochs, train_seconds=result.train_seconds,
                        samples_per_second=result.samples_per_second, run=str(run.path), run_id=run.id,
                        model=cfg.model.model, stopped=result.stopped, device=str(result.device),
-                       best_epoch=result.best_epoch)
+                       best_epoch=result.best_epoch, world_size=ctx.world_size)
         _print_json(summary)
     else:
         print("  ".join(f"{k} {_fmt(v)}" for k, v in result.metrics.items()))

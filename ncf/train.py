@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ncf import registry
+from ncf import distributed, registry
 from ncf.config import TRAIN_DEFAULTS, ModelConfig, RunConfig, TrainConfig, default_batch_size
 from ncf.cuda_graph import CapturedStep
 from ncf.data import Split
@@ -128,7 +128,12 @@ class Fitter:
                 raise ConfigError("The explicit objective fits ratings, but this dataset has none (implicit "
                                   "feedback); choose the implicit objective.")
             self.ratings = torch.as_tensor(split.train_rating, dtype=torch.float32, device=device)
-        self.generator = torch.Generator(device=device).manual_seed(tcfg.seed)
+        # A job on many processes (ncf.distributed): each rank draws its own negatives and batches from its
+        # own seed, and takes its share of the positives through a permutation every rank draws alike.
+        self.dist = distributed.current()
+        seed = tcfg.seed + 7919 * (self.dist.rank + 1) if self.dist.active else tcfg.seed
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.shard_generator = torch.Generator(device=device).manual_seed(tcfg.seed) if self.dist.active else None
         self.seen_keys = None  # sorted user * n_items + item keys, for large catalogues
         self.seen_mask = None  # (n_users * n_items,) bool, where it fits: one gather instead of a binary search
         if tcfg.exclude_seen and not self.explicit:
@@ -140,14 +145,16 @@ class Fitter:
                 self.seen_keys = torch.unique(keys)
         self.optimizer_name = optimizer or tcfg.optimizer
         self.lr = lr if lr is not None else tcfg.lr
-        self.sparse = self._use_sparse()
+        # DDP all-reduces dense gradients: a job of many takes the plain dense optimizer path.
+        self.sparse = self._use_sparse() and not self.dist.active
         for emb in model.embeddings():
             emb.sparse = self.sparse
         # A CUDA graph needs capturable optimizers (step count and rate on the device) and a constant
         # beta1, so one-cycle runs (which move beta1 every step) stay eager.
         self.graphed = (device.type == "cuda" and tcfg.cuda_graph is not False and not tcfg.one_cycle
-                        and not self.sparse and self.optimizer_name in ("adam", "adamw"))
+                        and not self.sparse and self.optimizer_name in ("adam", "adamw") and not self.dist.active)
         self.optimizers = self._make_optimizers()
+        self.net = distributed.wrap(model, device)  # what a step calls: DDP in a job of many, else the model
         self.amp = device.type == "cuda" and tcfg.mixed_precision
         self.captured = CapturedStep(self, tcfg.batch_size) if self.graphed else None
         if self.graphed:
@@ -232,9 +239,10 @@ class Fitter:
             self.model.train()
 
     # -- data -------------------------------------------------------------------------------------
-    def draw_negatives(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """`n` uniform negatives for every observed pair: (users, items), both (n_pos * n,)."""
-        users = self.users.repeat(n)
+    def draw_negatives(self, n: int, positives: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`n` uniform negatives for every observed pair (of `positives`' users, all by default):
+        (users, items), both (n_pos * n,)."""
+        users = (self.users if positives is None else positives).repeat(n)
         items = torch.randint(0, self.n_items, (len(users),), generator=self.generator, device=self.device)
         if self.seen_mask is not None or (self.seen_keys is not None and len(self.seen_keys)):
             for _ in range(50):  # each round redraws only the seen ones; few remain after 2-3 rounds
@@ -252,21 +260,27 @@ class Fitter:
 
     def epoch_data(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One epoch's (users, items, targets), shuffled by one permutation; batches are slices of these."""
+        pos_users, pos_items = self.users, self.items
+        ratings = self.ratings if self.explicit else None
+        if self.dist.active:  # this rank's share of the positives, the same size on every rank
+            mine = distributed.shard(len(self.users), self.shard_generator, self.device)
+            pos_users, pos_items = pos_users[mine], pos_items[mine]
+            ratings = ratings[mine] if ratings is not None else None
         if self.explicit:
-            users, items, target = self.users, self.items, self.ratings
+            users, items, target = pos_users, pos_items, ratings
         else:
             n_neg = self.tcfg.n_negatives
-            neg_users, neg_items = self.draw_negatives(n_neg) if n_neg else (self.users[:0], self.items[:0])
-            users = torch.cat([self.users, neg_users])
-            items = torch.cat([self.items, neg_items])
+            neg_users, neg_items = self.draw_negatives(n_neg, pos_users) if n_neg else (pos_users[:0], pos_items[:0])
+            users = torch.cat([pos_users, neg_users])
+            items = torch.cat([pos_items, neg_items])
             target = torch.zeros(len(users), device=self.device)
-            target[: len(self.users)] = 1.0
+            target[: len(pos_users)] = 1.0
         perm = torch.randperm(len(users), generator=self.generator, device=self.device)
         return users[perm], items[perm], target[perm]
 
     @property
     def samples_per_epoch(self) -> int:
-        n = len(self.users)
+        n = distributed.local_count(len(self.users)) if self.dist.active else len(self.users)
         return n if self.explicit else n * (1 + self.tcfg.n_negatives)
 
     def steps_per_epoch(self, batch_size: int) -> int:
@@ -293,9 +307,9 @@ class Fitter:
         """Forward, loss, backward and update, gradients starting from None (what a CUDA graph records)."""
         if self.amp:
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                out = self.model(users, items).float()
+                out = self.net(users, items).float()
         else:  # no autocast context at all: at small batches its entry and exit cost is measurable
-            out = self.model(users, items)
+            out = self.net(users, items)
         loss = F.mse_loss(out, target) if self.explicit else F.binary_cross_entropy_with_logits(out, target)
         loss.backward()
         for opt in self.optimizers:
@@ -335,7 +349,7 @@ class _Stage:
         start = {"event": "start", "device": str(f.device), "n_train": len(f.users), "steps_per_epoch": steps,
                  "epochs": t.epochs, "stage": self.stage, "batch_size": t.batch_size, "lr": f.lr,
                  "optimizer": f.optimizer_name, "sparse_embeddings": f.sparse}
-        if self.start_is_candidate and self.split.has_validation:
+        if self.start_is_candidate and self.split.has_validation and f.dist.is_main:
             with f.evaluating() as model:
                 start["start_metrics"] = evaluate_validation(model, self.split, k=t.k)
             self._consider(0, start["start_metrics"])
@@ -349,7 +363,7 @@ class _Stage:
             loss_sum = torch.zeros((), device=f.device)
             n_seen = 0
             for step in range(steps):
-                if _is_set(self.stop):
+                if self._stop_now(step):
                     self._account(epoch_start, n_seen)
                     return True
                 if t.one_cycle:
@@ -367,7 +381,7 @@ class _Stage:
                     rate = (self.samples + n_seen) / max(1e-9, self.train_seconds + now - epoch_start)
                     done = (epoch - 1) * steps + step + 1
                     self.emit({"event": "batch", "epoch": epoch, "step": step + 1, "steps": steps,
-                               "loss": float(loss), "samples_per_second": rate,
+                               "loss": float(loss), "samples_per_second": rate * f.dist.world_size,
                                "elapsed": now - self.clock_start, "eta": self._eta(done, total_steps, rate, epoch),
                                "stage": self.stage})
             self._account(epoch_start, n_seen)
@@ -377,14 +391,24 @@ class _Stage:
             if final or epoch % t.eval_every == 0:
                 metrics = self._evaluate(final)
                 self._consider(epoch, metrics)
+                distributed.barrier()  # a job of many: the other ranks wait while rank 0 evaluates
             rate = self.samples / max(1e-9, self.train_seconds)
             now = time.perf_counter()
             self.emit({"event": "epoch", "epoch": epoch, "train_loss": float(loss_sum) / max(1, n_seen),
                        "metrics": metrics, "elapsed": now - self.clock_start,
-                       "eta": self._eta(epoch * steps, total_steps, rate, epoch), "samples_per_second": rate,
+                       "eta": self._eta(epoch * steps, total_steps, rate, epoch),
+                       "samples_per_second": rate * f.dist.world_size,  # a job of many: every rank's samples
                        "stage": self.stage})
         self._restore_best()
+        distributed.broadcast_weights(f.model)  # only rank 0 knows the best epoch; it restored it alone
         return False
+
+    def _stop_now(self, step: int) -> bool:
+        """The stop flag; in a job of many, agreed by all ranks every STOP_SYNC_STEPS steps, so that
+        all stop at the same step (a rank that stopped alone would leave the others at an all-reduce)."""
+        if not self.fitter.dist.active:
+            return _is_set(self.stop)
+        return step % distributed.STOP_SYNC_STEPS == 0 and distributed.any_set(_is_set(self.stop), self.fitter.device)
 
     def _consider(self, epoch: int, metrics: dict) -> None:
         """Keeps a copy of the weights when `epoch` ranks the validation items best so far."""
@@ -407,7 +431,10 @@ class _Stage:
         self.samples += n_seen
 
     def _evaluate(self, final: bool) -> dict:
-        """Per-epoch: the fast sampled metrics where the split has them; full ranking at the end."""
+        """Per-epoch: the fast sampled metrics where the split has them; full ranking at the end.
+        In a job of many, rank 0 alone evaluates (the weights are the same on every rank)."""
+        if not self.fitter.dist.is_main:
+            return {}
         start = time.perf_counter()
         full = final or self.split.test_negatives is None
         with self.fitter.evaluating() as model:
@@ -443,6 +470,9 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
         configure_threads()
     torch.manual_seed(tcfg.seed)  # model initialisation and dropout; sampling has its own generator
     history: list[dict] = []
+    ctx = distributed.current()
+    if not ctx.is_main:  # a job of many: rank 0 alone reports
+        on_event = None
 
     def emit(event: dict) -> None:
         history.append(event)
@@ -473,15 +503,16 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
             fitter.finish()
     if stages:
         last = stages[-1]
-        if not last.metrics or (stopped and not last.metrics_current):
+        if ctx.is_main and (not last.metrics or (stopped and not last.metrics_current)):
             # Quick metrics of what was kept: sampled only where the split has them, to end promptly.
             # (A stop that lands during an epoch's evaluation keeps those metrics: evaluating the
             # same weights twice would double the time to stop.)
             last.metrics = evaluate(result_model, split, k=tcfg.k, full=split.test_negatives is None)
         # A stopped run keeps what it had when stopped, not its best epoch: report no kept epoch then.
         metrics, epochs, best_epoch = last.metrics, last.epochs_done, None if stopped else last.best_epoch
-        train_seconds = sum(s.train_seconds for s in stages)
-        samples = sum(s.samples for s in stages)
+        # A job of many: the samples of all ranks, over the slowest rank's time.
+        train_seconds = distributed.total(sum(s.train_seconds for s in stages), device, op="max")
+        samples = int(distributed.total(sum(s.samples for s in stages), device))
     else:
         train_seconds, samples, best_epoch = fit_seconds, 0, None
     result_model.eval()
@@ -519,8 +550,10 @@ def _fit_direct(model, split: Split, tcfg: TrainConfig, emit, stop, clock: float
     stopped = model.fit(split, tcfg, progress=progress, stop=stop)
     seconds = time.perf_counter() - started
     model.eval()
-    metrics = evaluate(model, split, k=tcfg.k, full=not stopped or split.test_negatives is None)
-    metrics.update(evaluate_validation(model, split, k=tcfg.k))  # what a sweep or search may choose on
+    metrics: dict = {}
+    if distributed.current().is_main:  # in a job of many, rank 0 alone evaluates
+        metrics = evaluate(model, split, k=tcfg.k, full=not stopped or split.test_negatives is None)
+        metrics.update(evaluate_validation(model, split, k=tcfg.k))  # what a sweep or search may choose on
     if not stopped:
         emit({"event": "epoch", "epoch": total, "metrics": metrics, "info": last_info,
               "elapsed": time.perf_counter() - clock, "eta": 0.0, "samples_per_second": 0.0, "stage": stage})
