@@ -389,8 +389,8 @@ class IALS(Classical):
 
     def __init__(self, config: ModelConfig, n_users: int, n_items: int):
         super().__init__(config, n_users, n_items)
-        self.user_emb = _Frozen(n_users, config.factors)
-        self.item_emb = _Frozen(n_items, config.factors)
+        self.user_emb = _Frozen(n_users, config.resolved_factors)
+        self.item_emb = _Frozen(n_items, config.resolved_factors)
 
     @property
     def fit_steps(self) -> int:
@@ -417,7 +417,7 @@ class IALS(Classical):
         kwargs = {} if use_gpu else {"num_threads": torch.get_num_threads()}
         blas_one_thread = threadpool_limits(1, "blas")  # implicit's advice: its own threads, BLAS on one
         try:
-            als = AlternatingLeastSquares(factors=cfg.factors, regularization=registry.setting(cfg, "reg"),
+            als = AlternatingLeastSquares(factors=cfg.resolved_factors, regularization=registry.setting(cfg, "reg"),
                                           alpha=registry.setting(cfg, "confidence"), iterations=1,
                                           random_state=tcfg.seed, use_gpu=use_gpu, **kwargs)
             stopped = False
@@ -451,7 +451,7 @@ class IALS(Classical):
 
     @staticmethod
     def describe(cfg, n_users, n_items):
-        k = cfg.factors
+        k = cfg.resolved_factors
         return [{"name": "user factors", "shape": f"(B, {k})", "params": n_users * k,
                  "note": f"{n_users:,} users × {k}, solved by least squares"},
                 {"name": "item factors", "shape": f"(B, {k})", "params": n_items * k,
@@ -560,8 +560,8 @@ class PureSVD(Classical):
 
     def __init__(self, config: ModelConfig, n_users: int, n_items: int):
         super().__init__(config, n_users, n_items)
-        self.user_emb = _Frozen(n_users, config.factors)
-        self.item_emb = _Frozen(n_items, config.factors)
+        self.user_emb = _Frozen(n_users, config.resolved_factors)
+        self.item_emb = _Frozen(n_items, config.resolved_factors)
 
     def score_users(self, users):
         return self.user_emb(users) @ self.item_emb.weight.T
@@ -586,7 +586,7 @@ class PureSVD(Classical):
     def fit(self, split, tcfg, *, progress=None, stop=None) -> bool:
         from scipy.sparse.linalg import svds
 
-        k = self.config.factors
+        k = self.config.resolved_factors
         if k >= min(self.n_users, self.n_items):
             raise ConfigError(f"PureSVD keeps fewer factors than min(users, items) = "
                               f"{min(self.n_users, self.n_items)}; got --factors {k}.")
@@ -606,7 +606,7 @@ class PureSVD(Classical):
 
     @staticmethod
     def describe(cfg, n_users, n_items):
-        k = cfg.factors
+        k = cfg.resolved_factors
         return [{"name": "user factors UΣ", "shape": f"(B, {k})", "params": n_users * k,
                  "note": f"{n_users:,} users × {k}"},
                 {"name": "item factors V", "shape": f"(B, {k})", "params": n_items * k,

@@ -56,9 +56,9 @@ class ModelConfig(_JSON):
 
     model: str = "neumf"
     objective: str | None = None  # None: the model's first objective in the registry (explicit for embnn)
-    # GMF / NeuMF-GMF / dot-product embedding size, and the MLP tower's last layer (predictive factors).
-    # 32, the paper's best NeuMF size on ML-1M: 8 plateaued near HR@10 0.655 there (benchmarks/quality.py).
-    factors: int = 32
+    # GMF / NeuMF-GMF / dot-product / iALS / PureSVD embedding size, and the MLP tower's last layer
+    # (predictive factors). None: the model's default in ncf.registry (32 for the neural models).
+    factors: int | None = None
     layers: tuple[int, ...] | None = None  # MLP tower; the first is the concatenated embedding width
     emb_sizes: tuple[int, int] | None = None  # EmbeddingNN (user, item) sizes; None: fastai's rule
     dropout: float = 0.0  # after each ReLU of the tower (EmbeddingNN, MLP, NeuMF's MLP path)
@@ -80,6 +80,12 @@ class ModelConfig(_JSON):
         return registry.get(self.model).default_objective
 
     @property
+    def resolved_factors(self) -> int:
+        from ncf import registry
+
+        return self.factors if self.factors is not None else int(registry.setting(self, "factors") or 32)
+
+    @property
     def resolved_layers(self) -> tuple[int, ...]:
         if self.layers is not None:
             return tuple(self.layers)
@@ -88,7 +94,8 @@ class ModelConfig(_JSON):
             return tuple(spec.defaults["layers"])
         # He et al.'s towers: three layers halving down to the predictive factors (32 factors:
         # 128 -> 64 -> 32, the embeddings 64 wide each), so the MLP half is as wide as the GMF half.
-        return (4 * self.factors, 2 * self.factors, self.factors)
+        k = self.resolved_factors
+        return (4 * k, 2 * k, k)
 
     def validate(self) -> ModelConfig:
         spec = registry.get(self.model)  # ConfigError for an unknown model
@@ -102,7 +109,7 @@ class ModelConfig(_JSON):
                 users = [n for n, s in registry.REGISTRY.items() if name in s.settings]
                 raise ConfigError(f"The setting {name!r} does not apply to {spec.label}; it applies to "
                                   f"{', '.join(users)}.")
-        if self.factors < 1:
+        if self.resolved_factors < 1:
             raise ConfigError(f"The number of factors must be at least 1, got {self.factors}.")
         layers = self.resolved_layers
         if not layers or any(n < 1 for n in layers):

@@ -131,7 +131,7 @@ class GMF(Recommender):
 
     def __init__(self, config: ModelConfig, n_users: int, n_items: int):
         super().__init__(config, n_users, n_items)
-        k = config.factors
+        k = config.resolved_factors
         self.user_emb = _embedding(n_users, k)
         self.item_emb = _embedding(n_items, k)
         self.out = _lecun_uniform_(nn.Linear(k, 1))
@@ -219,7 +219,7 @@ class NeuMF(Recommender):
 
     def __init__(self, config: ModelConfig, n_users: int, n_items: int):
         super().__init__(config, n_users, n_items)
-        k = config.factors
+        k = config.resolved_factors
         layers = config.resolved_layers
         self.gmf_user_emb = _embedding(n_users, k)
         self.gmf_item_emb = _embedding(n_items, k)
@@ -227,7 +227,7 @@ class NeuMF(Recommender):
         self.out = _lecun_uniform_(nn.Linear(k + layers[-1], 1))
 
     def forward(self, user, item):
-        k = self.config.factors
+        k = self.config.resolved_factors
         gmf = self.gmf_user_emb(user) * self.gmf_item_emb(item)  # (B, k)
         if not _split_products(user):
             return self.output(self.out(torch.cat([gmf, self.mlp(user, item)], dim=-1)).squeeze(-1))
@@ -237,7 +237,7 @@ class NeuMF(Recommender):
         return self.output(z.squeeze(-1))
 
     def score_users(self, users):
-        k = self.config.factors
+        k = self.config.resolved_factors
         w_gmf, w_mlp = self.out.weight[0, :k], self.out.weight[0, k:]
         gmf = (self.gmf_user_emb(users) * w_gmf) @ self.gmf_item_emb.weight.T  # (B, n_items)
         mlp = self.mlp.score_users(users) @ w_mlp  # (B, n_items)
@@ -252,7 +252,7 @@ class DotProduct(Recommender):
 
     def __init__(self, config: ModelConfig, n_users: int, n_items: int):
         super().__init__(config, n_users, n_items)
-        k = config.factors
+        k = config.resolved_factors
         self.user_emb = _embedding(n_users, k)
         self.item_emb = _embedding(n_items, k)
         self.user_bias = _embedding(n_users, 1)
@@ -356,7 +356,7 @@ def describe_architecture(cfg: ModelConfig, n_users: int, n_items: int) -> list[
     low, high = cfg.y_range
     final_note = (f"rating = sigmoid_range(z, {low:g}, {high:g})" if explicit
                   else "logit z; P(interaction) = sigmoid(z)")
-    k, layers = cfg.factors, cfg.resolved_layers
+    k, layers = cfg.resolved_factors, cfg.resolved_layers
     if cfg.model == "gmf":
         embeddings("", k)
         row("element-wise product", k, 0, f"p_u ⊙ q_i: {k} features")

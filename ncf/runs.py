@@ -393,7 +393,9 @@ def _config_dict(result, cfg: RunConfig, split: Split, name: str, created: datet
     return {
         "name": name,
         "created": created.isoformat(timespec="seconds"),
-        "config": {**cfg.to_dict(), "name": name},
+        # The factors actually used, not "the model's default": a later change of a registry default
+        # must not change what this run's weights fit.
+        "config": {**cfg.replace(model=cfg.model.replace(factors=cfg.model.resolved_factors)).to_dict(), "name": name},
         "dataset": {"name": ds.name, "source": ds.source, "fingerprint": ds.fingerprint(), "n_users": ds.n_users,
                     "n_items": ds.n_items, "n_interactions": ds.n_interactions, "implicit": ds.implicit,
                     "rating_scale": ds.rating_scale},

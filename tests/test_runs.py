@@ -263,7 +263,7 @@ def test_truncated_weights_are_refused(saved):
 def test_tampered_config_is_refused(saved):
     config = saved.path / "config.json"
     data = json.loads(config.read_text())
-    data["config"]["model"]["factors"] += 1
+    data["config"]["model"]["alpha"] += 0.1
     config.write_text(json.dumps(data, indent=1))
     with pytest.raises(RunError, match="config.json was modified or truncated"):
         load_run(saved.path)
