@@ -292,13 +292,44 @@ def model_config(s: dict | None = None) -> ModelConfig:
     return cfg.validate()
 
 
+# Settings that a pre-trained NeuMF takes from the pipeline's own recipe (ncf.train: epochs per stage,
+# plain SGD at a small rate and no decay for the fine-tune) while they stay at the recipe's values.
+PIPELINE_RECIPE_KEYS = ("epochs", "lr", "optimizer", "weight_decay")
+
+
+def follows_pipeline_recipe(s: dict, key: str) -> bool:
+    """True when a pre-trained NeuMF's `key` is left to the pipeline: the user has not moved it from
+    the recipe's value. (Sending the form's 8 epochs and AdamW at 0.01 to every stage made the
+    fine-tune undo the pre-training: NeuMF ended below its own GMF stage.)"""
+    pretrain = bool(s["pretrain"]) and s["model"] == "neumf"
+    objective = "explicit" if s["objective"] == "explicit" else "implicit"
+    return pretrain and key in PIPELINE_RECIPE_KEYS and s[key] == recipe(objective)[key]
+
+
 def train_config(s: dict | None = None) -> TrainConfig:
     s = s or settings()
     batch_size = None if s["batch_size"] == AUTO_BATCH else int(s["batch_size"])
-    return TrainConfig(epochs=int(s["epochs"]), batch_size=batch_size, lr=float(s["lr"]),
-                       optimizer=s["optimizer"], weight_decay=float(s["weight_decay"]),
+
+    def value(key: str, kind):
+        return None if follows_pipeline_recipe(s, key) else kind(s[key])
+
+    return TrainConfig(epochs=value("epochs", int), batch_size=batch_size, lr=value("lr", float),
+                       optimizer=value("optimizer", str), weight_decay=value("weight_decay", float),
                        n_negatives=int(s["n_negatives"]), one_cycle=bool(s["one_cycle"]),
                        seed=int(s["seed"])).validate()
+
+
+def pipeline_plan(t: TrainConfig, objective: str = "implicit") -> str:
+    """What each stage of a pre-trained NeuMF will run under `t` (None: the pipeline's recipe)."""
+    from ncf.train import PRETRAIN_STAGE_EPOCHS, PRETRAINED_NEUMF_LR, PRETRAINED_NEUMF_OPTIMIZER
+
+    base = recipe(objective)
+    epochs = {k: t.epochs or v for k, v in PRETRAIN_STAGE_EPOCHS.items()}
+    first = f"{t.optimizer or base['optimizer']} at lr {t.lr or base['lr']:g}"
+    tune = (f"{t.optimizer} at lr {t.lr or base['lr']:g}" if t.optimizer
+            else f"plain {PRETRAINED_NEUMF_OPTIMIZER.upper()} at lr {PRETRAINED_NEUMF_LR:g}, no weight decay")
+    return (f"GMF {epochs['gmf']} epochs → MLP {epochs['mlp']} epochs ({first}) → "
+            f"NeuMF fine-tuned {epochs['neumf']} epochs with {tune}")
 
 
 def batch_label(cfg: RunConfig) -> str:
@@ -595,6 +626,10 @@ def describe_config(cfg, ds_label: str, batch: str | None = None, events: list[d
             stage = f"{s['stage']}: " if len(starts) > 1 and s.get("stage") else ""
             stages.append(f"{stage}{what} · batch {s.get('batch_size')}{lr} · {s.get('optimizer')}")
         parts.append(" → ".join(stages))
+    elif m.pretrain:
+        parts.append(pipeline_plan(t, m.resolved_objective))
+        if batch:
+            parts.append(batch)
     else:
         epochs = "the recipe's epochs" if t.epochs is None else f"{t.epochs} epochs"
         parts.append(epochs)

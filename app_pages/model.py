@@ -66,7 +66,8 @@ with left:
     if m == "neumf":
         st.checkbox("Pre-train GMF and MLP first, then start NeuMF from them", key="pretrain", persist_state="session",
                     help="He et al.'s recipe: three trainings in one job (GMF → MLP → NeuMF), NeuMF starting as the "
-                         "α-weighted blend of the two and fine-tuned gently with plain SGD.")
+                         "α-weighted blend of the two and fine-tuned gently with plain SGD. Epochs, learning "
+                         "rate, optimiser and weight decay left at their defaults follow that recipe.")
         if ss.pretrain:
             st.slider("α: weight of the GMF half when combining", 0.0, 1.0, step=0.05, key="alpha", persist_state="session")
     if m != "pop":
@@ -97,6 +98,15 @@ with left:
     st.subheader("Training")
     if ss.get("train_note"):
         st.info(ss.pop("train_note"))
+    if m == "neumf" and ss.pretrain:
+        plan_cfg = appstate.train_config()
+        st.caption(f"**Pre-training runs:** {appstate.pipeline_plan(plan_cfg, appstate.resolved_objective())}. "
+                   "A setting below left at its default follows this recipe. A changed epoch count applies to every "
+                   "stage, a changed rate to GMF and MLP, a changed optimiser (at that rate) to all three: a fast "
+                   "fine-tune can undo what pre-training built.",
+                   help="The recipe's stage epochs were chosen on a validation hold-out of ML-1M; a gentle SGD "
+                        "fine-tune keeps the blend of the two pre-trained halves, a larger rate or AdamW lets them "
+                        "co-adapt and loses it.")
     t = st.columns(3)
     t[0].number_input("Epochs", min_value=1, max_value=200, step=1, key="epochs", persist_state="session",
                       help="Passes over all training interactions.")
