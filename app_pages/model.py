@@ -4,6 +4,7 @@ import streamlit as st
 
 import appstate
 from ncf import plots
+from ncf.diagram import architecture_dot
 from ncf.errors import ConfigError, NCFError
 from ncf.models import describe_architecture, get_emb_sz
 
@@ -26,7 +27,7 @@ EXPLAIN = {
               r"\mathrm{MLP}([\mathbf p^M_u ; \mathbf q^M_i])\,] + b\big)"),
     "dot": ("The classic matrix-factorisation baseline: a user's score for an item is the dot product of their "
             "embeddings plus a bias for each (how generous the user is, how liked the item is).",
-            r"\hat y_{ui} = \mathbf p_u^\top \mathbf q_i + b_u + b_i"),
+            r"\hat y_{ui} = \sigma\big(\mathbf p_u^\top \mathbf q_i + b_u + b_i\big)"),
     "embnn": ("fastai's collaborative-filtering network (fastbook ch. 8): embeddings sized by a rule of thumb, "
               "concatenated, a tower of layers, and a sigmoid squeezed into the rating range. It predicts "
               "ratings (explicit feedback) by default.",
@@ -143,6 +144,9 @@ except ConfigError as e:
 
 with right:
     title, formula = EXPLAIN[ss.model]
+    if ss.model not in ("embnn", "pop") and appstate.resolved_objective() == "explicit":
+        # A rating model squeezes the same z into the rating range instead of a probability.
+        formula = formula.replace(r"\hat y_{ui} = \sigma", r"\hat r_{ui} = \mathrm{sigmoid\_range}")
     st.markdown(f"**{LABELS[ss.model]}**")
     st.write(title)
     st.latex(formula)
@@ -154,8 +158,12 @@ with right:
         layers = describe_architecture(cfg.model, ds.n_users, ds.n_items)
         total = sum(r["params"] for r in layers)
         st.metric("Parameters", f"{total:,}", help="Numbers the model learns; embeddings are most of them.")
-        st.caption("The network for your data, input at the bottom. B is the batch size.")
-        st.plotly_chart(plots.architecture(layers), width="stretch", config={"displayModeBar": False})
+        st.caption("The network for your data, from the ids at the top to the prediction at the bottom; "
+                   "each arrow carries a tensor of the shape written on it (B: the batch size).")
+        st.graphviz_chart(architecture_dot(cfg.model, ds.n_users, ds.n_items), width="stretch")
+        with st.expander("Layers and their parameters"):
+            st.dataframe([{"layer": r["name"], "output": r["shape"], "parameters": r["params"], "what": r["note"]}
+                          for r in layers], hide_index=True, width="stretch")
 
 with left:
     st.subheader("Learning-rate range test")
