@@ -41,7 +41,7 @@ class _Graph:
         self.lines.append("  }")
 
     def dot(self) -> str:
-        head = ["digraph model {", "  rankdir=TB; nodesep=0.35; ranksep=0.45; bgcolor=\"white\";",
+        head = ["digraph model {", "  rankdir=TB; nodesep=0.2; ranksep=0.35; bgcolor=\"white\";",
                 '  node [fontname="Helvetica", fontsize=14, fontcolor="#111111", style="filled,rounded", '
                 'fillcolor="white"];',
                 '  edge [fontname="Helvetica", fontsize=13, fontcolor="#111111", color="#333333"];']
@@ -64,17 +64,16 @@ def architecture_dot(cfg: ModelConfig, n_users: int, n_items: int) -> str:
     drop = f" + Dropout({cfg.dropout:g})" if cfg.dropout else ""
 
     def embeddings(prefix: str, branch: str, du: int, di: int) -> tuple[str, str]:
-        p = g.node(f"{prefix}p", f"user embedding p{'ᴳ' if branch == 'gmf' and cfg.model == 'neumf' else ''}"
-                   f"{'ᴹ' if branch == 'mlp' and cfg.model == 'neumf' else ''}\n{n_users:,} × {du}", branch)
-        q = g.node(f"{prefix}q", f"item embedding q{'ᴳ' if branch == 'gmf' and cfg.model == 'neumf' else ''}"
-                   f"{'ᴹ' if branch == 'mlp' and cfg.model == 'neumf' else ''}\n{n_items:,} × {di}", branch)
+        mark = {"gmf": "ᴳ", "mlp": "ᴹ"}.get(branch, "") if cfg.model == "neumf" else ""
+        p = g.node(f"{prefix}p", f"user emb. p{mark}\n{n_users:,} × {du}", branch)
+        q = g.node(f"{prefix}q", f"item emb. q{mark}\n{n_items:,} × {di}", branch)
         g.edge(user, p, "(B,)")
         g.edge(item, q, "(B,)")
         return p, q
 
     def gmf_branch() -> str:
         p, q = embeddings("gmf_", "gmf", k, k)
-        mul = g.node("gmf_mul", "element-wise product\np ⊙ q", "gmf")
+        mul = g.node("gmf_mul", "product\np ⊙ q", "gmf")
         g.edge(p, mul, _shape(k))
         g.edge(q, mul, _shape(k))
         return mul
@@ -87,7 +86,7 @@ def architecture_dot(cfg: ModelConfig, n_users: int, n_items: int) -> str:
         last, width = cat, du + di
         for i, n_out in enumerate(sizes[1:], start=1):
             extra = (" + BatchNorm" if cfg.batch_norm and cfg.model == "embnn" else "") + drop
-            layer = g.node(f"{prefix}l{i}", f"Linear {width}→{n_out} + ReLU{extra}", branch)
+            layer = g.node(f"{prefix}l{i}", f"Linear {width}→{n_out}\n+ ReLU{extra}", branch)
             g.edge(last, layer, _shape(width))
             last, width = layer, n_out
         return last

@@ -7,8 +7,17 @@ def sidebar_text(at) -> str:
     return " ".join(str(m.value) for m in at.sidebar.markdown) + " ".join(str(t.value) for t in at.sidebar.text)
 
 
-def test_first_page_shows_the_synthetic_data_at_once(app):
+def test_the_app_opens_on_a_start_page_with_the_steps_and_a_demo(app):
     app.run()
+    assert not app.exception
+    assert app.title[0].value.endswith("NCF Lab")
+    assert any(b.label == "Run the demo" for b in app.button)
+    text = " ".join(m.value for m in app.markdown)
+    assert "1. Data" in text and "2. Model" in text and "3. Train and explore" in text
+
+
+def test_the_data_page_shows_the_synthetic_data_at_once(page):
+    app = page("app_pages/data.py")
     assert not app.exception
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Users"] == "600" and metrics["Items"] == "400"
@@ -47,7 +56,7 @@ def test_the_share_link_follows_changed_settings(page):
 
 
 def test_bad_values_in_a_link_are_ignored_with_a_warning(page):
-    at = page("app_pages/data.py", query={"source": "../../etc/passwd", "model": "<script>", "epochs": "many",
+    at = page("app_pages/start.py", query={"source": "../../etc/passwd", "model": "<script>", "epochs": "many",
                                       "job": "../x", "run": "../../secret", "batch_size": "1000"})
     assert not at.exception
     assert at.session_state["source"] == "synthetic"
