@@ -10,7 +10,7 @@ from ncf.errors import NCFError
 ss = st.session_state
 DEMO_SOURCE = "ml-100k"  # real films when a MovieLens release is on this server, else the synthetic set
 
-st.title("🎬 NCF Lab")
+st.title("NCF Lab")  # no emoji: a browser without an emoji font drew a blank box
 st.markdown(
     "A lab for **Neural Collaborative Filtering** (He et al., 2017): recommend films from what people "
     "watched. Train the paper's models (GMF, MLP, NeuMF) and their baselines on MovieLens or your own "
@@ -44,7 +44,9 @@ if st.button("Run the demo", type="primary", icon=":material/play_arrow:"):
     bar = st.progress(0.0, text="Waiting for a worker…")
     while not (status := runner.status(job_id, events=False)).finished_state:
         last = status.last_event or {}
-        if last.get("event") in ("epoch", "batch") and last.get("eta") is not None:
+        if last.get("event") == "job":  # e.g. "Loading ml-100k"
+            bar.progress(0.0, text=appstate.plain(f"{last.get('message', '')}…"))
+        elif last.get("event") in ("epoch", "batch") and last.get("eta") is not None:
             done = last.get("elapsed", 0.0) / max(1e-9, last.get("elapsed", 0.0) + last.get("eta", 0.0))
             bar.progress(min(1.0, done), text=f"Training NeuMF on {what}…")
         time.sleep(0.5)
