@@ -496,12 +496,50 @@ def runner():
     return get_runner()
 
 
+XSRF_COOKIE = "_streamlit_xsrf"
+
+
+def _browser_token(cookie: str) -> bytes | None:
+    """The token inside Streamlit's XSRF cookie ("2|mask|masked token|time", re-masked on every
+    response, so only the unmasked token is stable); None when the cookie is not of that form."""
+    parts = cookie.split("|")
+    if len(parts) != 4 or parts[0] != "2":
+        return None
+    try:
+        mask, masked = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
+    except ValueError:
+        return None
+    if len(mask) != 4 or not masked:
+        return None
+    return bytes(b ^ mask[i % 4] for i, b in enumerate(masked))
+
+
 def owner() -> str:
-    """This browser session's id: jobs are queued per owner."""
+    """Who this session is, for jobs and runs: one id per browser (from the XSRF cookie the server
+    gave it, so a reload of the page is still its owner; a ?job= link opened elsewhere is not), or
+    the session id where there is no such cookie. Only a hash is stored: the token itself guards
+    uploads against cross-site requests and must not be written into job files."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+    try:
+        cookie = st.context.cookies.get(XSRF_COOKIE)
+    except Exception:  # noqa: BLE001 - no request context (bare mode, AppTest)
+        cookie = None
+    token = _browser_token(cookie) if cookie else None
+    if token:
+        return "browser-" + hashlib.sha256(b"ncf-lab-owner|" + token).hexdigest()[:24]
     ctx = get_script_run_ctx()
     return ctx.session_id if ctx else "local"
+
+
+def can_delete_run(run_id: str) -> bool:
+    """Saved runs are shared for reading; only the session (browser) whose job made a run may delete
+    it from the app. Runs from the CLI, or whose job record was pruned, are left to the server's
+    operator (python -m ncf runs --delete ID)."""
+    try:
+        return runner().owner_of_run(run_id) == owner()
+    except NCFError:
+        return False
 
 
 def active_job_id() -> str | None:
@@ -570,8 +608,14 @@ def sidebar() -> None:
             else:
                 st.markdown("**Run** · none yet")
             st.markdown(f"**Device** · `{device_label()}`")
-            if active_job_id():
-                st.caption(":material/directions_run: A training job of yours is in progress.")
+            active = active_job_id()
+            if active:
+                try:
+                    yours = runner().status(active, events=False).owner == owner()
+                except NCFError:
+                    yours = False
+                st.caption(":material/directions_run: " + ("A training job of yours is in progress." if yours
+                                                            else "You are watching a training job in progress."))
         for warning in ss.url_warnings:
             st.warning(warning)
         ss.url_warnings = []  # said once is enough

@@ -198,3 +198,48 @@ def test_the_start_page_demo_trains_and_lands_on_recommendations(server, page):
     assert page.locator("h2", has_text="Recommendations").is_visible()
     assert page.get_by_role("link", name="See the embeddings").is_visible()
     shot(page, "10-demo-recommendations")
+
+
+def choose_run(page, name: str) -> None:
+    """Picks a run in the Compare page's download-or-delete box (other tests' runs share the server)."""
+    page.locator('[data-testid="stSelectbox"]', has_text="Run").last.click()
+    page.get_by_role("option", name=re.compile(re.escape(name))).first.click()
+    settle(page)
+
+
+def test_only_the_session_that_trained_a_run_can_stop_or_delete_it(server, browser):
+    owner_ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    other_ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    try:
+        a, b = owner_ctx.new_page(), other_ctx.new_page()
+        a.goto(f"{server}/train?model=gmf&epochs=60")
+        settle(a)
+        a.get_by_label("Run name (shown to everyone comparing runs)").fill("owned run")
+        a.get_by_role("button", name="Train", exact=True).click()
+        wait_growing_curve(a, timeout=180)
+        job_url = a.url
+        assert "job=" in job_url
+
+        b.goto(job_url)  # the link lets another session watch ...
+        settle(b)
+        b.get_by_text("owned run").first.wait_for()
+        b.get_by_text("only that session can stop it").wait_for()
+        assert b.get_by_role("button", name="Stop training").count() == 0  # ... not stop
+        shot(b, "11-watching-anothers-run")
+
+        a.get_by_role("button", name="Stop training").click()
+        a.get_by_text("Saved as run").wait_for(timeout=60_000)
+
+        goto_page(b, "Compare runs")
+        choose_run(b, "owned run")
+        assert b.get_by_role("button", name="Delete").is_disabled()  # shared for reading, not deleting
+
+        goto_page(a, "Compare runs")
+        choose_run(a, "owned run")
+        a.get_by_role("button", name="Delete").click()
+        a.get_by_role("button", name="Yes, delete it").click()
+        settle(a)
+        a.wait_for_function("() => !document.body.innerText.includes('owned run')", timeout=30_000)
+    finally:
+        owner_ctx.close()
+        other_ctx.close()
