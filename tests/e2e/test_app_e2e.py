@@ -201,10 +201,9 @@ def test_the_start_page_demo_trains_and_lands_on_recommendations(server, page):
 
 
 def choose_run(page, name: str) -> None:
-    """Picks a run in the Compare page's download-or-delete box (other tests' runs share the server)."""
-    page.locator('[data-testid="stSelectbox"]', has_text="Run").last.click()
-    page.get_by_role("option", name=re.compile(re.escape(name))).first.click()
-    settle(page)
+    """The Compare page's download-or-delete box shows `name` (the newest run comes first; other
+    tests' runs share the server)."""
+    expect(page.get_by_role("combobox", name="Run").last).to_have_value(re.compile(re.escape(name)))
 
 
 def test_only_the_session_that_trained_a_run_can_stop_or_delete_it(server, browser):
@@ -243,3 +242,37 @@ def test_only_the_session_that_trained_a_run_can_stop_or_delete_it(server, brows
     finally:
         owner_ctx.close()
         other_ctx.close()
+
+
+def test_a_deep_link_as_the_first_request_renders_in_the_frame(browser, tmp_path):
+    """Nothing, not even the health check, reaches the new server before the link: with a pages/
+    folder the first request that named a page ran it without the frame (see the README)."""
+    import socket
+
+    from tests.e2e.conftest import start_server, stop_server
+
+    proc, url = start_server(tmp_path)
+    try:
+        host, port = url.rsplit("//", 1)[1].split(":")
+        deadline = time.monotonic() + 90
+        while True:  # listening: a bare TCP connect, no HTTP request
+            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = ctx.new_page()
+        page.goto(f"{url}/train?model=gmf")
+        settle(page, timeout=90_000)
+        page.locator("h2", has_text="Train").wait_for()
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        assert nav.is_visible() and "Recommendations" in nav.inner_text()  # the frame's navigation
+        assert "Dataset" in page.locator('[data-testid="stSidebar"]').inner_text()  # and its status box
+        expect(page.locator(".st-key-next_run")).to_contain_text("GMF")  # the link's setting, in session state
+        assert "/train" in page.url and "model=gmf" in page.url
+        shot(page, "12-deep-link-first")
+        ctx.close()
+    finally:
+        stop_server(proc)
