@@ -113,7 +113,7 @@ def test_sessions_do_not_see_each_others_uploads_or_jobs(guarded_server, browser
         a.wait_for_function("() => location.search.includes('job=')")
         job = re.search(r"job=([^&]+)", a.url).group(1)
 
-        b.goto(url)
+        b.goto(f"{url}/data")
         b.get_by_text("Loaded: synthetic").wait_for()
         assert metric_value(b, "Users") == "600"
         sidebar = b.locator('[data-testid="stSidebar"]').inner_text()
@@ -181,7 +181,7 @@ def bad_inputs(tmp: Path) -> list[tuple[str, bytes, str]]:
 
 def test_every_bad_upload_shows_its_message_and_keeps_the_loaded_data(guarded_server, page, tmp_path):
     url, _, _ = guarded_server
-    page.goto(url)
+    page.goto(f"{url}/data")
     page.get_by_text("Loaded: synthetic").wait_for()
     page.get_by_role("radio", name="Upload a file").click()
     settle(page)
