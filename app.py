@@ -14,7 +14,8 @@ def main() -> None:
     appstate.init()
 
     pages = [
-        st.Page("app_pages/data.py", title="Data", icon=":material/table_chart:", default=True),
+        st.Page("app_pages/start.py", title="Start", icon=":material/home:", default=True),
+        st.Page("app_pages/data.py", title="Data", icon=":material/table_chart:"),
         st.Page("app_pages/model.py", title="Model", icon=":material/account_tree:"),
         st.Page("app_pages/train.py", title="Train", icon=":material/monitoring:"),
         st.Page("app_pages/recommend.py", title="Recommendations", icon=":material/recommend:"),

@@ -293,13 +293,44 @@ def model_config(s: dict | None = None) -> ModelConfig:
     return cfg.validate()
 
 
+# Settings that a pre-trained NeuMF takes from the pipeline's own recipe (ncf.train: epochs per stage,
+# plain SGD at a small rate and no decay for the fine-tune) while they stay at the recipe's values.
+PIPELINE_RECIPE_KEYS = ("epochs", "lr", "optimizer", "weight_decay")
+
+
+def follows_pipeline_recipe(s: dict, key: str) -> bool:
+    """True when a pre-trained NeuMF's `key` is left to the pipeline: the user has not moved it from
+    the recipe's value. (Sending the form's 8 epochs and AdamW at 0.01 to every stage made the
+    fine-tune undo the pre-training: NeuMF ended below its own GMF stage.)"""
+    pretrain = bool(s["pretrain"]) and s["model"] == "neumf"
+    objective = "explicit" if s["objective"] == "explicit" else "implicit"
+    return pretrain and key in PIPELINE_RECIPE_KEYS and s[key] == recipe(objective)[key]
+
+
 def train_config(s: dict | None = None) -> TrainConfig:
     s = s or settings()
     batch_size = None if s["batch_size"] == AUTO_BATCH else int(s["batch_size"])
-    return TrainConfig(epochs=int(s["epochs"]), batch_size=batch_size, lr=float(s["lr"]),
-                       optimizer=s["optimizer"], weight_decay=float(s["weight_decay"]),
+
+    def value(key: str, kind):
+        return None if follows_pipeline_recipe(s, key) else kind(s[key])
+
+    return TrainConfig(epochs=value("epochs", int), batch_size=batch_size, lr=value("lr", float),
+                       optimizer=value("optimizer", str), weight_decay=value("weight_decay", float),
                        n_negatives=int(s["n_negatives"]), one_cycle=bool(s["one_cycle"]),
                        seed=int(s["seed"])).validate()
+
+
+def pipeline_plan(t: TrainConfig, objective: str = "implicit") -> str:
+    """What each stage of a pre-trained NeuMF will run under `t` (None: the pipeline's recipe)."""
+    from ncf.train import PRETRAIN_STAGE_EPOCHS, PRETRAINED_NEUMF_LR, PRETRAINED_NEUMF_OPTIMIZER
+
+    base = recipe(objective)
+    epochs = {k: t.epochs or v for k, v in PRETRAIN_STAGE_EPOCHS.items()}
+    first = f"{t.optimizer or base['optimizer']} at lr {t.lr or base['lr']:g}"
+    tune = (f"{t.optimizer} at lr {t.lr or base['lr']:g}" if t.optimizer
+            else f"plain {PRETRAINED_NEUMF_OPTIMIZER.upper()} at lr {PRETRAINED_NEUMF_LR:g}, no weight decay")
+    return (f"GMF {epochs['gmf']} epochs → MLP {epochs['mlp']} epochs ({first}) → "
+            f"NeuMF fine-tuned {epochs['neumf']} epochs with {tune}")
 
 
 def batch_label(cfg: RunConfig) -> str:
@@ -466,12 +497,50 @@ def runner():
     return get_runner()
 
 
+XSRF_COOKIE = "_streamlit_xsrf"
+
+
+def _browser_token(cookie: str) -> bytes | None:
+    """The token inside Streamlit's XSRF cookie ("2|mask|masked token|time", re-masked on every
+    response, so only the unmasked token is stable); None when the cookie is not of that form."""
+    parts = cookie.split("|")
+    if len(parts) != 4 or parts[0] != "2":
+        return None
+    try:
+        mask, masked = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
+    except ValueError:
+        return None
+    if len(mask) != 4 or not masked:
+        return None
+    return bytes(b ^ mask[i % 4] for i, b in enumerate(masked))
+
+
 def owner() -> str:
-    """This browser session's id: jobs are queued per owner."""
+    """Who this session is, for jobs and runs: one id per browser (from the XSRF cookie the server
+    gave it, so a reload of the page is still its owner; a ?job= link opened elsewhere is not), or
+    the session id where there is no such cookie. Only a hash is stored: the token itself guards
+    uploads against cross-site requests and must not be written into job files."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+    try:
+        cookie = st.context.cookies.get(XSRF_COOKIE)
+    except Exception:  # noqa: BLE001 - no request context (bare mode, AppTest)
+        cookie = None
+    token = _browser_token(cookie) if cookie else None
+    if token:
+        return "browser-" + hashlib.sha256(b"ncf-lab-owner|" + token).hexdigest()[:24]
     ctx = get_script_run_ctx()
     return ctx.session_id if ctx else "local"
+
+
+def can_delete_run(run_id: str) -> bool:
+    """Saved runs are shared for reading; only the session (browser) whose job made a run may delete
+    it from the app. Runs from the CLI, or whose job record was pruned, are left to the server's
+    operator (python -m ncf runs --delete ID)."""
+    try:
+        return runner().owner_of_run(run_id) == owner()
+    except NCFError:
+        return False
 
 
 def active_job_id() -> str | None:
@@ -540,8 +609,14 @@ def sidebar() -> None:
             else:
                 st.markdown("**Run** · none yet")
             st.markdown(f"**Device** · `{device_label()}`")
-            if active_job_id():
-                st.caption(":material/directions_run: A training job of yours is in progress.")
+            active = active_job_id()
+            if active:
+                try:
+                    yours = runner().status(active, events=False).owner == owner()
+                except NCFError:
+                    yours = False
+                st.caption(":material/directions_run: " + ("A training job of yours is in progress." if yours
+                                                            else "You are watching a training job in progress."))
         for warning in ss.url_warnings:
             st.warning(warning)
         ss.url_warnings = []  # said once is enough
@@ -596,6 +671,10 @@ def describe_config(cfg, ds_label: str, batch: str | None = None, events: list[d
             stage = f"{s['stage']}: " if len(starts) > 1 and s.get("stage") else ""
             stages.append(f"{stage}{what} · batch {s.get('batch_size')}{lr} · {s.get('optimizer')}")
         parts.append(" → ".join(stages))
+    elif m.pretrain:
+        parts.append(pipeline_plan(t, m.resolved_objective))
+        if batch:
+            parts.append(batch)
     else:
         epochs = "the recipe's epochs" if t.epochs is None else f"{t.epochs} epochs"
         parts.append(epochs)

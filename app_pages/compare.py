@@ -157,9 +157,12 @@ names = {r["id"]: r["name"] for r in rows}
 target = c1.selectbox("Run", ids, format_func=lambda i: i if names[i] == i else f"{names[i]} · {i}")
 c2.download_button("Download zip", data=lambda: zip_run(target), file_name=f"{target}.zip",
                    mime="application/zip", icon=":material/download:")
-if c3.button("Delete", icon=":material/delete:", key="delete_run"):
+mine = appstate.can_delete_run(target)
+if c3.button("Delete", icon=":material/delete:", key="delete_run", disabled=not mine,
+             help=None if mine else "Only the session that trained this run can delete it; everyone can "
+             "read, compare and download it. The server's operator can delete any run from the command line."):
     ss.confirm_delete = target
-if ss.get("confirm_delete") == target:
+if ss.get("confirm_delete") == target and mine:
     st.warning("Delete this run for everyone on the server? This cannot be undone.")
     if st.button("Yes, delete it", type="primary"):
         try:

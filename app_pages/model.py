@@ -4,6 +4,7 @@ import streamlit as st
 
 import appstate
 from ncf import plots, registry
+from ncf.diagram import architecture_dot
 from ncf.errors import ConfigError, NCFError
 from ncf.models import describe_architecture, get_emb_sz
 
@@ -42,7 +43,8 @@ with left:
     if "pretrain" in spec.settings:
         st.checkbox("Pre-train GMF and MLP first, then start NeuMF from them", key="pretrain", persist_state="session",
                     help="He et al.'s recipe: three trainings in one job (GMF → MLP → NeuMF), NeuMF starting as the "
-                         "α-weighted blend of the two and fine-tuned gently with plain SGD.")
+                         "α-weighted blend of the two and fine-tuned gently with plain SGD. Epochs, learning "
+                         "rate, optimiser and weight decay left at their defaults follow that recipe.")
         if ss.pretrain:
             st.slider("α: weight of the GMF half when combining", 0.0, 1.0, step=0.05, key="alpha", persist_state="session")
     if len(spec.objectives) > 1:
@@ -73,6 +75,15 @@ with left:
     st.subheader("Training")
     if ss.get("train_note"):
         st.info(ss.pop("train_note"))
+    if m == "neumf" and ss.pretrain:
+        plan_cfg = appstate.train_config()
+        st.caption(f"**Pre-training runs:** {appstate.pipeline_plan(plan_cfg, appstate.resolved_objective())}. "
+                   "A setting below left at its default follows this recipe. A changed epoch count applies to every "
+                   "stage, a changed rate to GMF and MLP, a changed optimiser (at that rate) to all three: a fast "
+                   "fine-tune can undo what pre-training built.",
+                   help="The recipe's stage epochs were chosen on a validation hold-out of ML-1M; a gentle SGD "
+                        "fine-tune keeps the blend of the two pre-trained halves, a larger rate or AdamW lets them "
+                        "co-adapt and loses it.")
     t = st.columns(3)
     t[0].number_input("Epochs", min_value=1, max_value=200, step=1, key="epochs", persist_state="session",
                       help="Passes over all training interactions.")
@@ -109,6 +120,9 @@ except ConfigError as e:
 
 with right:
     title, formula = EXPLAIN[ss.model]
+    if ss.model not in ("embnn", "pop") and appstate.resolved_objective() == "explicit":
+        # A rating model squeezes the same z into the rating range instead of a probability.
+        formula = formula.replace(r"\hat y_{ui} = \sigma", r"\hat r_{ui} = \mathrm{sigmoid\_range}")
     st.markdown(f"**{LABELS[ss.model]}**")
     st.write(title)
     st.latex(formula)
@@ -120,8 +134,17 @@ with right:
         layers = describe_architecture(cfg.model, ds.n_users, ds.n_items)
         total = sum(r["params"] for r in layers)
         st.metric("Parameters", f"{total:,}", help="Numbers the model learns; embeddings are most of them.")
-        st.caption("The network for your data, input at the bottom. B is the batch size.")
-        st.plotly_chart(plots.architecture(layers), width="stretch", config={"displayModeBar": False})
+        drawn = registry.get(cfg.model.model).gradient or cfg.model.model == "pop"
+        if drawn:
+            st.caption("The network for your data, from the ids at the top to the prediction at the bottom; "
+                       "each arrow carries a tensor of the shape written on it (B: the batch size).")
+            st.graphviz_chart(architecture_dot(cfg.model, ds.n_users, ds.n_items), width="stretch")
+        else:
+            st.caption("Fitted in closed form or by alternating solves, not as a network of layers: the table "
+                       "lists what it stores for your data.")
+        with st.expander("Layers and their parameters", expanded=not drawn):
+            st.dataframe([{"layer": r["name"], "output": r["shape"], "parameters": r["params"], "what": r["note"]}
+                          for r in layers], hide_index=True, width="stretch")
 
 with left:
     st.subheader("Learning-rate range test")

@@ -13,6 +13,10 @@ st.header("Recommendations")
 run = appstate.run_picker()
 if run is None:
     st.stop()
+if ss.pop("demo_done", False):
+    st.success("The demo model is trained. Below: a user's history and what the model recommends; the map of "
+               "what it learnt is on the Embeddings page.")
+    st.page_link("app_pages/embeddings.py", label="See the embeddings", icon=":material/scatter_plot:")
 if run.config.model.model == "pop":
     st.caption("This is the most-popular baseline: everyone gets the same list, minus what they have seen.")
 

@@ -89,6 +89,14 @@ def _negatives(cfg) -> int | None:
     return cfg.data.test_negatives if cfg is not None and cfg.data.split == "leave_one_out" else None
 
 
+def _stop(job: str) -> None:
+    """The Stop button: the runner refuses a job of another owner (a session passes its own id)."""
+    try:
+        runner.stop(job, owner=appstate.owner())
+    except NCFError as e:
+        ss.stop_error = str(e)
+
+
 def live_view() -> None:
     try:
         status = runner.status(job_id)
@@ -129,9 +137,14 @@ def live_view() -> None:
         pretrained = shown_cfg is not None and shown_cfg.model.pretrain
         stage = f" ({last_batch.get('stage')} stage)" if pretrained and last_batch.get("stage") else ""
         st.progress(min(1.0, max(0.0, frac)), text=f"epoch {epoch} of {epochs}{stage}")
-    if state in ("queued", "running"):
-        st.button("Stop training", icon=":material/stop:", key=f"stop_{job_id}", on_click=runner.stop,
+    if state in ("queued", "running") and status.owner == appstate.owner():
+        st.button("Stop training", icon=":material/stop:", key=f"stop_{job_id}", on_click=_stop,
                   args=(job_id,), help="Stops after the current step; what was learned so far is saved as a run.")
+    elif state in ("queued", "running"):
+        st.caption(":material/visibility: You are watching a run started in another session: only that "
+                   "session can stop it.")
+    if ss.get("stop_error"):
+        st.error(appstate.plain(ss.pop("stop_error")))
     if status.error:
         st.error(appstate.plain(status.error))
     if any(e.get("event") in ("batch", "epoch") for e in events):

@@ -69,7 +69,7 @@ def measure(epochs: int | None) -> dict:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.set_default_timeout(120_000)
-            page.goto(url + (f"/?epochs={epochs}" if epochs else "/"))
+            page.goto(url + (f"/data?epochs={epochs}" if epochs else "/data"))  # the Data page: "/" is the start page
             page.get_by_text("Loaded: synthetic").wait_for()
             page.locator('[data-testid="stMetric"]', has_text="Users").wait_for()
             out["server start -> first page rendered (s)"] = time.monotonic() - started

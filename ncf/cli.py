@@ -586,8 +586,13 @@ def cmd_similar(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from ncf.runs import list_runs
+    from ncf.runs import delete_run, list_runs
 
+    if args.delete:  # the operator's clean-up: the app lets a session delete only its own runs
+        for run_id in args.delete:
+            delete_run(run_id, models_dir=_path(args.out))
+            print(f"deleted run {run_id}")
+        return 0
     infos = list_runs(_path(args.out))
     if args.json:
         _print_json([{k: getattr(i, k, None) for k in ("id", "name", "path", "created", "config", "metrics",
@@ -763,6 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("runs", help="list saved runs (refused folders with their reason)")
     ls.add_argument("--out", help="folder of saved runs (default: $NCF_MODELS_DIR or ./models)")
     ls.add_argument("--json", action="store_true")
+    ls.add_argument("--delete", nargs="+", metavar="RUN_ID", help="delete these saved runs (for the server's operator)")
     ls.set_defaults(func=cmd_runs)
 
     b = sub.add_parser("bench", help="training throughput against the baselines")

@@ -397,6 +397,15 @@ class JobRunner:
                 _update_job(job_dir, state="stopped", finished=_now())
         return self.status(job_id, events=False)
 
+    def owner_of_run(self, run_id: str) -> str | None:
+        """The owner of the job that saved `run_id`; None for a run no job here made (the CLI's, or
+        one whose job record was pruned)."""
+        for job_dir in sorted(p for p in self.jobs_dir.iterdir() if _JOB_ID.match(p.name)):
+            info = _read_json(job_dir / "job.json")
+            if info is not None and info.get("run_id") == run_id:
+                return info.get("owner")
+        return None
+
     def prune(self, older_than_days: float = 7.0) -> list[str]:
         """Removes the folders of jobs that finished more than `older_than_days` ago (their runs stay:
         a run folder holds its own history), so a server up for weeks keeps a short job list."""

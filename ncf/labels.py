@@ -83,4 +83,8 @@ SAMPLED_VS_FULL = (
     "item against only {neg} random items the user never saw, most of them obscure, so a model that merely "
     "knows what is popular already puts it in the top 10 often. Recall@10 (full ranking) ranks it against "
     "every item the user has not seen (a thousand or more on MovieLens), so the top 10 is far harder to reach. "
-    "Both are computed on the same held-out items; they answer different questions.")
+    "Both are computed on the same held-out items; they answer different questions. For scale: random "
+    "scores put the held-out item in the top 10 of all items about 10 times in (number of items), 0.006 "
+    "on ML-100K; a trained model should be well above that (the MLP on ML-100K: about 0.10 against an HR@10 "
+    "of 0.61). In a pre-trained NeuMF each stage's point is that stage's own model, the same numbers as "
+    "training GMF or MLP alone with those settings.")

@@ -119,7 +119,7 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec(
         "dot", "Dot product", "Classic matrix factorisation fitted by gradient descent: a user's score for an "
         "item is the dot product of their embeddings plus a bias for each.",
-        r"\hat y_{ui} = \mathbf p_u^\top \mathbf q_i + b_u + b_i",
+        r"\hat y_{ui} = \sigma\big(\mathbf p_u^\top \mathbf q_i + b_u + b_i\big)",
         "ncf.models:DotProduct", settings=_NCF, defaults=NEURAL_FACTORS),
     ModelSpec(
         "embnn", "EmbeddingNN", "fastai's collaborative-filtering network (fastbook ch. 8): embeddings sized by "

@@ -205,3 +205,15 @@ def test_validation_keeps_the_best_epoch_and_the_run_evaluates_the_same(tmp_path
         assert recomputed[key] == pytest.approx(result[key]), key
     p = ncf("train", "--split", "ratio", "--validation", "--model", "gmf", "--out", str(tmp_path))
     assert p.returncode == 2 and "leave-one-out" in p.stderr
+
+
+def test_the_operator_deletes_any_run_from_the_command_line(tmp_path):
+    p = ncf("train", "--data", "synthetic", "--model", "pop", "--json", "--name", "to clean", "--out", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    run_id = Path(last_json(p.stdout)["run"]).name
+    p = ncf("runs", "--out", str(tmp_path), "--delete", run_id)
+    assert p.returncode == 0, p.stderr
+    assert f"deleted run {run_id}" in p.stdout
+    assert run_id not in ncf("runs", "--out", str(tmp_path)).stdout
+    p = ncf("runs", "--out", str(tmp_path), "--delete", run_id)
+    assert p.returncode != 0 and run_id in p.stderr  # an unknown run is named, not a traceback

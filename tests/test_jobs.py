@@ -418,3 +418,21 @@ def test_a_job_can_continue_a_saved_run_as_a_new_run(two_workers):
     losses = [e["train_loss"] for e in two_workers.status(more).events if e["event"] == "epoch"]
     first_loss = [e["train_loss"] for e in two_workers.status(first.id).events if e["event"] == "epoch"]
     assert len(losses) == 2 and losses[0] < first_loss[0]
+
+
+def test_a_run_belongs_to_the_owner_of_the_job_that_saved_it(two_workers):
+    job_id = two_workers.submit(small(epochs=1), owner="alice", name="mine")
+    status = two_workers.wait(job_id, timeout=120)
+    assert status.run_id
+    assert two_workers.owner_of_run(status.run_id) == "alice"
+    assert two_workers.owner_of_run("20200101-000000-gmf-synthetic-0000") is None  # not made by a job here
+
+
+def test_only_the_owner_can_stop_a_job(clean_one_worker):
+    from ncf.errors import ConfigError
+
+    runner = clean_one_worker
+    job_id = runner.submit(long_job(), owner="alice")
+    with pytest.raises(ConfigError, match="only the session that started it"):
+        runner.stop(job_id, owner="bob")
+    assert runner.stop(job_id, owner="alice").id == job_id

@@ -27,7 +27,7 @@ def page(app):
         if query:
             app.query_params.update(query)
         app.run()
-        if path != "app_pages/data.py":
+        if path != "app_pages/start.py":  # the app opens on its start page
             app.switch_page(path).run()
         return app
 

@@ -72,12 +72,30 @@ def test_embeddings_switch_tables_dimensions_colours_and_highlight(page, saved_r
     assert "match" in at.caption[1].value or "match" in " ".join(c.value for c in at.caption)
 
 
-def test_compare_lists_runs_and_deletes_one(page, saved_run):
-    train_and_save(model="pop", epochs=1, name="baseline")
+def _made_by(run_id: str, owner: str) -> None:
+    """The record a training job leaves: its owner and the run it saved."""
+    import json
+    import os
+    from pathlib import Path
+
+    job = Path(os.environ["NCF_MODELS_DIR"]) / ".jobs" / "20260101-000000-0000abcd"
+    job.mkdir(parents=True)
+    (job / "job.json").write_text(json.dumps({"id": job.name, "owner": owner, "state": "done", "run_id": run_id}))
+
+
+def test_compare_deletes_only_this_sessions_runs(page, saved_run, monkeypatch):
+    import appstate
+
+    monkeypatch.setattr(appstate, "owner", lambda: "browser-me")
+    other = train_and_save(model="pop", epochs=1, name="baseline")  # no job of ours made it
+    _made_by(saved_run.id, "browser-me")
     at = page("app_pages/compare.py")
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert set(table["name"]) == {"tiny neumf", "baseline"}
+    at.selectbox[-1].set_value(other.id).run()
+    delete = next(b for b in at.button if b.label == "Delete")
+    assert delete.disabled and "Only the session that trained this run" in delete.help
     at.selectbox[-1].set_value(saved_run.id).run()
     next(b for b in at.button if b.label == "Delete").click().run()
     next(b for b in at.button if b.label == "Yes, delete it").click().run()

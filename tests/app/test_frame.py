@@ -7,8 +7,17 @@ def sidebar_text(at) -> str:
     return " ".join(str(m.value) for m in at.sidebar.markdown) + " ".join(str(t.value) for t in at.sidebar.text)
 
 
-def test_first_page_shows_the_synthetic_data_at_once(app):
+def test_the_app_opens_on_a_start_page_with_the_steps_and_a_demo(app):
     app.run()
+    assert not app.exception
+    assert app.title[0].value.endswith("NCF Lab")
+    assert any(b.label == "Run the demo" for b in app.button)
+    text = " ".join(m.value for m in app.markdown)
+    assert "1. Data" in text and "2. Model" in text and "3. Train and explore" in text
+
+
+def test_the_data_page_shows_the_synthetic_data_at_once(page):
+    app = page("app_pages/data.py")
     assert not app.exception
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Users"] == "600" and metrics["Items"] == "400"
@@ -47,7 +56,7 @@ def test_the_share_link_follows_changed_settings(page):
 
 
 def test_bad_values_in_a_link_are_ignored_with_a_warning(page):
-    at = page("app_pages/data.py", query={"source": "../../etc/passwd", "model": "<script>", "epochs": "many",
+    at = page("app_pages/start.py", query={"source": "../../etc/passwd", "model": "<script>", "epochs": "many",
                                       "job": "../x", "run": "../../secret", "batch_size": "1000"})
     assert not at.exception
     assert at.session_state["source"] == "synthetic"
@@ -57,3 +66,15 @@ def test_bad_values_in_a_link_are_ignored_with_a_warning(page):
     warnings = " ".join(w.value for w in at.sidebar.warning)
     assert "source" in warnings and "model" in warnings and "epochs" in warnings and "batch_size" in warnings
     assert at.session_state["batch_size"] == "auto"
+
+
+def test_the_owner_is_the_browsers_xsrf_token_unmasked_whatever_the_mask():
+    import appstate
+
+    token = bytes(range(32))
+    cookies = []
+    for mask in (b"\x01\x02\x03\x04", b"\xaa\xbb\xcc\xdd"):
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(token))
+        cookies.append(f"2|{mask.hex()}|{masked.hex()}|1700000000")
+    assert appstate._browser_token(cookies[0]) == appstate._browser_token(cookies[1]) == token
+    assert appstate._browser_token("garbage") is None and appstate._browser_token("2|zz|00|1") is None

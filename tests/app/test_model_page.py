@@ -86,3 +86,29 @@ def test_a_range_test_does_not_outlive_its_model(page):
     at.selectbox(key="model").set_value("embnn").run()
     assert not any(b.label.startswith("Use the suggested rate") for b in at.button)
     assert not any("Learning-rate range test" in str(c.proto.spec) for c in at.get("plotly_chart"))
+
+
+def _built_config(at):
+    """The TrainConfig the app would submit from this session's settings."""
+    import appstate
+
+    return appstate.train_config({key: at.session_state[key] for key in appstate.SETTINGS})
+
+
+def test_pretraining_runs_the_pipelines_recipe_unless_a_setting_is_changed(page):
+    from ncf.train import PRETRAIN_STAGE_EPOCHS
+
+    at = page("app_pages/model.py")
+    t = _built_config(at)
+    assert (t.epochs, t.optimizer, t.lr) == (8, "adamw", 0.01)  # without pre-training: the form's values
+    at.checkbox(key="pretrain").check().run()
+    t = _built_config(at)
+    # Left at the defaults: None, so ncf.train runs its recipe (stage epochs, SGD 0.001 fine-tune, no decay).
+    assert (t.epochs, t.optimizer, t.lr, t.weight_decay) == (None, None, None, None)
+    caption = " ".join(c.value for c in at.caption)
+    assert f"GMF {PRETRAIN_STAGE_EPOCHS['gmf']} epochs" in caption and "plain SGD at lr 0.001" in caption
+    at.number_input(key="epochs").set_value(5).run()
+    at.selectbox(key="optimizer").set_value("adam").run()
+    t = _built_config(at)
+    assert (t.epochs, t.optimizer, t.lr) == (5, "adam", None)  # changed on purpose: sent; the rest stays recipe
+    assert "NeuMF fine-tuned 5 epochs with adam" in " ".join(c.value for c in at.caption)

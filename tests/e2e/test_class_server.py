@@ -105,7 +105,7 @@ def test_sessions_do_not_see_each_others_uploads_or_jobs(guarded_server, browser
     ctx_a, a = new_page(browser)
     ctx_b, b = new_page(browser)
     try:
-        a.goto(f"{url}/?model=gmf&epochs=1")  # a short job: the next tests share the one worker
+        a.goto(f"{url}/data?model=gmf&epochs=1")  # a short job: the next tests share the one worker
         a.get_by_text("Loaded: synthetic").wait_for()
         upload_and_load(a, upload, "private ratings.csv")
         goto_page(a, "Train")
@@ -113,7 +113,7 @@ def test_sessions_do_not_see_each_others_uploads_or_jobs(guarded_server, browser
         a.wait_for_function("() => location.search.includes('job=')")
         job = re.search(r"job=([^&]+)", a.url).group(1)
 
-        b.goto(url)
+        b.goto(f"{url}/data")
         b.get_by_text("Loaded: synthetic").wait_for()
         assert metric_value(b, "Users") == "600"
         sidebar = b.locator('[data-testid="stSidebar"]').inner_text()
@@ -181,7 +181,7 @@ def bad_inputs(tmp: Path) -> list[tuple[str, bytes, str]]:
 
 def test_every_bad_upload_shows_its_message_and_keeps_the_loaded_data(guarded_server, page, tmp_path):
     url, _, _ = guarded_server
-    page.goto(url)
+    page.goto(f"{url}/data")
     page.get_by_text("Loaded: synthetic").wait_for()
     page.get_by_role("radio", name="Upload a file").click()
     settle(page)
@@ -212,7 +212,7 @@ def test_titles_and_run_names_render_as_text(guarded_server, page, tmp_path):
         f"{i},\"{INJECTED} {SCRIPT} {i}\",Drama|{SCRIPT}\n" for i in range(60))
     archive = tmp_path / "evil.zip"
     archive.write_bytes(_zip({"ml/ratings.csv": ratings_csv(), "ml/movies.csv": movies.encode()}))
-    page.goto(f"{url}/?model=gmf&epochs=1")
+    page.goto(f"{url}/data?model=gmf&epochs=1")
     page.get_by_text("Loaded: synthetic").wait_for()
     upload_and_load(page, archive, "ml")  # the archive's folder names the dataset
     goto_page(page, "Train")
@@ -244,7 +244,7 @@ def test_titles_and_run_names_render_as_text(guarded_server, page, tmp_path):
 ])
 def test_path_like_link_values_are_refused_not_used(guarded_server, page, query, warning):
     url, _, _ = guarded_server
-    page.goto(f"{url}/?{query}")
+    page.goto(f"{url}/data?{query}")
     page.get_by_text("Loaded: synthetic").wait_for()
     sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
     if warning:
@@ -264,7 +264,7 @@ def test_a_job_whose_data_fails_in_the_worker_says_why_and_the_app_goes_on(guard
     url, _, server_tmp = guarded_server
     upload = tmp_path / "fragile.csv"
     upload.write_bytes(ratings_csv(30, 40, 10))
-    page.goto(f"{url}/?model=gmf&epochs=1")
+    page.goto(f"{url}/data?model=gmf&epochs=1")
     page.get_by_text("Loaded: synthetic").wait_for()
     upload_and_load(page, upload, "fragile.csv")
     kept = list((server_tmp / "cache" / "uploads").glob("*/fragile.csv"))
