@@ -490,3 +490,29 @@ def sweep_rows(sweep: Sweep, models_dir) -> list[dict]:
                    run=info.id)
         rows.append(row)
     return rows
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0, 1,2' -> [0, 1, 2]."""
+    try:
+        seeds = [int(p) for p in str(text).replace(" ", "").split(",") if p]
+    except ValueError:
+        raise ConfigError(f"Seeds are whole numbers separated by commas, such as 0,1,2; got {text!r}.") from None
+    if not seeds:
+        raise ConfigError("Give at least one seed, such as 0.")
+    return list(dict.fromkeys(seeds))
+
+
+def chart_rows(sweep: Sweep, rows: list[dict]) -> tuple[list[dict], str | None]:
+    """The rows with a "series" column (the model, and the second swept setting's value where there is
+    one) and the setting for the x axis (the first swept one; None for a sweep over models only)."""
+    names = list(sweep.params)
+    x = names[0] if names else None
+    second = names[1] if len(names) > 1 else None
+    out = [{**r, "series": r["model"] if second is None else f"{r['model']} · {second}={r.get(second)}"} for r in rows]
+    return out, x
+
+
+def runs_at(rows: list[dict], series: str, x: str, value) -> list[str]:
+    """The run ids behind one point of a sweep chart (one per seed)."""
+    return [r["run"] for r in rows if r.get("series") == series and r.get(x) == value]
