@@ -93,7 +93,7 @@ if not all_sweeps:
     st.info("No sweeps yet: choose models, a setting and its values above, then **Start sweep**.")
     st.stop()
 ids = [s.id for s in all_sweeps]
-names = {s.id: f"{s.name} · {s.state} · {s.n_finished}/{len(s.points)} runs · {s.created[:16]}" for s in all_sweeps}
+names = {s.id: f"{s.name} · {len(s.points)} runs · started {s.created[:16].replace('T', ' ')}" for s in all_sweeps}
 if ss.get("sweep_id") not in ids:
     if ss.get("sweep_id"):
         st.warning("The sweep in the link is not on this server (removed, or another server's).")
@@ -114,7 +114,12 @@ def live_view() -> None:
                   args=(runner, sw.id), help="Stops the run in progress (it is saved) and starts no more.")
     if sw.note:
         st.caption(appstate.plain(sw.note))
-    st.dataframe(sweeps.point_states(runner, sw), hide_index=True, key="sweep_grid", height=min(400, 38 + 35 * len(sw.points)))
+    rows, x = sweeps.chart_rows(sw, sweeps.sweep_rows(sw, runner.models_dir))
+    st.dataframe(sweeps.point_states(runner, sw, rows), hide_index=True, key="sweep_grid",
+                 height=min(400, 38 + 35 * len(sw.points)))
+    if sw.active and rows:  # the figure fills in while the sweep runs; selecting points comes when it ends
+        st.plotly_chart(plots.sweep_chart(rows, x or "model", "hr@10", series="series"), width="stretch",
+                        key="live_chart")
     if not sw.active and ss.get("sweep_settled") != sw.id:
         ss.sweep_settled = sw.id
         st.rerun(scope="app")  # the results below need a whole-page run
@@ -126,10 +131,10 @@ with st.container(border=True, key="sweep_shown"):
 
 rows, x = sweeps.chart_rows(sw, sweeps.sweep_rows(sw, runner.models_dir))
 if not rows:
-    st.info("The charts appear here as runs finish.")
+    st.info("The results appear here as runs finish.")
     st.stop()
 if sw.active:
-    st.caption("Results so far; the charts fill in as runs finish (reload to update them).")
+    st.stop()  # the live view above draws the figure as it fills; the full results come when the sweep ends
 
 # ---------------------------------------------------------------- results
 opened = []

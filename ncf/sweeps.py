@@ -451,9 +451,10 @@ def wait_sweep(runner, sweep_id: str, timeout: float | None = None, poll: float 
 # Reading results
 
 
-def point_states(runner, sweep: Sweep) -> list[dict]:
-    """The grid as it stands: each point's values, its job's live state (queued, running with epoch) and
-    its result's headline figure where finished."""
+def point_states(runner, sweep: Sweep, rows: list[dict] | None = None, metrics=("hr@10", "full_recall@10")) -> list[dict]:
+    """The grid as it stands: each point's values, its job's live state (queued, running with epoch) and,
+    from `rows` (`sweep_rows`), its headline figures where finished."""
+    by_run = {r["run"]: r for r in rows or ()}
     out = []
     for i, p in enumerate(sweep.points):
         state, progress = p["state"], ""
@@ -466,7 +467,9 @@ def point_states(runner, sweep: Sweep) -> list[dict]:
                     progress = f"epoch {ev['epoch']}"
                 elif st.state == "queued" and st.position:
                     progress = f"{st.ahead} ahead in the queue"
-        out.append({"#": i + 1, **p["values"], "state": state, "progress": progress, "run": p["run_id"]})
+        row = by_run.get(p["run_id"], {})
+        out.append({"#": i + 1, **p["values"], "state": state, "progress": progress,
+                    **{m: row.get(m) for m in metrics}, "run": p["run_id"] or ""})
     return out
 
 
