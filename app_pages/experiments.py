@@ -108,7 +108,10 @@ def live_view() -> None:
     sw = sweeps.load_sweep(runner.models_dir, sweep_id)
     st.markdown(f"#### {appstate.plain(sw.name)} · {sw.state.capitalize()}")
     st.markdown(f"[Link to this sweep](?sweep={sw.id}) · {len(sw.points)} runs · started {sw.created[:19]} UTC")
-    st.progress(sw.n_finished / max(1, len(sw.points)), text=f"{sw.n_finished} of {len(sw.points)} runs finished")
+    counts = {s: sum(1 for p in sw.points if p["state"] == s) for s in ("done", "stopped", "failed", "skipped")}
+    told = ", ".join(f"{n} {'not run' if s == 'skipped' else s}" for s, n in counts.items() if n and s != "done")
+    st.progress(sw.n_finished / max(1, len(sw.points)),
+                text=f"{counts['done']} of {len(sw.points)} runs done" + (f" ({told})" if told else ""))
     if sw.active:
         st.button("Stop sweep", icon=":material/stop:", key="stop_sweep", on_click=sweeps.stop_sweep,
                   args=(runner, sw.id), help="Stops the run in progress (it is saved) and starts no more.")
@@ -138,6 +141,10 @@ if sw.active:
 
 # ---------------------------------------------------------------- results
 opened = []
+table_rows, rows = rows, [r for r in rows if not r.get("stopped")]
+if len(rows) < len(table_rows):
+    st.caption(f"{len(table_rows) - len(rows)} stopped run(s) trained fewer epochs than planned: they are in the "
+               "table, not in the charts.")
 kind = st.segmented_control("Metric", ["HR / Recall", "NDCG"], default="HR / Recall", key="sweep_metric")
 sampled, full = ("ndcg@10", "full_ndcg@10") if kind == "NDCG" else ("hr@10", "full_recall@10")
 negatives = sw.base_config.data.test_negatives
@@ -163,10 +170,10 @@ hover = [k for k in (*sw.params, "seed") if k]
 event = st.plotly_chart(plots.time_quality(rows, sampled, series="series", hover=hover), width="stretch",
                         on_select="rerun", selection_mode="points", key="chart_time")
 opened += [p["customdata"] for p in (event.selection.points if event else []) if p.get("customdata")]
-table = st.dataframe(rows, hide_index=True, on_select="rerun", selection_mode="single-row", key="sweep_table",
+table = st.dataframe(table_rows, hide_index=True, on_select="rerun", selection_mode="single-row", key="sweep_table",
                      column_order=["model", *sw.params, "seed", sampled, full, "val_hr@10", "epochs", "train_seconds",
-                                   "run"])
-opened += [rows[i]["run"] for i in table.selection.rows]
+                                   "stopped", "run"])
+opened += [table_rows[i]["run"] for i in table.selection.rows]
 st.caption("Click a point of a chart or a row of the table to open its run on the other pages.")
 if opened:
     run_id = opened[-1]
