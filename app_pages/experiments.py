@@ -68,16 +68,20 @@ with st.expander("New sweep", expanded=not ss.get("sweep_id"), icon=":material/g
         st.error(appstate.plain(e))
     if points:
         split = appstate.current_split()
-        est = sweeps.estimate(points, split.n_train, sweeps.measured_rate(runner, base.data.source))
+        est = sweeps.estimate(points, split.n_train, sweeps.measured_rates(runner, base.data.source))
         m1, m2, m3 = st.columns(3)
         m1.metric("Runs", len(points), help=f"A session's sweep is capped at {max_runs()} runs on this server.")
         m2.metric("Estimated time", f"≈ {fmt_seconds(est.seconds)}")
         m3.metric("Training samples", f"{est.samples / 1e6:,.1f} M")
-        rate = (f"{est.rate:,.0f} samples/s measured on the newest finished run on {ds.name}" if est.measured
-                else f"an assumed {est.rate:,.0f} samples/s (no finished run on {ds.name} to measure yet)")
-        st.caption(f"An estimate: the samples at {rate}, plus about {sweeps.OVERHEAD_SECONDS:.0f} s a run to "
-                   "load, evaluate and save. Runs go one at a time through the shared job pool, taking turns "
-                   "with other sessions' runs, so a busy server takes longer.")
+        how = []
+        if est.measured:
+            how.append(", ".join(f"{m} at {r:,.0f}" for m, r in est.measured.items())
+                       + f" samples/s, measured start to finish on the newest finished run on {ds.name}")
+        if est.assumed:
+            how.append(f"{', '.join(est.assumed)} at an assumed {sweeps.DEFAULT_RATE:,.0f} samples/s plus "
+                       f"{sweeps.OVERHEAD_SECONDS:.0f} s a run (no finished run on {ds.name} to measure)")
+        st.caption(f"An estimate: {'; '.join(how)}. Runs go one at a time through the shared job pool, taking "
+                   "turns with other sessions' runs, so a busy server takes longer.")
     if st.button("Start sweep", type="primary", icon=":material/play_arrow:", disabled=not points):
         try:
             sw = sweeps.start_sweep(runner, base, models, params, seeds, owner=appstate.owner(), name=name)
@@ -177,7 +181,9 @@ opened += [table_rows[i]["run"] for i in table.selection.rows]
 st.caption("Click a point of a chart or a row of the table to open its run on the other pages.")
 if opened:
     run_id = opened[-1]
-    ss.run_id = run_id
+    if ss.run_id != run_id:
+        ss.run_id = run_id
+        st.rerun()  # the sidebar and the URL name the opened run
     st.success(f"Opened run {run_id}" + (f" (and {len(opened) - 1} more at that point: one per seed)"
                                          if len(set(opened)) > 1 else "") + ".")
     c1, c2, c3 = st.columns(3)

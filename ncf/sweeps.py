@@ -147,39 +147,62 @@ def run_samples(cfg: RunConfig, n_train: int) -> int:
     return per_epoch * epochs
 
 
-DEFAULT_RATE = 100_000.0  # samples/s assumed when no run on the data has been measured (a 2-core CPU, GMF)
-OVERHEAD_SECONDS = 6.0  # per run: a worker loads the data, evaluates on the test users, saves
+DEFAULT_RATE = 100_000.0  # samples/s assumed for a model never run on the data (a 2-core CPU, GMF)
+OVERHEAD_SECONDS = 6.0  # per run, with the assumed rate: a worker loads the data, evaluates, saves
 
 
 @dataclass(frozen=True)
 class Estimate:
     seconds: float
-    rate: float  # samples/s used
-    measured: bool  # rate measured on a finished run on the same data (else DEFAULT_RATE)
     samples: int
+    measured: dict  # model -> wall-clock samples/s of its newest finished run on the same data
+    assumed: list  # models with no such run: DEFAULT_RATE plus OVERHEAD_SECONDS a run
 
 
-def estimate(points: list[Point], n_train: int, rate: float | None) -> Estimate:
+def estimate(points: list[Point], n_train: int, rates: dict[str, float] | None = None) -> Estimate:
     """Wall time of running the points one after another: an estimate, not a promise (other sessions'
-    jobs share the workers; the MLP and NeuMF step slower than GMF)."""
-    samples = sum(run_samples(p.config, n_train) for p in points)
-    used = rate if rate and rate > 0 else DEFAULT_RATE
-    return Estimate(seconds=samples / used + OVERHEAD_SECONDS * len(points), rate=used, measured=bool(rate),
-                    samples=samples)
+    jobs share the workers). A model measured on this data uses its measured rate, which includes
+    loading, evaluating and saving; others use DEFAULT_RATE plus OVERHEAD_SECONDS a run."""
+    rates = {m: r for m, r in (rates or {}).items() if r and r > 0}
+    seconds, samples, assumed = 0.0, 0, []
+    for p in points:
+        n = run_samples(p.config, n_train)
+        model = p.values["model"]
+        if model in rates:
+            seconds += n / rates[model]
+        else:
+            seconds += n / DEFAULT_RATE + OVERHEAD_SECONDS
+            assumed.append(model)
+        samples += n
+    used = {m: r for m, r in rates.items() if any(p.values["model"] == m for p in points)}
+    return Estimate(seconds=seconds, samples=samples, measured=used, assumed=list(dict.fromkeys(assumed)))
 
 
-def measured_rate(runner, source: str) -> float | None:
-    """Training samples/s of the newest finished job on the same data source, from its events."""
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    try:
+        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+
+
+def measured_rates(runner, source: str) -> dict[str, float]:
+    """Per model, the wall-clock training samples/s (start to finish of the job: loading, training,
+    evaluating, saving) of its newest finished job on the same data source."""
     from ncf.jobs import read_events
 
+    rates: dict[str, float] = {}
     for job in reversed(runner.jobs()):
-        if job.state != "done" or (job.config.get("data") or {}).get("source") != source:
+        cfg = job.config or {}
+        model = (cfg.get("model") or {}).get("model")
+        if job.state != "done" or (cfg.get("data") or {}).get("source") != source or model in rates:
             continue
-        rates = [e.get("samples_per_second") for e in read_events(runner.jobs_dir / job.id)
-                 if e.get("event") == "epoch" and e.get("samples_per_second")]
-        if rates:
-            return float(rates[-1])
-    return None
+        seconds = _seconds_between(job.started, job.finished)
+        start = next((e for e in read_events(runner.jobs_dir / job.id) if e.get("event") == "start"), None)
+        if not seconds or seconds <= 0 or not start or not start.get("n_train"):
+            continue
+        with contextlib.suppress(NCFError, TypeError, ValueError):
+            rates[model] = run_samples(RunConfig.from_dict(cfg), int(start["n_train"])) / seconds
+    return rates
 
 
 def batch_for(cfg: RunConfig, n_train: int) -> int:

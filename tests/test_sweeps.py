@@ -59,12 +59,13 @@ def test_values_are_parsed_and_bad_ones_say_what_is_expected():
         sweeps.grid(base(), ["gmf"], {"factors": [0, 8]}, seeds=[0])
 
 
-def test_the_estimate_counts_every_runs_samples():
-    points = sweeps.grid(base(epochs=2), ["gmf"], {"n_negatives": [1, 4]}, seeds=[0])
-    est = sweeps.estimate(points, n_train=1000, rate=10_000.0)
-    assert est.samples == 1000 * 2 * 2 + 1000 * 5 * 2
-    assert est.seconds == pytest.approx(est.samples / 10_000 + 2 * sweeps.OVERHEAD_SECONDS)
-    assert est.measured and not sweeps.estimate(points, 1000, None).measured
+def test_the_estimate_counts_every_runs_samples_at_each_models_measured_rate():
+    points = sweeps.grid(base(epochs=2), ["gmf", "mlp"], {"n_negatives": [1, 4]}, seeds=[0])
+    est = sweeps.estimate(points, n_train=1000, rates={"gmf": 10_000.0, "neumf": 5.0})
+    gmf, mlp = 1000 * 2 * 2 + 1000 * 5 * 2, 1000 * 2 * 2 + 1000 * 5 * 2
+    assert est.samples == gmf + mlp
+    assert est.seconds == pytest.approx(gmf / 10_000 + mlp / sweeps.DEFAULT_RATE + 2 * sweeps.OVERHEAD_SECONDS)
+    assert est.measured == {"gmf": 10_000.0} and est.assumed == ["mlp"]
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,8 @@ def test_a_sweep_runs_every_point_one_job_at_a_time_and_its_rows_come_from_the_r
     assert all(0 <= r["hr@10"] <= 1 and "full_recall@10" in r and r["train_seconds"] > 0 for r in rows)
     with pytest.raises(ConfigError, match="another session"):
         sweeps.stop_sweep(one_worker, sw.id, owner="bob")
+    rates = sweeps.measured_rates(one_worker, "synthetic")  # the estimate's rates come from these runs
+    assert set(rates) == {"gmf", "mlp"} and all(r > 0 for r in rates.values())
 
 
 def test_a_sweep_stops_as_a_whole_and_no_later_run_starts(one_worker):
@@ -130,3 +133,35 @@ def test_a_sweeps_runs_interleave_fairly_with_another_sessions_single_runs(one_w
     first, second = (p["job"] for p in done.points)
     # frank's first run was queued before grace's, then grace's single run goes before frank's second.
     assert ended[first] < ended[single] < ended[second]
+
+
+def test_a_sweep_a_dead_server_left_running_is_resumed_by_the_next(tmp_path):
+    import subprocess
+
+    first = JobRunner(max_workers=1, models_dir=tmp_path)
+    sw = sweeps.start_sweep(first, base(epochs=10_000), ["gmf"], {"factors": [4, 8]}, seeds=[0], owner="hal")
+    job = sw.points[0]["job"]
+    wait_until(lambda: first.status(job, events=False).state == "running")
+    first.shutdown(wait=True, stop_running=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    # What a killed server leaves behind: its job still "running", the sweep still driven by it.
+    job_file = tmp_path / ".jobs" / job / "job.json"
+    job_file.write_text(json.dumps({**json.loads(job_file.read_text()), "state": "running", "finished": None,
+                                    "run_id": None, "runner": {"id": "gone", "pid": dead.pid}}))
+    sweep_file = tmp_path / ".sweeps" / sw.id / "sweep.json"
+    info = json.loads(sweep_file.read_text())
+    info["driver"] = {"pid": dead.pid}
+    for p in info["points"]:  # so that the resumed runs end quickly
+        p["config"]["train"]["epochs"] = 1
+    sweep_file.write_text(json.dumps(info))
+
+    second = JobRunner(max_workers=1, models_dir=tmp_path)
+    try:
+        assert second.status(job, events=False).state == "interrupted"
+        sweeps.driver_for(second)
+        final = sweeps.wait_sweep(second, sw.id, timeout=300)
+        assert final.state == "done" and [p["state"] for p in final.points] == ["done", "done"]
+        assert final.points[0]["job"] != job  # the interrupted point ran again
+    finally:
+        second.shutdown(wait=True, stop_running=True)
