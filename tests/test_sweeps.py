@@ -100,7 +100,8 @@ def test_a_sweep_stops_as_a_whole_and_no_later_run_starts(one_worker):
     sw = sweeps.start_sweep(one_worker, base(epochs=10_000), ["gmf"], {"factors": [4, 8, 16]}, seeds=[0],
                             owner="carol")
     first = sw.points[0]["job"]
-    wait_until(lambda: one_worker.status(first, events=False).state == "running")
+    # training, not only handed to the pool ("running" is set at dispatch, before the worker has the job)
+    wait_until(lambda: any(e.get("event") in ("batch", "epoch") for e in one_worker.status(first).events))
     stopped = sweeps.stop_sweep(one_worker, sw.id, owner="carol")
     assert stopped.state == "stopped"
     final = sweeps.wait_sweep(one_worker, sw.id, timeout=120)
