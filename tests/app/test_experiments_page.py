@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def setup(at, models=("gmf", "mlp"), values="4,8", seeds="0"):
     at.multiselect(key="sweep_models").set_value(list(models)).run()
@@ -61,3 +63,41 @@ def test_a_finished_sweep_opens_from_its_link_with_charts_and_table(app, fresh_r
     table = at.dataframe[-1].value
     assert list(table["model"]) == ["gmf", "gmf", "mlp", "mlp"] and list(table["factors"]) == [4, 8, 4, 8]
     assert {"hr@10", "full_recall@10", "train_seconds", "run"} <= set(table.columns)
+
+
+def _sweep_file(models_dir, sweep_id, data, runs):
+    """A finished sweep written as ncf.sweeps writes one, over runs saved by the test."""
+    import json
+
+    from ncf.config import DataConfig, RunConfig
+
+    points = [{"values": {"model": r.config.model.model, "factors": r.config.model.factors, "seed": 0},
+               "config": r.config.to_dict(), "job": None, "state": "done", "run_id": r.id, "error": None} for r in runs]
+    info = {"id": sweep_id, "owner": "x", "name": "published check", "state": "done", "created": "2026-01-01T00:00:00",
+            "finished": None, "base": RunConfig(data=DataConfig(**data)).to_dict(), "models": ["mlp"],
+            "params": {"factors": [r.config.model.factors for r in runs]}, "seeds": [0], "note": None, "error": None,
+            "points": points}
+    folder = models_dir / ".sweeps" / sweep_id
+    folder.mkdir(parents=True)
+    (folder / "sweep.json").write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize(("source", "expected"), [("ml-1m", True), ("synthetic", False)])
+def test_published_figures_appear_labelled_only_under_the_papers_protocol(app, fresh_runner, source, expected):
+    import json
+
+    from ncf.reference import HE_2017_MLP, PROTOCOL
+    from tests.app.conftest import shown, train_and_save
+
+    _sweep_file(fresh_runner.models_dir, "20260101-000000-aaaaaa", {"source": source},
+                [train_and_save(model="mlp", epochs=1)])
+    app.query_params["sweep"] = "20260101-000000-aaaaaa"
+    app.run()
+    at = app.switch_page("app_pages/experiments.py").run()
+    assert not at.exception
+    notes = [shown(c.value) for c in at.caption if "published figures" in c.value]
+    assert bool(notes) == expected, notes
+    names = [t.get("name", "") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert (f"MLP-3 (published: {HE_2017_MLP})" in names) == expected
+    if expected:
+        assert HE_2017_MLP in notes[0] and PROTOCOL in notes[0] and "not measured here" in notes[0]
