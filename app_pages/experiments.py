@@ -121,6 +121,8 @@ def live_view() -> None:
                   args=(runner, sw.id), help="Stops the run in progress (it is saved) and starts no more.")
     if sw.note:
         st.caption(appstate.plain(sw.note))
+    if sw.error:
+        st.error(appstate.plain(sw.error))
     rows, x = sweeps.chart_rows(sw, sweeps.sweep_rows(sw, runner.models_dir))
     st.dataframe(sweeps.point_states(runner, sw, rows), hide_index=True, key="sweep_grid",
                  height=min(400, 38 + 35 * len(sw.points)))

@@ -434,6 +434,11 @@ class SweepDriver:
                     info["note"] = None
                 except ConfigError as e:  # the owner's queue is full (single runs of theirs): try again later
                     info["note"] = f"The next run waits: {e}"
+                except NCFError as e:  # the models folder cannot be written: the sweep cannot go on
+                    info.update(state=FAILED, finished=_now(), error=f"The sweep stopped: {e}")
+                    p["state"] = "skipped"
+                    changed = True
+                    continue
                 changed = True
                 waiting = True
                 break

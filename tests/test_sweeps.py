@@ -166,3 +166,15 @@ def test_a_sweep_a_dead_server_left_running_is_resumed_by_the_next(tmp_path):
         assert final.points[0]["job"] != job  # the interrupted point ran again
     finally:
         second.shutdown(wait=True, stop_running=True)
+
+
+def test_a_sweep_whose_runs_cannot_be_queued_fails_with_the_reason(one_worker, monkeypatch):
+    from ncf.errors import RunError
+
+    def full_disk(*args, **kwargs):
+        raise RunError("Cannot queue the job: writing to models/.jobs failed (No space left on device).")
+
+    monkeypatch.setattr(one_worker, "submit", full_disk)
+    sw = sweeps.start_sweep(one_worker, base(), ["gmf"], {"factors": [4, 8]}, seeds=[0], owner="ivan")
+    assert sw.state == "failed" and "No space left" in sw.error
+    assert [p["state"] for p in sw.points] == ["skipped", "skipped"]
