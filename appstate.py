@@ -77,6 +77,7 @@ CHOICES: dict[str, tuple] = {
 }
 UPLOAD_PREFIX = "upload:"
 JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}$")  # ncf.jobs' ids; anything else in a URL is ignored
+SWEEP_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")  # ncf.sweeps' ids
 BATCH_SIZES = (AUTO_BATCH, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
@@ -145,6 +146,8 @@ def init() -> None:
         job = st.query_params.get("job")
         if job and JOB_ID.match(job):
             ss.job_ids = [job]
+        sweep = st.query_params.get("sweep")
+        ss.sweep_id = sweep if sweep and SWEEP_ID.match(sweep) else None
         run = st.query_params.get("run")
         if run:
             ss.run_id = _checked_run_id(run)
@@ -227,6 +230,8 @@ def sync_query_params() -> None:
         params["job"] = active
     if st.session_state.run_id:
         params["run"] = st.session_state.run_id
+    if st.session_state.get("sweep_id"):
+        params["sweep"] = st.session_state.sweep_id
     if params != st.query_params.to_dict():
         st.query_params.from_dict(params)
 

@@ -407,3 +407,23 @@ def sweep_chart(rows: Sequence[dict], x: str, metric: str = "hr@10", series: str
     if numeric and frame[x].min() > 0 and frame[x].max() / frame[x].min() >= 8:
         fig.update_xaxes(type="log", tickvals=sorted(frame[x].unique()))
     return fig
+
+
+def time_quality(rows: Sequence[dict], metric: str = "hr@10", series: str = "model",
+                 hover: Sequence[str] = ()) -> go.Figure:
+    """Each run as a point: training seconds against `metric`, a colour per `series` value. A point's
+    customdata is its run id, so a page can open the run a reader clicks."""
+    frame = pd.DataFrame([r for r in rows if r.get(metric) is not None and r.get("train_seconds") is not None])
+    fig = _fig(height=400, xaxis_title="training time (s)", yaxis_title=metric_label(metric),
+               legend=dict(orientation="h", y=-0.25))
+    if frame.empty:
+        return fig
+    colours = px.colors.qualitative.D3
+    for i, (name, group) in enumerate(frame.groupby(series, sort=False)):
+        text = ["<br>".join(f"{_esc(k)} {_esc(r[k])}" for k in hover if k in r) for _, r in group.iterrows()]
+        fig.add_trace(go.Scatter(x=group["train_seconds"], y=group[metric], mode="markers", name=str(name),
+                                 marker=dict(size=10, color=colours[i % len(colours)]), text=text,
+                                 customdata=group["run"] if "run" in group.columns else None,
+                                 hovertemplate=f"{_esc(name)}<br>%{{text}}<br>%{{x:.1f}} s · %{{y:.4f}}"
+                                               "<extra></extra>"))
+    return fig
