@@ -25,6 +25,7 @@ from ncf.device import configure_threads, pick_device
 from ncf.errors import ConfigError
 from ncf.evaluate import evaluate, evaluate_validation
 from ncf.models import GMF, MLP, ItemPop, Recommender, build_model, neumf_from_pretrained
+from ncf.rowwise import RowAdamW, RowGrad
 
 Event = dict
 # A batch event (the live loss curve) every BATCH_EVENT_SECONDS, and at least BATCH_EVENTS_PER_EPOCH
@@ -138,13 +139,27 @@ class Fitter:
                 self.seen_keys = torch.unique(keys)
         self.optimizer_name = optimizer or tcfg.optimizer
         self.lr = lr if lr is not None else tcfg.lr
-        self.sparse = self._use_sparse()
-        for emb in model.embeddings():
-            emb.sparse = self.sparse
+        self.rowwise = self._use_rowwise()
+        self.sparse = not self.rowwise and self._use_sparse()
+        self._attach_tables()
         self.optimizers = self._make_optimizers()
         self.amp = device.type == "cuda" and tcfg.mixed_precision
 
     # -- optimisers -------------------------------------------------------------------------------
+    def _use_rowwise(self) -> bool:
+        """Row-wise AdamW (ncf.rowwise) for the tables on the CPU: a step then costs what the batch
+        touches, whatever the catalogue's size, with the recipe's decay applied lazily. On a GPU the
+        tables are small against the device and the fused dense step stays."""
+        return (self.device.type == "cpu" and self.optimizer_name in ("adam", "adamw")
+                and bool(self.model.embeddings()))
+
+    def _attach_tables(self) -> None:
+        if not hasattr(self, "_sinks"):
+            self._sinks = {id(e): RowGrad() for e in self.model.embeddings()}
+        for emb in self.model.embeddings():
+            emb.sparse = self.sparse
+            emb.row_sink = self._sinks[id(emb)] if self.rowwise else None
+
     def _use_sparse(self) -> bool:
         """Sparse embedding gradients (only touched rows updated, "lazy" Adam) pay off only when the
         tables are much larger than a batch: below that, coalescing the sparse gradient costs more
@@ -163,6 +178,12 @@ class Fitter:
         dense_params = [p for p in self.model.parameters() if id(p) not in emb_ids]
         if not emb_params and not dense_params:
             return []
+        if self.rowwise:
+            groups: list[torch.optim.Optimizer] = [RowAdamW(self._table_groups(), lr=lr, weight_decay=wd,
+                                                            decoupled=name == "adamw")]
+            if dense_params:
+                groups.append(self._dense_optimizer(name, dense_params, lr, wd))
+            return groups
         if not self.sparse:
             return [self._dense_optimizer(name, list(self.model.parameters()), lr, wd)]
         groups = []
@@ -176,6 +197,17 @@ class Fitter:
         if dense_params:
             groups.append(self._dense_optimizer(name, dense_params, lr, wd))
         return groups
+
+    def _table_groups(self) -> list[list[tuple[torch.Tensor, RowGrad]]]:
+        """The tables RowAdamW may keep side by side: each model's user tables (all looked up with the
+        same user tensor), and its item tables; any other table (biases) alone."""
+        sides = list(zip(*self.model.embedding_tables().values(), strict=True))
+        grouped = {id(e) for side in sides for e in side}
+        groups = [list(side) for side in sides] + [[e] for e in self.model.embeddings() if id(e) not in grouped]
+        return [[(e.weight, self._sinks[id(e)]) for e in group] for group in groups]
+
+    def _row_optimizer(self) -> RowAdamW | None:
+        return next((opt for opt in self.optimizers if isinstance(opt, RowAdamW)), None)
 
     @staticmethod
     def _dense_optimizer(name: str, params, lr: float, wd: float) -> torch.optim.Optimizer:
@@ -196,9 +228,14 @@ class Fitter:
                     group["betas"] = (beta1, group["betas"][1])
 
     def finish(self) -> Recommender:
-        """Back to dense embeddings, so the model behaves ordinarily for evaluation, saving and fold-in."""
+        """Back to dense embeddings, so the model behaves ordinarily for evaluation, saving and fold-in;
+        row-wise tables first receive the decay and momentum steps they are owed."""
+        if (opt := self._row_optimizer()) is not None:
+            opt.flush()
+            opt.release()
         for emb in self.model.embeddings():
             emb.sparse = False
+            emb.row_sink = None
         return self.model
 
     @contextlib.contextmanager
@@ -208,8 +245,9 @@ class Fitter:
         try:
             yield self.model
         finally:
-            for emb in self.model.embeddings():
-                emb.sparse = self.sparse
+            self._attach_tables()
+            if (opt := self._row_optimizer()) is not None:
+                opt.attach()
             self.model.train()
 
     # -- data -------------------------------------------------------------------------------------
@@ -306,7 +344,8 @@ class _Stage:
         total_steps = steps * t.epochs
         start = {"event": "start", "device": str(f.device), "n_train": len(f.users), "steps_per_epoch": steps,
                  "epochs": t.epochs, "stage": self.stage, "batch_size": t.batch_size, "lr": f.lr,
-                 "optimizer": f.optimizer_name, "sparse_embeddings": f.sparse}
+                 "optimizer": f.optimizer_name, "sparse_embeddings": f.sparse,
+                 "row_wise_embeddings": f.rowwise}
         if self.start_is_candidate and self.split.has_validation:
             with f.evaluating() as model:
                 start["start_metrics"] = evaluate_validation(model, self.split, k=t.k)
