@@ -150,24 +150,33 @@ class RowAdamW(torch.optim.Optimizer):
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         w, m, v = state[:, :width], state[:, width:2 * width], state[:, 2 * width:]
         t = max(1, self.t)
-        bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
+        # lr * m_hat / (sqrt(v_hat) + eps), with the bias corrections folded into two scalars.
+        step_size, eps_hat = -lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t), eps * math.sqrt(1 - b2 ** t)
         if self.decoupled and wd:
             w.mul_(torch.exp(self.log_decay[upto] - self.log_decay[last.cpu()]).to(w).unsqueeze(1))
-        if self.catch_up:
-            k = (upto - (g is not None) - last).clamp_(min=0).to(w.dtype).unsqueeze(1)  # (U, 1) missed steps
-            # Dense Adam moves the row by lr * m_j / sqrt(v_j) on each missed step j, with m_j = m b1^j and
-            # v_j = v b2^j: a geometric sum in r = b1 / sqrt(b2) (at the current rate and bias correction).
-            r = b1 / math.sqrt(b2)
-            w.addcdiv_(m * (r * (1 - r ** k) / (1 - r)), (v / bias2).sqrt_().add_(eps), value=-lr / bias1)
+        k = (upto - (g is not None) - last).clamp_(min=0).to(w.dtype).unsqueeze(1)  # (U, 1) missed steps
+        if g is not None and wd and not self.decoupled:
+            g = g.add(w, alpha=wd)
+        if not self.catch_up:
+            if g is None:
+                return
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            w.addcdiv_(m, v.sqrt().add_(eps_hat), value=step_size)
+            return
+        # Dense Adam moves a row by lr * m_j / sqrt(v_j) on each missed step j, with m_j = m b1^j and
+        # v_j = v b2^j: a geometric sum in r = b1 / sqrt(b2). It is taken at this step's rate and
+        # denominator (v moves little in a few steps with beta2 = 0.999), so one square root serves both.
+        r = b1 / math.sqrt(b2)
+        numerator = m * (r * (1 - r ** k) / (1 - r))  # (U, width) the missed momentum steps
+        if g is None:
             m.mul_(b1 ** k)
             v.mul_(b2 ** k)
-        if g is None:
-            return
-        if wd and not self.decoupled:
-            g = g.add(w, alpha=wd)
-        m.mul_(b1).add_(g, alpha=1 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        w.addcdiv_(m, (v / bias2).sqrt_().add_(eps), value=-lr / bias1)
+        else:
+            m.mul_(b1 ** (k + 1)).add_(g, alpha=1 - b1)
+            v.mul_(b2 ** (k + 1)).addcmul_(g, g, value=1 - b2)
+            numerator.add_(m)
+        w.addcdiv_(numerator, v.sqrt().add_(eps_hat), value=step_size)
 
     @torch.no_grad()
     def step(self, closure=None) -> None:
@@ -188,11 +197,9 @@ class RowAdamW(torch.optim.Optimizer):
                                    "group only tables that the model always indexes with the same tensor.")
             buf, width, last = block["buf"], block["width"], block["last"]
             gathered = buf.index_select(0, rows)  # (U, 3 * width)
-            before = gathered.clone()
             g = torch.cat([sink.grad for sink in touched], dim=1) if len(touched) > 1 else touched[0].grad
             self._adam(gathered, width, last.index_select(0, rows), g, t)
-            # Written back as a difference: index_add_ is several times faster than index_copy_ here.
-            buf.index_add_(0, rows, gathered.sub_(before))
+            buf.index_copy_(0, rows, gathered)
             last.index_fill_(0, rows, t)
             for sink in touched:
                 sink.clear()
