@@ -179,16 +179,23 @@ def config_from_args(args):
     return RunConfig(data=DataConfig(**data_kw), model=model, train=train, name=args.name or "")
 
 
-class _Progress:
-    """Turns trainer events into a progress line on stderr (a terminal only) and one line per
-    epoch on stdout. The bar redraws at most 10 times a second."""
+# Where stderr is a log (not a terminal), a plain progress line this often: a long run shows life.
+LOG_EVERY_SECONDS = 10.0
 
-    def __init__(self, model: str = "", stream=None, bar: bool | None = None):
+
+class _Progress:
+    """Turns trainer events into a progress line on stderr and one line per epoch on stdout. On a
+    terminal the bar redraws at most 10 times a second; elsewhere (a log file, a pipe) a plain line
+    is written every LOG_EVERY_SECONDS: stage, epoch, step, samples/s, ETA."""
+
+    def __init__(self, model: str = "", stream=None, bar: bool | None = None, log_every: float = LOG_EVERY_SECONDS):
         self.model = model  # stages are named only when they differ from it (pre-training)
         self.err = stream or sys.stderr
         self.bar = self.err.isatty() if bar is None else bar
+        self.log_every = log_every
         self.epochs = 0
         self._drawn = 0.0
+        self._logged = time.monotonic()
         self._dirty = False
 
     def __call__(self, event: dict) -> None:
@@ -203,6 +210,11 @@ class _Progress:
             if now - self._drawn >= 0.1:
                 self._drawn = now
                 self._draw(event)
+        elif kind == "batch":
+            now = time.monotonic()
+            if now - self._logged >= self.log_every:
+                self._logged = now
+                print(self.log_line(event), file=self.err, flush=True)
         elif kind == "epoch":
             self._clear()
             print(self.epoch_line(event), flush=True)
@@ -218,6 +230,11 @@ class _Progress:
         self.err.write(line.ljust(100)[:120])
         self.err.flush()
         self._dirty = True
+
+    def log_line(self, e: dict) -> str:
+        return (f"progress: stage {e.get('stage') or self.model} epoch {e.get('epoch', '?')}/{self.epochs} "
+                f"step {e.get('step', 0)}/{e.get('steps', '?')} {e.get('samples_per_second', 0):,.0f} samples/s "
+                f"eta {e.get('eta', 0):.0f}s")
 
     def _clear(self) -> None:
         if self._dirty:
@@ -246,6 +263,7 @@ def cmd_train(args) -> int:
         from ncf.jobs import load_split
 
         t0 = time.perf_counter()
+        print(f"loading {cfg.data.source} ...", file=sys.stderr, flush=True)
         split = load_split(cfg.data, cfg.model.resolved_objective, progress=download_bar)
         model = None
         print(f"data: {split.dataset.name}, {split.n_users:,} users, {split.n_items:,} items, {split.n_train:,} "
