@@ -57,6 +57,7 @@ def _unique(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if seen is index:
             return rows, inverse
     rows, inverse = torch.unique(index, return_inverse=True)
+    rows = rows.long()  # index_copy_ and index_fill_ take int64 rows only
     _unique_cache.insert(0, (index, rows, inverse))
     del _unique_cache[4:]
     return rows, inverse

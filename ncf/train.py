@@ -24,6 +24,7 @@ from ncf.data import Split
 from ncf.device import configure_threads, pick_device
 from ncf.errors import ConfigError
 from ncf.evaluate import evaluate, evaluate_validation
+from ncf.memory import check_training_fits
 from ncf.models import GMF, MLP, ItemPop, Recommender, build_model, neumf_from_pretrained
 from ncf.rowwise import RowAdamW, RowGrad
 
@@ -46,6 +47,8 @@ PRETRAIN_STAGE_EPOCHS = {"gmf": 8, "mlp": 10, "neumf": 3}
 # that one at its own rate (e.g. `--optimizer adam --lr 1e-5`).
 PRETRAINED_NEUMF_OPTIMIZER = "sgd"
 PRETRAINED_NEUMF_LR = 0.001
+# Negatives checked against the training positives this many at a time (bounds the int64 keys).
+NEGATIVE_CHUNK = 1 << 23
 # Largest user x item grid kept as a dense "seen" mask for excluding positives from negatives (128 MB).
 SEEN_MASK_MAX_CELLS = 1 << 27
 # Embedding rows per batch sample above which sparse gradients beat a dense fused update on the CPU.
@@ -124,18 +127,25 @@ class Fitter:
         self.tcfg = tcfg
         self.explicit = model.explicit
         self.n_items = model.n_items
-        self.users = torch.as_tensor(split.train_user, dtype=torch.long, device=device)
-        self.items = torch.as_tensor(split.train_item, dtype=torch.long, device=device)
+        # int32 indices where they fit: an epoch's users and items take half the memory (and the same
+        # random draws: torch draws int32 and int64 alike from one generator).
+        index = torch.int32 if max(model.n_users, model.n_items) < 2**31 else torch.long
+        self.users = torch.as_tensor(split.train_user, device=device).to(index)
+        self.items = torch.as_tensor(split.train_item, device=device).to(index)
         if self.explicit:
             if split.train_rating is None:
                 raise ConfigError("The explicit objective fits ratings, but this dataset has none (implicit "
                                   "feedback); choose the implicit objective.")
             self.ratings = torch.as_tensor(split.train_rating, dtype=torch.float32, device=device)
+        if device.type == "cpu":  # refused up front rather than killed by the OOM killer mid-epoch
+            n_emb = sum(e.weight.numel() for e in model.embeddings())
+            check_training_fits(len(split.train_user), 0 if self.explicit else tcfg.n_negatives,
+                                sum(p.numel() for p in model.parameters()), n_emb, self._large_tables(model, tcfg))
         self.generator = torch.Generator(device=device).manual_seed(tcfg.seed)
         self.seen_keys = None  # sorted user * n_items + item keys, for large catalogues
         self.seen_mask = None  # (n_users * n_items,) bool, where it fits: one gather instead of a binary search
         if tcfg.exclude_seen and not self.explicit:
-            keys = self.users * self.n_items + self.items
+            keys = self.users.long() * self.n_items + self.items
             if model.n_users * self.n_items <= SEEN_MASK_MAX_CELLS:
                 self.seen_mask = torch.zeros(model.n_users * self.n_items, dtype=torch.bool, device=device)
                 self.seen_mask[keys] = True
@@ -155,10 +165,14 @@ class Fitter:
         touches, whatever the catalogue's size, with the recipe's decay applied lazily. Small tables
         (ML-1M) keep the fused dense step, which is faster while a batch touches a good share of the
         rows; on a GPU the tables are small against the device and the fused dense step stays."""
-        if self.device.type != "cpu" or self.optimizer_name not in ("adam", "adamw") or not self.model.embeddings():
+        if self.device.type != "cpu" or self.optimizer_name not in ("adam", "adamw"):
             return False
-        rows = sum(e.num_embeddings for e in self.model.embeddings())
-        return rows > ROWWISE_ROWS_PER_SAMPLE * self.tcfg.batch_size
+        return self._large_tables(self.model, self.tcfg)
+
+    @staticmethod
+    def _large_tables(model: Recommender, tcfg: TrainConfig) -> bool:
+        rows = sum(e.num_embeddings for e in model.embeddings())
+        return rows > ROWWISE_ROWS_PER_SAMPLE * tcfg.batch_size
 
     def _attach_tables(self) -> None:
         if not hasattr(self, "_sinks"):
@@ -259,36 +273,47 @@ class Fitter:
 
     # -- data -------------------------------------------------------------------------------------
     def draw_negatives(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """`n` uniform negatives for every observed pair: (users, items), both (n_pos * n,)."""
+        """`n` uniform negatives for every observed pair: (users, items), both (n_pos * n,) of the index
+        dtype. Seen items are found in chunks (int64 keys for all negatives at once would be 8 bytes a
+        sample: 0.8 GB at ML-25M's size); the redraws are the same draws as done in one piece."""
         users = self.users.repeat(n)
-        items = torch.randint(0, self.n_items, (len(users),), generator=self.generator, device=self.device)
+        items = torch.randint(0, self.n_items, (len(users),), generator=self.generator, device=self.device,
+                              dtype=users.dtype)
         if self.seen_mask is not None or (self.seen_keys is not None and len(self.seen_keys)):
             for _ in range(50):  # each round redraws only the seen ones; few remain after 2-3 rounds
-                keys = users * self.n_items + items
-                if self.seen_mask is not None:
-                    seen = torch.nonzero(self.seen_mask[keys]).squeeze(1)
-                else:
-                    pos = torch.searchsorted(self.seen_keys, keys).clamp_(max=len(self.seen_keys) - 1)
-                    seen = torch.nonzero(self.seen_keys[pos] == keys).squeeze(1)
+                seen = torch.cat([start + self._seen_in(users[start:start + NEGATIVE_CHUNK], items[start:start + NEGATIVE_CHUNK])
+                                  for start in range(0, len(users), NEGATIVE_CHUNK)])
                 if len(seen) == 0:
                     break
                 items[seen] = torch.randint(0, self.n_items, (len(seen),), generator=self.generator,
-                                            device=self.device)
+                                            device=self.device, dtype=items.dtype)
         return users, items
 
+    def _seen_in(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Positions of the (user, item) pairs that are training positives."""
+        keys = users.long() * self.n_items + items
+        if self.seen_mask is not None:
+            return torch.nonzero(self.seen_mask[keys]).squeeze(1)
+        pos = torch.searchsorted(self.seen_keys, keys).clamp_(max=len(self.seen_keys) - 1)
+        return torch.nonzero(self.seen_keys[pos] == keys).squeeze(1)
+
     def epoch_data(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One epoch's (users, items, targets), shuffled by one permutation; batches are slices of these."""
+        """One epoch's (users, items, targets), shuffled by one permutation; batches are slices of these.
+        Implicit targets are bool (1 byte a sample; `step` makes each batch's floats), and every
+        intermediate is freed as soon as it is used: at ML-25M's size an epoch is 124M samples."""
         if self.explicit:
-            users, items, target = self.users, self.items, self.ratings
-        else:
-            n_neg = self.tcfg.n_negatives
-            neg_users, neg_items = self.draw_negatives(n_neg) if n_neg else (self.users[:0], self.items[:0])
-            users = torch.cat([self.users, neg_users])
-            items = torch.cat([self.items, neg_items])
-            target = torch.zeros(len(users), device=self.device)
-            target[: len(self.users)] = 1.0
-        perm = torch.randperm(len(users), generator=self.generator, device=self.device)
-        return users[perm], items[perm], target[perm]
+            perm = torch.randperm(len(self.users), generator=self.generator, device=self.device,
+                                  dtype=self.users.dtype)
+            return self.users[perm], self.items[perm], self.ratings[perm]
+        n_neg, n_pos = self.tcfg.n_negatives, len(self.users)
+        neg_users, neg_items = self.draw_negatives(n_neg) if n_neg else (self.users[:0], self.items[:0])
+        perm = torch.randperm(n_pos * (1 + n_neg), generator=self.generator, device=self.device,
+                              dtype=self.users.dtype)
+        users = torch.cat([self.users, neg_users])[perm]
+        del neg_users
+        items = torch.cat([self.items, neg_items])[perm]
+        del neg_items
+        return users, items, perm < n_pos
 
     @property
     def samples_per_epoch(self) -> int:
@@ -306,6 +331,7 @@ class Fitter:
 
     # -- one step ---------------------------------------------------------------------------------
     def step(self, users: torch.Tensor, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = target.float()  # epoch_data keeps implicit targets as bool
         if self.amp:
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 out = self.model(users, items).float()
@@ -363,6 +389,7 @@ class _Stage:
         f.model.train()
         for epoch in range(1, t.epochs + 1):
             epoch_start = time.perf_counter()
+            users = items = target = None  # the last epoch's data goes before the next is drawn
             users, items, target = f.epoch_data()
             loss_sum = torch.zeros((), device=f.device)
             n_seen = 0
