@@ -23,6 +23,8 @@ import math
 
 import torch
 
+from ncf import rowkernel
+
 
 class RowGrad:
     """Where a table's look-ups leave their gradient: rows (U,) and the coalesced gradient (U, d)."""
@@ -95,7 +97,8 @@ class RowAdamW(torch.optim.Optimizer):
     kept) and `attach()` to resume."""
 
     def __init__(self, groups: list[list[tuple[torch.Tensor, RowGrad]]], lr: float, betas=(0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = True, catch_up: bool = True):
+                 eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = True, catch_up: bool = True,
+                 kernel: bool = True):
         super().__init__([w for group in groups for w, _ in group],
                          dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
         self.decoupled, self.catch_up = decoupled, catch_up
@@ -117,6 +120,8 @@ class RowAdamW(torch.optim.Optimizer):
             })
         self.attached = False
         self.attach()
+        # The C loop (ncf.rowkernel) where it builds; the torch ops below compute the same otherwise.
+        self.kernel = kernel and all(rowkernel.usable(b["buf"]) for b in self.blocks)
 
     def attach(self) -> None:
         """The weights become views of their group's buffer (their current values copied in)."""
@@ -197,11 +202,14 @@ class RowAdamW(torch.optim.Optimizer):
                 raise RuntimeError("Embedding tables grouped for RowAdamW were looked up with different indices; "
                                    "group only tables that the model always indexes with the same tensor.")
             buf, width, last = block["buf"], block["width"], block["last"]
-            gathered = buf.index_select(0, rows)  # (U, 3 * width)
             g = torch.cat([sink.grad for sink in touched], dim=1) if len(touched) > 1 else touched[0].grad
-            self._adam(gathered, width, last.index_select(0, rows), g, t)
-            buf.index_copy_(0, rows, gathered)
-            last.index_fill_(0, rows, t)
+            if self.kernel:
+                self._kernel(buf, width, rows, g, last, t)
+            else:
+                gathered = buf.index_select(0, rows)  # (U, 3 * width)
+                self._adam(gathered, width, last.index_select(0, rows), g, t)
+                buf.index_copy_(0, rows, gathered)
+                last.index_fill_(0, rows, t)
             for sink in touched:
                 sink.clear()
 
@@ -212,5 +220,18 @@ class RowAdamW(torch.optim.Optimizer):
         if self.t == 0 or not self.attached:
             return
         for block in self.blocks:
-            self._adam(block["buf"], block["width"], block["last"], None, self.t)
-            block["last"].fill_(self.t)
+            if self.kernel:
+                rows = torch.arange(len(block["last"]), device=block["last"].device)
+                self._kernel(block["buf"], block["width"], rows, None, block["last"], self.t)
+            else:
+                self._adam(block["buf"], block["width"], block["last"], None, self.t)
+                block["last"].fill_(self.t)
+
+    def _kernel(self, buf: torch.Tensor, width: int, rows: torch.Tensor, g: torch.Tensor | None, last: torch.Tensor,
+                upto: int) -> None:
+        group = self.param_groups[0]
+        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        t = max(1, self.t)
+        rowkernel.row_adamw(buf, width, rows, g, last, self.log_decay, upto, b1=b1, b2=b2,
+                            step_size=-lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t), eps_hat=eps * math.sqrt(1 - b2 ** t),
+                            wd=wd, decoupled=self.decoupled, catch_up=self.catch_up)

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ncf import rowkernel
 from ncf.config import ModelConfig
 from ncf.models import build_model
 from ncf.rowwise import RowAdamW, RowGrad, RowLookup
@@ -106,3 +107,28 @@ def test_grouped_tables_looked_up_apart_fail_loudly():
     (RowLookup.apply(a, torch.tensor([0, 1]), sa).sum() + RowLookup.apply(b, torch.tensor([2, 3]), sb).sum()).backward()
     with pytest.raises(RuntimeError, match="different indices"):
         opt.step()
+
+
+@pytest.mark.skipif(not rowkernel.available(), reason="no C compiler here: the torch path is used")
+@pytest.mark.parametrize("catch_up", [True, False])
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_c_kernel_computes_what_the_torch_ops_compute(catch_up, decoupled):
+    torch.manual_seed(0)
+    start = torch.randn(50, 3) * 0.1
+    runs = []
+    for kernel in (True, False):
+        w = start.clone().requires_grad_()
+        sink = RowGrad()
+        opt = RowAdamW([[(w, sink)]], lr=0.01, weight_decay=0.1, decoupled=decoupled, catch_up=catch_up, kernel=kernel)
+        assert opt.kernel == kernel
+        g = torch.Generator().manual_seed(1)
+        for step in range(60):
+            opt.param_groups[0]["lr"] = 0.01 * (1 + step % 5) / 5
+            rows = torch.randint(0, 50 if step % 3 == 0 else 10, (20,), generator=g)
+            opt.zero_grad()
+            (RowLookup.apply(w, rows, sink) ** 2).sum().backward()
+            opt.step()
+        opt.flush()
+        opt.release()
+        runs.append(w.detach())
+    torch.testing.assert_close(runs[0], runs[1], atol=1e-6, rtol=1e-5)
