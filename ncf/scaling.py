@@ -27,7 +27,7 @@ def step_fitter(n_users: int, n_items: int, batch_size: int = 4096, *, rowwise: 
                 model: str = "neumf", seed: int = 0) -> tuple[Fitter, list[tuple[torch.Tensor, ...]]]:
     """A Fitter for the default recipe (AdamW, wd 0.1) on tables of the given size, and a few batches
     drawn with a long-tailed item popularity (so the unique rows per batch are as in real data).
-    `rowwise=False` forces the dense fused AdamW step, for comparison."""
+    `rowwise` forces row-wise AdamW (True) or the dense fused step (False) whatever the tables' size."""
     rng = np.random.default_rng(seed)
     n_pos = 8 * batch_size
     split = SimpleNamespace(train_user=rng.integers(0, n_users, n_pos),
@@ -37,9 +37,9 @@ def step_fitter(n_users: int, n_items: int, batch_size: int = 4096, *, rowwise: 
     tcfg = resolve_train_config(cfg).replace(one_cycle=False)
     torch.manual_seed(seed)
     fitter = Fitter(build_model(cfg.model, n_users, n_items), split, tcfg, torch.device("cpu"))
-    if rowwise is False and fitter.rowwise:
+    if rowwise is not None and rowwise != fitter.rowwise:
         fitter.finish()
-        fitter.rowwise = False
+        fitter.rowwise = rowwise
         fitter._attach_tables()
         fitter.optimizers = fitter._make_optimizers()
     users, items, target = fitter.epoch_data()
