@@ -30,7 +30,7 @@ SOURCE = r"""
 void row_adamw(float *restrict buf, int64_t width, const int64_t *restrict rows, int64_t n_rows,
                const float *restrict grad, int64_t *restrict last, const double *log_decay, int64_t upto, int has_grad, double b1, double b2,
                double step_size, double eps_hat, double wd, int decoupled, int catch_up) {
-    const double r = b1 / sqrt(b2);
+    const double r = b1 / sqrt(b2), log_r = log(r), log_b1 = log(b1), log_b2 = log(b2);
     for (int64_t u = 0; u < n_rows; u++) {
         const int64_t row = rows[u];
         float *restrict w = buf + row * 3 * width;
@@ -38,7 +38,7 @@ void row_adamw(float *restrict buf, int64_t width, const int64_t *restrict rows,
         float *restrict v = w + 2 * width;
         const float *restrict g = has_grad ? grad + u * width : 0;
         const int64_t seen = last[row];
-        const float decay = (decoupled && wd != 0.0) ? (float)exp(log_decay[upto] - log_decay[seen]) : 1.0f;
+        const float decay = (decoupled && wd != 0.0 && seen != upto) ? (float)exp(log_decay[upto] - log_decay[seen]) : 1.0f;
         int64_t k = upto - (has_grad ? 1 : 0) - seen;
         if (k < 0) k = 0;
         if (!catch_up) {
@@ -54,9 +54,11 @@ void row_adamw(float *restrict buf, int64_t width, const int64_t *restrict rows,
                 w[j] = wj;
             }
         } else {
-            const float moved = (float)(r * (1 - pow(r, (double)k)) / (1 - r));
-            const float mdecay = (float)pow(b1, (double)(k + (has_grad ? 1 : 0)));
-            const float vdecay = (float)pow(b2, (double)(k + (has_grad ? 1 : 0)));
+            /* a row seen on the previous step (k = 0) needs no transcendental at all */
+            const double kk = (double)k, kg = (double)(k + (has_grad ? 1 : 0));
+            const float moved = k ? (float)(r * (1 - exp(kk * log_r)) / (1 - r)) : 0.0f;
+            const float mdecay = k ? (float)exp(kg * log_b1) : (has_grad ? (float)b1 : 1.0f);
+            const float vdecay = k ? (float)exp(kg * log_b2) : (has_grad ? (float)b2 : 1.0f);
             for (int64_t j = 0; j < width; j++) {
                 float wj = w[j] * decay;
                 float num = m[j] * moved;
