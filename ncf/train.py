@@ -294,8 +294,11 @@ class Fitter:
         keys = users.long() * self.n_items + items
         if self.seen_mask is not None:
             return torch.nonzero(self.seen_mask[keys]).squeeze(1)
+        # Queries in sorted order: each binary search then lands near the last one, in cache (8M random
+        # queries into 20M keys: 10.3 s unsorted, 1.6 s sort included). Positions come back ascending.
+        keys, order = keys.sort()
         pos = torch.searchsorted(self.seen_keys, keys).clamp_(max=len(self.seen_keys) - 1)
-        return torch.nonzero(self.seen_keys[pos] == keys).squeeze(1)
+        return order[self.seen_keys[pos] == keys].sort().values
 
     def epoch_data(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One epoch's (users, items, targets), shuffled by one permutation; batches are slices of these.
