@@ -280,11 +280,17 @@ class Fitter:
         items = torch.randint(0, self.n_items, (len(users),), generator=self.generator, device=self.device,
                               dtype=users.dtype)
         if self.seen_mask is not None or (self.seen_keys is not None and len(self.seen_keys)):
+            redrawn = None  # after the first round only the redrawn pairs can be seen ones
             for _ in range(50):  # each round redraws only the seen ones; few remain after 2-3 rounds
-                seen = torch.cat([start + self._seen_in(users[start:start + NEGATIVE_CHUNK], items[start:start + NEGATIVE_CHUNK])
-                                  for start in range(0, len(users), NEGATIVE_CHUNK)])
+                if redrawn is None:
+                    seen = torch.cat([start + self._seen_in(users[start:start + NEGATIVE_CHUNK],
+                                                            items[start:start + NEGATIVE_CHUNK])
+                                      for start in range(0, len(users), NEGATIVE_CHUNK)])
+                else:
+                    seen = redrawn[self._seen_in(users[redrawn], items[redrawn])]
                 if len(seen) == 0:
                     break
+                redrawn = seen
                 items[seen] = torch.randint(0, self.n_items, (len(seen),), generator=self.generator,
                                             device=self.device, dtype=items.dtype)
         return users, items
