@@ -69,10 +69,16 @@ out["split_seconds"] = time.perf_counter() - t
 stop = threading.Event()
 cfg = RunConfig(train=TrainConfig(epochs=1))
 out["batch_size"] = resolve_train_config(cfg, split).batch_size
+marks = {}
 def on_event(e):
+    now = time.perf_counter()
     if e["event"] == "start":
         out["row_wise_embeddings"] = e.get("row_wise_embeddings")
         out["steps_per_epoch"] = e["steps_per_epoch"]
+        marks["start"] = now
+    if e["event"] == "batch":
+        marks.setdefault("first", (now, e["step"]))
+        marks["last"] = (now, e["step"])
     if e["event"] == "batch" and e["step"] >= fraction * e["steps"] and fraction < 1:
         stop.set()
     if e["event"] == "batch" and not sys.stderr.isatty():
@@ -86,9 +92,14 @@ t = time.perf_counter()
 result = train(cfg, split, on_event=on_event, stop=stop)
 out["train_call_seconds"] = time.perf_counter() - t
 out["samples_per_second"] = result.samples_per_second
-samples_per_epoch = split.n_train * (1 + result.train_config.n_negatives)
-out["epoch_seconds"] = samples_per_epoch / result.samples_per_second
-out["epoch_measured_fraction"] = min(1.0, result.samples_per_second * result.train_seconds / samples_per_epoch)
+# An epoch: drawing its samples (start to the first batch event) plus its steps at the rate measured
+# between the first and the last batch event.
+(t1, s1), (t2, s2) = marks["first"], marks["last"]
+out["sampling_seconds"] = t1 - marks["start"]
+out["step_seconds_per_step"] = (t2 - t1) / max(1, s2 - s1)
+out["epoch_seconds"] = out["sampling_seconds"] + out["steps_per_epoch"] * out["step_seconds_per_step"]
+out["epoch_measured_fraction"] = s2 / out["steps_per_epoch"]
+out["step_samples_per_second"] = out["batch_size"] / out["step_seconds_per_step"]
 t = time.perf_counter()
 metrics = evaluate(result.model, split, k=10, full=True)
 out["eval_seconds"] = time.perf_counter() - t
@@ -191,8 +202,9 @@ def main() -> int:
                 said = "" if run["epoch_measured_fraction"] > 0.99 else \
                     f" (extrapolated from {run['epoch_measured_fraction']:.0%} of it)"
                 print(f"  reload (cache)  {run['reload_seconds']:7.2f} s   split {run['split_seconds']:.1f} s", flush=True)
-                print(f"  one epoch       {run['epoch_seconds']:7.0f} s{said}  {run['samples_per_second']:,.0f} "
-                      f"samples/s  batch {run['batch_size']}  row-wise {run['row_wise_embeddings']}", flush=True)
+                print(f"  one epoch       {run['epoch_seconds']:7.0f} s{said}: sampling {run['sampling_seconds']:.0f} s, "
+                      f"steps {run['step_samples_per_second']:,.0f} samples/s  batch {run['batch_size']}  "
+                      f"row-wise {run['row_wise_embeddings']}", flush=True)
                 full_n = int(m.get("full_users", run["users"]))
                 print(f"  evaluation      {run['eval_seconds']:7.1f} s  HR@10 {m.get('hr@10', 0):.3f} (all "
                       f"{run['users']:,} users)  full Recall@10 {m.get('full_recall@10', 0):.4f} "
