@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from ncf.errors import ConfigError, NCFError
 
@@ -255,6 +256,19 @@ class _Progress:
         self._clear()
 
 
+# A source file this large gets a line before it is read: a parse of 25M rows takes ~20 s.
+LOADING_LINE_BYTES = 50 << 20
+
+
+def _say_loading(source: str) -> None:
+    """A 'loading' line (stdout: stderr carries an error alone, in one line) before a large file."""
+    path = Path(str(source)).expanduser()
+    size = path.stat().st_size if path.is_file() else 0
+    if size >= LOADING_LINE_BYTES:
+        print(f"loading {path.name} ({size / 2**20:,.0f} MiB; parsed once, then read from the cache) ...",
+              flush=True)
+
+
 def cmd_train(args) -> int:
     if args.resume:
         cfg, split, model = _resumed(args)
@@ -263,7 +277,7 @@ def cmd_train(args) -> int:
         from ncf.jobs import load_split
 
         t0 = time.perf_counter()
-        print(f"loading {cfg.data.source} ...", file=sys.stderr, flush=True)
+        _say_loading(cfg.data.source)
         split = load_split(cfg.data, cfg.model.resolved_objective, progress=download_bar)
         model = None
         print(f"data: {split.dataset.name}, {split.n_users:,} users, {split.n_items:,} items, {split.n_train:,} "

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ncf.config import ModelConfig, RunConfig, TrainConfig
+from ncf.device import configure_threads
 from ncf.models import build_model
 from ncf.train import Fitter, resolve_train_config
 
@@ -28,6 +29,7 @@ def step_fitter(n_users: int, n_items: int, batch_size: int = 4096, *, rowwise: 
     """A Fitter for the default recipe (AdamW, wd 0.1) on tables of the given size, and a few batches
     drawn with a long-tailed item popularity (so the unique rows per batch are as in real data).
     `rowwise` forces row-wise AdamW (True) or the dense fused step (False) whatever the tables' size."""
+    configure_threads()  # as `train` does: the thread count changes costs more than anything measured here
     rng = np.random.default_rng(seed)
     n_pos = 8 * batch_size
     split = SimpleNamespace(train_user=rng.integers(0, n_users, n_pos),
