@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from ncf.errors import ConfigError, NCFError
 
@@ -201,16 +202,23 @@ def config_from_args(args):
     return RunConfig(data=data, model=model, train=train, name=cfg.name)
 
 
-class _Progress:
-    """Turns trainer events into a progress line on stderr (a terminal only) and one line per
-    epoch on stdout. The bar redraws at most 10 times a second."""
+# Where stderr is a log (not a terminal), a plain progress line this often: a long run shows life.
+LOG_EVERY_SECONDS = 10.0
 
-    def __init__(self, model: str = "", stream=None, bar: bool | None = None):
+
+class _Progress:
+    """Turns trainer events into a progress line on stderr and one line per epoch on stdout. On a
+    terminal the bar redraws at most 10 times a second; elsewhere (a log file, a pipe) a plain line
+    is written every LOG_EVERY_SECONDS: stage, epoch, step, samples/s, ETA."""
+
+    def __init__(self, model: str = "", stream=None, bar: bool | None = None, log_every: float = LOG_EVERY_SECONDS):
         self.model = model  # stages are named only when they differ from it (pre-training)
         self.err = stream or sys.stderr
         self.bar = self.err.isatty() if bar is None else bar
+        self.log_every = log_every
         self.epochs = 0
         self._drawn = 0.0
+        self._logged = time.monotonic()
         self._dirty = False
 
     def __call__(self, event: dict) -> None:
@@ -225,6 +233,11 @@ class _Progress:
             if now - self._drawn >= 0.1:
                 self._drawn = now
                 self._draw(event)
+        elif kind == "batch":
+            now = time.monotonic()
+            if now - self._logged >= self.log_every:
+                self._logged = now
+                print(self.log_line(event), file=self.err, flush=True)
         elif kind == "epoch":
             self._clear()
             print(self.epoch_line(event), flush=True)
@@ -240,6 +253,11 @@ class _Progress:
         self.err.write(line.ljust(100)[:120])
         self.err.flush()
         self._dirty = True
+
+    def log_line(self, e: dict) -> str:
+        return (f"progress: stage {e.get('stage') or self.model} epoch {e.get('epoch', '?')}/{self.epochs} "
+                f"step {e.get('step', 0)}/{e.get('steps', '?')} {e.get('samples_per_second', 0):,.0f} samples/s "
+                f"eta {e.get('eta', 0):.0f}s")
 
     def _clear(self) -> None:
         if self._dirty:
@@ -260,6 +278,19 @@ class _Progress:
 
     def close(self) -> None:
         self._clear()
+
+
+# A source file this large gets a line before it is read: a parse of 25M rows takes ~20 s.
+LOADING_LINE_BYTES = 50 << 20
+
+
+def _say_loading(source: str) -> None:
+    """A 'loading' line (stdout: stderr carries an error alone, in one line) before a large file."""
+    path = Path(str(source)).expanduser()
+    size = path.stat().st_size if path.is_file() else 0
+    if size >= LOADING_LINE_BYTES:
+        print(f"loading {path.name} ({size / 2**20:,.0f} MiB; parsed once, then read from the cache) ...",
+              flush=True)
 
 
 def cmd_train(args) -> int:
@@ -297,6 +328,8 @@ def _train_and_save(args, ctx=None) -> int:
         from ncf.data import load_split
 
         t0 = time.perf_counter()
+        if main:
+            _say_loading(cfg.data.source)
         # A job of many: rank 0 downloads and caches, the others then read its cache. (A single process
         # imports no torch before its data has loaded: a bad file fails fast.)
         with contextlib.nullcontext() if ctx is None else _distributed().main_first():

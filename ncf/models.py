@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ncf.config import ModelConfig
+from ncf.rowwise import RowGrad, RowLookup
 
 EMBEDDING_STD = 0.01  # He et al. initialise embeddings from N(0, 0.01); fastai uses the same scale
 
@@ -52,13 +53,16 @@ class _Lookup(torch.autograd.Function):
 
 class Embedding(nn.Embedding):
     """nn.Embedding (same parameters, same state dict) with the faster dense backward above; the
-    trainer may still switch it to sparse gradients for very large tables. On a GPU torch's own
-    backward is as fast, but the trainer asks for this one (`index_add_backward`) under a CUDA
-    graph, where it needs no host synchronisation."""
+    trainer may switch it to row-wise gradients (`row_sink`, for ncf.rowwise.RowAdamW) or sparse ones.
+    On a GPU torch's own backward is as fast, but the trainer asks for this one (`index_add_backward`)
+    under a CUDA graph, where it needs no host synchronisation."""
 
+    row_sink: RowGrad | None = None
     index_add_backward: bool = False
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
+        if self.row_sink is not None and torch.is_grad_enabled():
+            return RowLookup.apply(self.weight, index, self.row_sink)
         if self.sparse or not torch.is_grad_enabled() or (self.weight.device.type != "cpu"
                                                           and not self.index_add_backward):
             return super().forward(index)

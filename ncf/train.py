@@ -4,8 +4,8 @@ negatives with a few tensor ops and shuffles with one permutation, and batches a
 It reports through events (plain JSON-able dicts) to whoever listens, checks a stop flag at every
 batch, and never imports anything of the app. Where the time goes and what it does about it (see
 benchmarks/results_engine.md): embedding gradients by one `index_add_` (ncf.models.Embedding), fused
-Adam, no concatenations in the towers; sparse embedding gradients only for tables far larger than a
-batch, where they pay off.
+Adam, no concatenations in the towers; for tables far larger than a batch, row-wise Adam(W) that
+updates only the batch's rows (ncf.rowwise), so a step's cost does not grow with the catalogue.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from ncf.data import Split
 from ncf.device import configure_threads, pick_device
 from ncf.errors import ConfigError
 from ncf.evaluate import evaluate, evaluate_validation
+from ncf.memory import check_training_fits
 from ncf.models import GMF, MLP, Recommender, build_model, neumf_from_pretrained
+from ncf.rowwise import RowAdamW, RowGrad
 
 Event = dict
 # A batch event (the live loss curve) every BATCH_EVENT_SECONDS, and at least BATCH_EVENTS_PER_EPOCH
@@ -47,10 +49,16 @@ PRETRAIN_STAGE_EPOCHS = {"gmf": 8, "mlp": 10, "neumf": 3}
 # that one at its own rate (e.g. `--optimizer adam --lr 1e-5`).
 PRETRAINED_NEUMF_OPTIMIZER = "sgd"
 PRETRAINED_NEUMF_LR = 0.001
+# Negatives checked against the training positives this many at a time (bounds the int64 keys).
+NEGATIVE_CHUNK = 1 << 23
 # Largest user x item grid kept as a dense "seen" mask for excluding positives from negatives (128 MB).
 SEEN_MASK_MAX_CELLS = 1 << 27
 # Embedding rows per batch sample above which sparse gradients beat a dense fused update on the CPU.
 SPARSE_ROWS_PER_SAMPLE = 32
+# Embedding rows per batch sample above which the CPU uses row-wise AdamW (ncf.rowwise). Default NeuMF,
+# batch 4096, one thread (us a sample): ML-1M's 19.5k rows 4.06 dense, 4.52 row-wise; ML-25M's 443k rows
+# 21.3 dense, 4.79 row-wise. Dense grows with the rows, row-wise does not; below this they are level.
+ROWWISE_ROWS_PER_SAMPLE = 16
 
 
 def resolve_train_config(cfg: RunConfig, split: Split | None = None) -> TrainConfig:
@@ -121,13 +129,20 @@ class Fitter:
         self.tcfg = tcfg
         self.explicit = model.explicit
         self.n_items = model.n_items
-        self.users = torch.as_tensor(split.train_user, dtype=torch.long, device=device)
-        self.items = torch.as_tensor(split.train_item, dtype=torch.long, device=device)
+        # int32 indices where they fit: an epoch's users and items take half the memory (and the same
+        # random draws: torch draws int32 and int64 alike from one generator).
+        index = torch.int32 if max(model.n_users, model.n_items) < 2**31 else torch.long
+        self.users = torch.as_tensor(split.train_user, device=device).to(index)
+        self.items = torch.as_tensor(split.train_item, device=device).to(index)
         if self.explicit:
             if split.train_rating is None:
                 raise ConfigError("The explicit objective fits ratings, but this dataset has none (implicit "
                                   "feedback); choose the implicit objective.")
             self.ratings = torch.as_tensor(split.train_rating, dtype=torch.float32, device=device)
+        if device.type == "cpu":  # refused up front rather than killed by the OOM killer mid-epoch
+            n_emb = sum(e.weight.numel() for e in model.embeddings())
+            check_training_fits(len(split.train_user), 0 if self.explicit else tcfg.n_negatives,
+                                sum(p.numel() for p in model.parameters()), n_emb, self._large_tables(model, tcfg))
         # A job on many processes (ncf.distributed): each rank draws its own negatives and batches from its
         # own seed, and takes its share of the positives through a permutation every rank draws alike.
         self.dist = distributed.current()
@@ -137,7 +152,7 @@ class Fitter:
         self.seen_keys = None  # sorted user * n_items + item keys, for large catalogues
         self.seen_mask = None  # (n_users * n_items,) bool, where it fits: one gather instead of a binary search
         if tcfg.exclude_seen and not self.explicit:
-            keys = self.users * self.n_items + self.items
+            keys = self.users.long() * self.n_items + self.items
             if model.n_users * self.n_items <= SEEN_MASK_MAX_CELLS:
                 self.seen_mask = torch.zeros(model.n_users * self.n_items, dtype=torch.bool, device=device)
                 self.seen_mask[keys] = True
@@ -146,13 +161,14 @@ class Fitter:
         self.optimizer_name = optimizer or tcfg.optimizer
         self.lr = lr if lr is not None else tcfg.lr
         # DDP all-reduces dense gradients: a job of many takes the plain dense optimizer path.
-        self.sparse = self._use_sparse() and not self.dist.active
-        for emb in model.embeddings():
-            emb.sparse = self.sparse
+        self.rowwise = self._use_rowwise() and not self.dist.active
+        self.sparse = not self.rowwise and self._use_sparse() and not self.dist.active
+        self._attach_tables()
         # A CUDA graph needs capturable optimizers (step count and rate on the device) and a constant
         # beta1, so one-cycle runs (which move beta1 every step) stay eager.
         self.graphed = (device.type == "cuda" and tcfg.cuda_graph is not False and not tcfg.one_cycle
-                        and not self.sparse and self.optimizer_name in ("adam", "adamw") and not self.dist.active)
+                        and not self.sparse and not self.rowwise and self.optimizer_name in ("adam", "adamw")
+                        and not self.dist.active)
         self.optimizers = self._make_optimizers()
         self.net = distributed.wrap(model, device)  # what a step calls: DDP in a job of many, else the model
         self.amp = device.type == "cuda" and tcfg.mixed_precision
@@ -162,6 +178,27 @@ class Fitter:
                 emb.index_add_backward = True
 
     # -- optimisers -------------------------------------------------------------------------------
+    def _use_rowwise(self) -> bool:
+        """Row-wise AdamW (ncf.rowwise) for large tables on the CPU: a step then costs what the batch
+        touches, whatever the catalogue's size, with the recipe's decay applied lazily. Small tables
+        (ML-1M) keep the fused dense step, which is faster while a batch touches a good share of the
+        rows; on a GPU the tables are small against the device and the fused dense step stays."""
+        if self.device.type != "cpu" or self.optimizer_name not in ("adam", "adamw"):
+            return False
+        return self._large_tables(self.model, self.tcfg)
+
+    @staticmethod
+    def _large_tables(model: Recommender, tcfg: TrainConfig) -> bool:
+        rows = sum(e.num_embeddings for e in model.embeddings())
+        return rows > ROWWISE_ROWS_PER_SAMPLE * tcfg.batch_size
+
+    def _attach_tables(self) -> None:
+        if not hasattr(self, "_sinks"):
+            self._sinks = {id(e): RowGrad() for e in self.model.embeddings()}
+        for emb in self.model.embeddings():
+            emb.sparse = self.sparse
+            emb.row_sink = self._sinks[id(emb)] if self.rowwise else None
+
     def _use_sparse(self) -> bool:
         """Sparse embedding gradients (only touched rows updated, "lazy" Adam) pay off only when the
         tables are much larger than a batch: below that, coalescing the sparse gradient costs more
@@ -180,6 +217,13 @@ class Fitter:
         dense_params = [p for p in self.model.parameters() if id(p) not in emb_ids]
         if not emb_params and not dense_params:
             return []
+        if self.rowwise:
+            betas = {"betas": tuple(self.tcfg.betas)} if self.tcfg.betas else {}
+            groups: list[torch.optim.Optimizer] = [RowAdamW(self._table_groups(), lr=lr, weight_decay=wd,
+                                                            decoupled=name == "adamw", **betas)]
+            if dense_params:
+                groups.append(self._dense_optimizer(name, dense_params, lr, wd, self.tcfg.betas))
+            return groups
         if not self.sparse:
             return [self._dense_optimizer(name, list(self.model.parameters()), lr, wd, self.tcfg.betas,
                                           capturable=self.graphed)]
@@ -194,6 +238,17 @@ class Fitter:
         if dense_params:
             groups.append(self._dense_optimizer(name, dense_params, lr, wd, self.tcfg.betas))
         return groups
+
+    def _table_groups(self) -> list[list[tuple[torch.Tensor, RowGrad]]]:
+        """The tables RowAdamW may keep side by side: each model's user tables (all looked up with the
+        same user tensor), and its item tables; any other table (biases) alone."""
+        sides = list(zip(*self.model.embedding_tables().values(), strict=True))
+        grouped = {id(e) for side in sides for e in side}
+        groups = [list(side) for side in sides] + [[e] for e in self.model.embeddings() if id(e) not in grouped]
+        return [[(e.weight, self._sinks[id(e)]) for e in group] for group in groups]
+
+    def _row_optimizer(self) -> RowAdamW | None:
+        return next((opt for opt in self.optimizers if isinstance(opt, RowAdamW)), None)
 
     @staticmethod
     def _dense_optimizer(name: str, params, lr: float, wd: float, betas=None,
@@ -222,9 +277,14 @@ class Fitter:
                     group["betas"] = (beta1, group["betas"][1])
 
     def finish(self) -> Recommender:
-        """Back to dense embeddings, so the model behaves ordinarily for evaluation, saving and fold-in."""
+        """Back to dense embeddings, so the model behaves ordinarily for evaluation, saving and fold-in;
+        row-wise tables first receive the decay and momentum steps they are owed."""
+        if (opt := self._row_optimizer()) is not None:
+            opt.flush()
+            opt.release()
         for emb in self.model.embeddings():
             emb.sparse = False
+            emb.row_sink = None
         return self.model
 
     @contextlib.contextmanager
@@ -234,32 +294,51 @@ class Fitter:
         try:
             yield self.model
         finally:
-            for emb in self.model.embeddings():
-                emb.sparse = self.sparse
+            self._attach_tables()
+            if (opt := self._row_optimizer()) is not None:
+                opt.attach()
             self.model.train()
 
     # -- data -------------------------------------------------------------------------------------
     def draw_negatives(self, n: int, positives: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """`n` uniform negatives for every observed pair (of `positives`' users, all by default):
-        (users, items), both (n_pos * n,)."""
+        """`n` uniform negatives for every observed pair (of `positives`' users, all by default): (users,
+        items), both (n_pos * n,) of the index dtype. Seen items are found in chunks (int64 keys for all
+        negatives at once would be 8 bytes a sample: 0.8 GB at ML-25M's size); the redraws are the same
+        draws as done in one piece."""
         users = (self.users if positives is None else positives).repeat(n)
-        items = torch.randint(0, self.n_items, (len(users),), generator=self.generator, device=self.device)
+        items = torch.randint(0, self.n_items, (len(users),), generator=self.generator, device=self.device,
+                              dtype=users.dtype)
         if self.seen_mask is not None or (self.seen_keys is not None and len(self.seen_keys)):
+            redrawn = None  # after the first round only the redrawn pairs can be seen ones
             for _ in range(50):  # each round redraws only the seen ones; few remain after 2-3 rounds
-                keys = users * self.n_items + items
-                if self.seen_mask is not None:
-                    seen = torch.nonzero(self.seen_mask[keys]).squeeze(1)
+                if redrawn is None:
+                    seen = torch.cat([start + self._seen_in(users[start:start + NEGATIVE_CHUNK],
+                                                            items[start:start + NEGATIVE_CHUNK])
+                                      for start in range(0, len(users), NEGATIVE_CHUNK)])
                 else:
-                    pos = torch.searchsorted(self.seen_keys, keys).clamp_(max=len(self.seen_keys) - 1)
-                    seen = torch.nonzero(self.seen_keys[pos] == keys).squeeze(1)
+                    seen = redrawn[self._seen_in(users[redrawn], items[redrawn])]
                 if len(seen) == 0:
                     break
+                redrawn = seen
                 items[seen] = torch.randint(0, self.n_items, (len(seen),), generator=self.generator,
-                                            device=self.device)
+                                            device=self.device, dtype=items.dtype)
         return users, items
 
+    def _seen_in(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Positions of the (user, item) pairs that are training positives."""
+        keys = users.long() * self.n_items + items
+        if self.seen_mask is not None:
+            return torch.nonzero(self.seen_mask[keys]).squeeze(1)
+        # Queries in sorted order: each binary search then lands near the last one, in cache (8M random
+        # queries into 20M keys: 10.3 s unsorted, 1.6 s sort included). Positions come back ascending.
+        keys, order = keys.sort()
+        pos = torch.searchsorted(self.seen_keys, keys).clamp_(max=len(self.seen_keys) - 1)
+        return order[self.seen_keys[pos] == keys].sort().values
+
     def epoch_data(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One epoch's (users, items, targets), shuffled by one permutation; batches are slices of these."""
+        """One epoch's (users, items, targets), shuffled by one permutation; batches are slices of these.
+        Implicit targets are bool (1 byte a sample; `step` makes each batch's floats), and every
+        intermediate is freed as soon as it is used: at ML-25M's size an epoch is 124M samples."""
         pos_users, pos_items = self.users, self.items
         ratings = self.ratings if self.explicit else None
         if self.dist.active:  # this rank's share of the positives, the same size on every rank
@@ -267,16 +346,18 @@ class Fitter:
             pos_users, pos_items = pos_users[mine], pos_items[mine]
             ratings = ratings[mine] if ratings is not None else None
         if self.explicit:
-            users, items, target = pos_users, pos_items, ratings
-        else:
-            n_neg = self.tcfg.n_negatives
-            neg_users, neg_items = self.draw_negatives(n_neg, pos_users) if n_neg else (pos_users[:0], pos_items[:0])
-            users = torch.cat([pos_users, neg_users])
-            items = torch.cat([pos_items, neg_items])
-            target = torch.zeros(len(users), device=self.device)
-            target[: len(pos_users)] = 1.0
-        perm = torch.randperm(len(users), generator=self.generator, device=self.device)
-        return users[perm], items[perm], target[perm]
+            perm = torch.randperm(len(pos_users), generator=self.generator, device=self.device,
+                                  dtype=pos_users.dtype)
+            return pos_users[perm], pos_items[perm], ratings[perm]
+        n_neg, n_pos = self.tcfg.n_negatives, len(pos_users)
+        neg_users, neg_items = self.draw_negatives(n_neg, pos_users) if n_neg else (pos_users[:0], pos_items[:0])
+        perm = torch.randperm(n_pos * (1 + n_neg), generator=self.generator, device=self.device,
+                              dtype=pos_users.dtype)
+        users = torch.cat([pos_users, neg_users])[perm]
+        del neg_users
+        items = torch.cat([pos_items, neg_items])[perm]
+        del neg_items
+        return users, items, perm < n_pos
 
     @property
     def samples_per_epoch(self) -> int:
@@ -294,6 +375,7 @@ class Fitter:
 
     # -- one step ---------------------------------------------------------------------------------
     def step(self, users: torch.Tensor, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = target.float()  # epoch_data keeps implicit targets as bool
         if self.captured is not None:
             return self.captured(users, items, target)
         return self.eager_step(users, items, target)
@@ -348,7 +430,8 @@ class _Stage:
         total_steps = steps * t.epochs
         start = {"event": "start", "device": str(f.device), "n_train": len(f.users), "steps_per_epoch": steps,
                  "epochs": t.epochs, "stage": self.stage, "batch_size": t.batch_size, "lr": f.lr,
-                 "optimizer": f.optimizer_name, "sparse_embeddings": f.sparse}
+                 "optimizer": f.optimizer_name, "sparse_embeddings": f.sparse,
+                 "row_wise_embeddings": f.rowwise}
         if self.start_is_candidate and self.split.has_validation and f.dist.is_main:
             with f.evaluating() as model:
                 start["start_metrics"] = evaluate_validation(model, self.split, k=t.k)
@@ -359,6 +442,7 @@ class _Stage:
         f.model.train()
         for epoch in range(1, t.epochs + 1):
             epoch_start = time.perf_counter()
+            users = items = target = None  # the last epoch's data goes before the next is drawn
             users, items, target = f.epoch_data()
             loss_sum = torch.zeros((), device=f.device)
             n_seen = 0

@@ -103,3 +103,15 @@ def test_evaluate_reports_the_metrics_that_apply_with_k_in_their_names():
     sampled_only = evaluate(build_model(ModelConfig(model="gmf"), ds.n_users, ds.n_items), leave_one_out(ds),
                             full=False)
     assert set(sampled_only) == {"hr@10", "ndcg@10"}
+
+
+def test_full_ranking_samples_users_beyond_the_pair_budget_and_says_how_many():
+    from ncf.evaluate import full_ranking_sample
+
+    users, items = np.arange(100).repeat(2), np.arange(200) % 50
+    same = full_ranking_sample(users, items, n_items=50, max_pairs=100 * 50)
+    assert same[2] is None and len(same[0]) == 200
+    u, i, n = full_ranking_sample(users, items, n_items=50, max_pairs=10 * 50)
+    assert n == 10 and len(np.unique(u)) == 10 and len(u) == 20
+    again = full_ranking_sample(users, items, n_items=50, max_pairs=10 * 50)
+    assert np.array_equal(again[0], u) and np.array_equal(again[1], i)  # seeded

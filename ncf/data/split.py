@@ -139,6 +139,13 @@ def reindex(ds: Dataset, keep: np.ndarray, reason: str) -> Dataset:
     )
 
 
+def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """np.unique by one sort: NumPy 2's np.unique hashes first, 20 s for 5M distinct int64 keys on the
+    2-core box against 0.9 s for a sort (ML-25M's 25M keys took minutes in the split)."""
+    keys = np.sort(keys)
+    return keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
+
+
 def sample_negatives(
     ds_user: np.ndarray, ds_item: np.ndarray, n_items: int, users: np.ndarray, n: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -148,7 +155,7 @@ def sample_negatives(
     items via a sorted array of user*n_items+item keys, in one round; the few rows still short after
     it are completed exactly.
     """
-    seen = np.unique(ds_user.astype(np.int64) * n_items + ds_item)
+    seen = _sorted_unique(ds_user.astype(np.int64) * n_items + ds_item)
     out = np.empty((len(users), n), dtype=np.int64)
     counts = np.bincount(ds_user, minlength=int(users.max(initial=0)) + 1)
     if len(users) and (n_items - counts[users]).min() < n:
