@@ -116,3 +116,10 @@ def test_the_large_batch_preset_runs_graphed_on_the_gpu(split):
                                                               "cuda_graph": True}})
     result = train(cfg, split)
     assert result.device.startswith("cuda") and 0 <= result.metrics["hr@10"] <= 1
+
+
+def test_the_classical_models_fit_on_the_gpu(split):
+    pop = train(RunConfig(model=ModelConfig(model="pop")), split).metrics["hr@10"]
+    for name in ("ease", "puresvd", "itemknn"):
+        result = train(on_cuda(name), split)
+        assert result.device.startswith("cuda") and result.metrics["hr@10"] > pop + 0.1, (name, result.metrics)
