@@ -72,6 +72,9 @@ class ModelConfig(_JSON):
     iterations: int | None = None  # iALS: alternating least-squares sweeps
     neighbours: int | None = None  # item-kNN: neighbourhood size K
     similarity: str | None = None  # item-kNN: "cosine" or "bm25"
+    # Side features beside the ids (ncf.data.features: "age", "genres", ...), for models that take them
+    # (EmbeddingNN); ("all",) until the data is read, then the names the dataset has. (): ids only.
+    features: tuple[str, ...] = ()
 
     @property
     def resolved_objective(self) -> str:
@@ -118,6 +121,14 @@ class ModelConfig(_JSON):
             raise ConfigError(f"alpha weighs the GMF half of NeuMF and lies in [0, 1], got {self.alpha}.")
         if self.pretrain and "pretrain" not in spec.settings:
             raise ConfigError("Pre-training initialises NeuMF from GMF and MLP; choose the neumf model.")
+        if self.features:
+            from ncf.data.features import check_names
+
+            check_names(self.features)
+            if not spec.features:
+                takers = [s.label for s in registry.REGISTRY.values() if s.features]
+                raise ConfigError(f"{spec.label} takes user and item ids only, not side features; "
+                                  f"{', '.join(takers)} take(s) features.")
         if spec.check is not None:
             spec.check(self)
         return self

@@ -39,6 +39,7 @@ class ModelSpec:
     user_vectors: bool = True
     item_vectors: bool = True
     gradient: bool = True
+    features: bool = False  # takes user and item side features beside the ids (ModelConfig.features)
     check: Callable | None = None  # extra checks of a ModelConfig; raises ConfigError
 
     @property
@@ -126,8 +127,8 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
         "predicts ratings (explicit feedback) by default.",
         r"\hat r_{ui} = \mathrm{sigmoid\_range}\big(\mathrm{MLP}([\mathbf e_u ; \mathbf e_i]),\ "
         r"\mathrm{low},\ \mathrm{high}\big)",
-        "ncf.models:EmbeddingNN", settings=("objective", "layers", "emb_sizes", "dropout", "batch_norm", "y_range"),
-        defaults={"layers": (100, 50)}, objectives=("explicit", "implicit")),
+        "ncf.models:EmbeddingNN", settings=("objective", "layers", "emb_sizes", "dropout", "batch_norm", "y_range", "features"),
+        defaults={"layers": (100, 50)}, objectives=("explicit", "implicit"), features=True),
     ModelSpec(
         "pop", "Most popular", "Recommends what most people interacted with, the same list for everyone. Any "
         "model worth its training time must beat it. (Explicit: an item's mean rating shrunk toward the "
