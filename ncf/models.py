@@ -270,17 +270,65 @@ class DotProduct(Recommender):
         return {"dot": (self.user_emb, self.item_emb)}
 
 
+class SideFeatures(nn.Module):
+    """One side's (users' or items') feature tables as buffers, and their embeddings: looked up by
+    user or item index, so the trainer's (user, item) batches need nothing else. Categorical codes
+    go through an embedding (code 0 = unknown, learned like any other), a bag's codes through the
+    mean of their embeddings (0 = padding, left out), numbers pass as they are (normalised already).
+    The tables are persistent buffers: a saved run's weights carry them."""
+
+    def __init__(self, specs, tables: dict):
+        super().__init__()
+        self.specs = tuple(specs)
+        self.embs = nn.ModuleDict()
+        for spec in self.specs:
+            dtype = torch.float32 if spec.kind == "numeric" else torch.long
+            self.register_buffer(f"table_{spec.name}", torch.as_tensor(tables[spec.name], dtype=dtype).clone())
+            if spec.kind != "numeric":
+                self.embs[spec.name] = _embedding(spec.cardinality, spec.width)
+
+    @property
+    def width(self) -> int:
+        return sum(s.width for s in self.specs)
+
+    def forward(self, index: torch.Tensor | None = None) -> torch.Tensor:  # (B,) -> (B, width); None: every row
+        parts = []
+        for spec in self.specs:
+            table = getattr(self, f"table_{spec.name}")
+            codes = table if index is None else table.index_select(0, index)
+            if spec.kind == "numeric":
+                parts.append(codes[:, None])
+            elif spec.kind == "categorical":
+                parts.append(self.embs[spec.name](codes))
+            else:  # (B, max_len) codes -> mean of the non-padding embeddings, (B, width)
+                mask = (codes > 0).to(torch.float32)
+                vectors = self.embs[spec.name](codes.reshape(-1)).view(*codes.shape, -1)
+                parts.append((vectors * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0))
+        return torch.cat(parts, dim=-1)
+
+
 class EmbeddingNN(Recommender):
     """fastai's EmbeddingNN (a TabularModel on two categorical columns): embeddings sized by
     `get_emb_sz` unless given, concatenated, then LinBnDrop blocks (Linear, ReLU, optional
-    BatchNorm, optional Dropout) and a final Linear."""
+    BatchNorm, optional Dropout) and a final Linear.
 
-    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
+    With side features (`config.features`, tables from `ncf.data.features.build`), the input is
+    [user embedding ; user features ; item embedding ; item features], as TabularModel concatenates
+    every categorical embedding and the continuous columns."""
+
+    def __init__(self, config: ModelConfig, n_users: int, n_items: int, features=None):
         super().__init__(config, n_users, n_items)
         user_dim, item_dim = config.emb_sizes or (get_emb_sz(n_users), get_emb_sz(n_items))
         self.user_emb = _embedding(n_users, user_dim)
         self.item_emb = _embedding(n_items, item_dim)
-        sizes = (user_dim + item_dim, *config.resolved_layers)
+        self.user_features = self.item_features = None
+        if features is not None and features.side("user"):
+            self.user_features = SideFeatures(features.side("user"), features.tables)
+        if features is not None and features.side("item"):
+            self.item_features = SideFeatures(features.side("item"), features.tables)
+        self.user_width = user_dim + (self.user_features.width if self.user_features is not None else 0)
+        item_width = item_dim + (self.item_features.width if self.item_features is not None else 0)
+        sizes = (self.user_width + item_width, *config.resolved_layers)
         blocks: list[nn.Module] = []
         for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False):
             # fastai drops the Linear bias when a BatchNorm follows it (lin_first=True order).
@@ -292,31 +340,58 @@ class EmbeddingNN(Recommender):
         self.layers = nn.Sequential(*blocks)
         self.out = nn.Linear(sizes[-1], 1)
 
+    def user_input(self, users: torch.Tensor) -> torch.Tensor:  # (B,) -> (B, user_width)
+        e = self.user_emb(users)
+        return e if self.user_features is None else torch.cat([e, self.user_features(users)], dim=-1)
+
+    def item_input(self, items: torch.Tensor | None = None) -> torch.Tensor:  # (B,) or every item -> (., item_width)
+        e = self.item_emb.weight if items is None else self.item_emb(items)
+        if self.item_features is None:
+            return e
+        return torch.cat([e, self.item_features(items)], dim=-1)
+
     def forward(self, user, item):
-        x = torch.cat([self.user_emb(user), self.item_emb(item)], dim=-1)
+        x = torch.cat([self.user_input(user), self.item_input(item)], dim=-1)
         return self.output(self.out(self.layers(x)).squeeze(-1))
 
     def score_users(self, users):
         first: nn.Linear = self.layers[0]
-        d_user = self.user_emb.embedding_dim
-        user_part = self.user_emb(users) @ first.weight[:, :d_user].T  # (B, d1)
+        user_part = self.user_input(users) @ first.weight[:, :self.user_width].T  # (B, d1)
         if first.bias is not None:
             user_part = user_part + first.bias
-        item_part = self.item_emb.weight @ first.weight[:, d_user:].T  # (n_items, d1)
+        item_part = self.item_input() @ first.weight[:, self.user_width:].T  # (n_items, d1)
         h = (user_part[:, None, :] + item_part[None, :, :]).flatten(0, 1)  # (B * n_items, d1)
         h = self.layers[1:](h)
         return self.output(self.out(h).view(len(users), self.n_items))
+
+    @property
+    def feature_specs(self) -> tuple:
+        return tuple(s for f in (self.user_features, self.item_features) if f is not None for s in f.specs)
 
     def embedding_tables(self):
         return {"embnn": (self.user_emb, self.item_emb)}
 
 
-def build_model(cfg: ModelConfig, n_users: int, n_items: int) -> Recommender:
-    """A freshly initialised model for `cfg` (validated first)."""
+def build_model(cfg: ModelConfig, n_users: int, n_items: int, features=None) -> Recommender:
+    """A freshly initialised model for `cfg` (validated first). A configuration with side features
+    needs their tables (`ncf.data.features.build`, or `FeatureSet.empty_like` for a saved run)."""
     from ncf import registry
 
     cfg.validate()
-    return registry.get(cfg.model).cls(cfg, n_users, n_items)
+    cls = registry.get(cfg.model).cls
+    if not cfg.features:
+        return cls(cfg, n_users, n_items)
+    _check_features(cfg, features)
+    return cls(cfg, n_users, n_items, features=features)
+
+
+def _check_features(cfg: ModelConfig, features) -> None:
+    from ncf.errors import ConfigError
+
+    if features is None or set(cfg.features) != set(features.names):
+        have = "none" if features is None else ", ".join(features.names)
+        raise ConfigError(f"The configuration asks for the side features {', '.join(cfg.features)}, but the "
+                          f"feature tables given hold {have}; build them with ncf.data.features.build.")
 
 
 @torch.no_grad()
@@ -333,10 +408,13 @@ def neumf_from_pretrained(gmf: GMF, mlp: MLP, config: ModelConfig) -> NeuMF:
     return model.to(gmf.out.weight.device)
 
 
-def describe_architecture(cfg: ModelConfig, n_users: int, n_items: int) -> list[dict]:
+def describe_architecture(cfg: ModelConfig, n_users: int, n_items: int, features=None) -> list[dict]:
     """The layers in order, for the Model page: name, output shape, parameter count, and a note.
-    The parameter counts add up to `count_parameters(build_model(cfg, n_users, n_items))`."""
+    The parameter counts add up to `count_parameters(build_model(cfg, n_users, n_items, features))`;
+    each side feature is an input row with its width."""
     cfg.validate()
+    if cfg.features:
+        _check_features(cfg, features)
     rows: list[dict] = []
 
     def row(name: str, width: int | str, params: int, note: str) -> None:
@@ -351,6 +429,16 @@ def describe_architecture(cfg: ModelConfig, n_users: int, n_items: int) -> list[
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False), start=1):
             row(f"{prefix}layer {i}: Linear + ReLU{drop}", n_out, n_in * n_out + n_out, f"h{i} = ReLU(W{i} h{i - 1} + b{i}), "
                 f"{n_in}→{n_out}")
+
+    def feature_row(spec, widths: dict) -> None:
+        widths[spec.side].append((spec.name, spec.width))
+        if spec.kind == "numeric":
+            row(f"{spec.side} feature: {spec.name} (number)", 1, 0,
+                f"(x − {spec.mean:.4g}) / {spec.std:.4g}; missing → 0")
+            return
+        how = "mean of its genres' embeddings" if spec.kind == "bag" else "embedding"
+        row(f"{spec.side} feature: {spec.name} ({how})", spec.width, spec.cardinality * spec.width,
+            f"{spec.cardinality - 1} categories + unknown × {spec.width} (fastai's rule)")
 
     explicit = cfg.resolved_objective == "explicit"
     low, high = cfg.y_range
@@ -385,9 +473,17 @@ def describe_architecture(cfg: ModelConfig, n_users: int, n_items: int) -> list[
     elif cfg.model == "embnn":
         du, di = cfg.emb_sizes or (get_emb_sz(n_users), get_emb_sz(n_items))
         rule = "given" if cfg.emb_sizes else "fastai's rule min(600, round(1.6·n^0.56))"
+        widths = {"user": [("user id", du)], "item": [("item id", di)]}
         row("user embedding", du, n_users * du, f"{n_users:,} users × {du} ({rule})")
+        for spec in features.side("user") if features is not None else ():
+            feature_row(spec, widths)
         row("item embedding", di, n_items * di, f"{n_items:,} items × {di} ({rule})")
-        row("concatenate", du + di, 0, f"h0 = {du} + {di} = {du + di} features")
+        for spec in features.side("item") if features is not None else ():
+            feature_row(spec, widths)
+        parts = widths["user"] + widths["item"]
+        total = sum(w for _, w in parts)
+        row("concatenate", total, 0, f"h0 = {' + '.join(str(w) for _, w in parts)} = {total} features")
+        du, di = sum(w for _, w in widths["user"]), sum(w for _, w in widths["item"])
         sizes = (du + di, *layers)
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False), start=1):
             extras = [" + BatchNorm" if cfg.batch_norm else "", f" + Dropout({cfg.dropout:g})" if cfg.dropout else ""]
