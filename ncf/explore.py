@@ -218,6 +218,18 @@ def _sized_config(run):
     return cfg
 
 
+def _feature_shapes(run, n_users: int, n_items: int):
+    """Side-feature tables of the run's specs sized for n_users and n_items (their values come with the
+    state dict), or None for a model without features. A new user's features start, like the rest of
+    the user side, at the trained users' average."""
+    specs = getattr(run.model, "feature_specs", ())
+    if not specs:
+        return None
+    from ncf.data.features import FeatureSet
+
+    return FeatureSet.empty_like({"specs": [s.to_dict() for s in specs]}, n_users, n_items)
+
+
 def _user_side_keys(run) -> set[str]:
     """state_dict keys that belong to users (their first dimension is the number of users): found by
     building tiny copies of the model for 2 and for 3 users (and 2 items) and comparing shapes.
@@ -226,8 +238,8 @@ def _user_side_keys(run) -> set[str]:
     from ncf.models import build_model
 
     cfg = _sized_config(run)
-    two = build_model(cfg, 2, 2).state_dict()
-    three = build_model(cfg, 3, 2).state_dict()
+    two = build_model(cfg, 2, 2, _feature_shapes(run, 2, 2)).state_dict()
+    three = build_model(cfg, 3, 2, _feature_shapes(run, 3, 2)).state_dict()
     return {key for key in two if two[key].shape != three[key].shape}
 
 
@@ -242,7 +254,7 @@ def _one_user_model(run):
     state = {key: value.clone() for key, value in full.items() if key not in user_keys}
     for key in user_keys:
         state[key] = full[key].float().mean(dim=0, keepdim=True).to(full[key].dtype)
-    model = build_model(_sized_config(run), 1, run.n_items)
+    model = build_model(_sized_config(run), 1, run.n_items, _feature_shapes(run, 1, run.n_items))
     model.load_state_dict(state, strict=True)
     model.eval()  # dropout off and batch-norm statistics frozen while the user vector is fitted
     params = dict(model.named_parameters())

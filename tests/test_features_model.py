@@ -87,3 +87,14 @@ def test_runs_without_features_still_load(ds, tmp_path):
     runs._cache.clear()
     assert load_run(run.path).model.user_features is None
     assert np.isfinite(load_run(run.path).model.score_users(torch.arange(2)).numpy()).all()
+
+
+def test_a_new_user_folds_into_a_run_with_features(ds, tmp_path):
+    from ncf.explore import fold_in
+
+    split = make_split(ds, "ratio", seed=0, test_fraction=0.3)
+    cfg = RunConfig(model=ModelConfig(model="embnn", features=("all",), layers=(8,)),
+                    train=TrainConfig(epochs=1, batch_size=4, device="cpu"))
+    run = save_run(train(cfg, split), cfg, split, models_dir=tmp_path)
+    recs = fold_in(run, {1: 5.0, 3: 4.0}, k=3, steps=5)
+    assert len(recs) == 3 and not set(recs["item"]) & {1, 3}
