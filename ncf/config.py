@@ -129,6 +129,9 @@ class ModelConfig(_JSON):
                 takers = [s.label for s in registry.REGISTRY.values() if s.features]
                 raise ConfigError(f"{spec.label} takes user and item ids only, not side features; "
                                   f"{', '.join(takers)} take(s) features.")
+            if self.pretrain:
+                raise ConfigError("Pre-training starts NeuMF from a GMF and an MLP fitted on ids only; with "
+                                  "side features train NeuMF without --pretrain.")
         if spec.check is not None:
             spec.check(self)
         return self

@@ -118,6 +118,11 @@ class Recommender(nn.Module):
         pair_users = users.repeat_interleave(self.n_items)
         return self.forward(pair_users, items.repeat(len(users))).view(len(users), self.n_items)
 
+    @property
+    def feature_specs(self) -> tuple:
+        """The side features' specs (ncf.data.features.FeatureSpec), users' first; () for ids only."""
+        return tuple(s for m in self.modules() if isinstance(m, SideFeatures) for s in m.specs)
+
     def embedding_tables(self) -> dict[str, tuple[nn.Embedding, nn.Embedding]]:
         return {}
 
@@ -159,16 +164,39 @@ def _split_products(x: torch.Tensor) -> bool:
 
 
 class _MLPPath(nn.Module):
-    """User and item embeddings (layers[0] / 2 each) concatenated and sent through the tower."""
+    """User and item embeddings (layers[0] / 2 each) concatenated and sent through the tower; with side
+    features, [user embedding ; user features ; item embedding ; item features] (as EmbeddingNN)."""
 
-    def __init__(self, layers: tuple[int, ...], n_users: int, n_items: int, dropout: float = 0.0):
+    def __init__(self, layers: tuple[int, ...], n_users: int, n_items: int, dropout: float = 0.0, features=None):
         super().__init__()
         half = layers[0] // 2
         self.user_emb = _embedding(n_users, half)
         self.item_emb = _embedding(n_items, half)
-        self.tower = _tower(layers, dropout)
+        self.user_features = self.item_features = None
+        if features is not None and features.side("user"):
+            self.user_features = SideFeatures(features.side("user"), features.tables)
+        if features is not None and features.side("item"):
+            self.item_features = SideFeatures(features.side("item"), features.tables)
+        self.user_width = half + (self.user_features.width if self.user_features is not None else 0)
+        extra = self.user_width - half + (self.item_features.width if self.item_features is not None else 0)
+        self.width = layers[-1] if len(layers) > 1 else layers[0] + extra  # what the path outputs
+        self.tower = _tower((layers[0] + extra, *layers[1:]), dropout)
 
-    def forward(self, user, item):  # (B, layers[-1])
+    @property
+    def has_features(self) -> bool:
+        return self.user_features is not None or self.item_features is not None
+
+    def user_input(self, users: torch.Tensor) -> torch.Tensor:  # (B,) -> (B, user_width)
+        e = self.user_emb(users)
+        return e if self.user_features is None else torch.cat([e, self.user_features(users)], dim=-1)
+
+    def item_input(self, items: torch.Tensor | None = None) -> torch.Tensor:  # (B,) or every item
+        e = self.item_emb.weight if items is None else self.item_emb(items)
+        return e if self.item_features is None else torch.cat([e, self.item_features(items)], dim=-1)
+
+    def forward(self, user, item):  # (B, width)
+        if self.has_features:
+            return self.tower(torch.cat([self.user_input(user), self.item_input(item)], dim=-1))
         if len(self.tower) == 0 or not _split_products(user):
             return self.tower(torch.cat([self.user_emb(user), self.item_emb(item)], dim=-1))
         # W [p; q] + b computed as W_u p + W_i q + b: the same numbers without materialising the
@@ -184,13 +212,13 @@ class _MLPPath(nn.Module):
         W_u p + W_i q, so it is computed once per user and once per item and broadcast, not per pair."""
         if len(self.tower) == 0:  # a tower with no hidden layer: the concatenation itself
             n_items = self.item_emb.num_embeddings
-            p = self.user_emb(users)[:, None, :].expand(-1, n_items, -1)
-            q = self.item_emb.weight[None].expand(len(users), -1, -1)
+            p = self.user_input(users)[:, None, :].expand(-1, n_items, -1)
+            q = self.item_input()[None].expand(len(users), -1, -1)
             return torch.cat([p, q], dim=-1)
         first: nn.Linear = self.tower[0]
-        half = self.user_emb.embedding_dim
-        user_part = self.user_emb(users) @ first.weight[:, :half].T + first.bias  # (B, d1)
-        item_part = self.item_emb.weight @ first.weight[:, half:].T  # (n_items, d1)
+        split = self.user_width
+        user_part = self.user_input(users) @ first.weight[:, :split].T + first.bias  # (B, d1)
+        item_part = self.item_input() @ first.weight[:, split:].T  # (n_items, d1)
         h = torch.relu(user_part[:, None, :] + item_part[None, :, :])  # (B, n_items, d1)
         return self.tower[2:](h)
 
@@ -198,11 +226,11 @@ class _MLPPath(nn.Module):
 class MLP(Recommender):
     """Concatenated user and item embeddings through a Linear+ReLU tower, then a linear output."""
 
-    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
+    def __init__(self, config: ModelConfig, n_users: int, n_items: int, features=None):
         super().__init__(config, n_users, n_items)
         layers = config.resolved_layers
-        self.mlp = _MLPPath(layers, n_users, n_items, config.dropout)
-        self.out = _lecun_uniform_(nn.Linear(layers[-1], 1))
+        self.mlp = _MLPPath(layers, n_users, n_items, config.dropout, features)
+        self.out = _lecun_uniform_(nn.Linear(self.mlp.width, 1))
 
     def forward(self, user, item):
         return self.output(self.out(self.mlp(user, item)).squeeze(-1))
@@ -217,19 +245,19 @@ class MLP(Recommender):
 class NeuMF(Recommender):
     """GMF and MLP with separate embeddings; their last hidden vectors are concatenated before the output."""
 
-    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
+    def __init__(self, config: ModelConfig, n_users: int, n_items: int, features=None):
         super().__init__(config, n_users, n_items)
         k = config.factors
         layers = config.resolved_layers
         self.gmf_user_emb = _embedding(n_users, k)
         self.gmf_item_emb = _embedding(n_items, k)
-        self.mlp = _MLPPath(layers, n_users, n_items, config.dropout)
-        self.out = _lecun_uniform_(nn.Linear(k + layers[-1], 1))
+        self.mlp = _MLPPath(layers, n_users, n_items, config.dropout, features)
+        self.out = _lecun_uniform_(nn.Linear(k + self.mlp.width, 1))
 
     def forward(self, user, item):
         k = self.config.factors
         gmf = self.gmf_user_emb(user) * self.gmf_item_emb(item)  # (B, k)
-        if not _split_products(user):
+        if not _split_products(user) or self.mlp.has_features:
             return self.output(self.out(torch.cat([gmf, self.mlp(user, item)], dim=-1)).squeeze(-1))
         # out([gmf; mlp]) split into its two halves, again sparing the concatenation.
         z = torch.addmm(self.out.bias, gmf, self.out.weight[:, :k].T)
@@ -375,10 +403,6 @@ class EmbeddingNN(Recommender):
         h = self.layers[1:](h)
         return self.output(self.out(h).view(len(users), self.n_items))
 
-    @property
-    def feature_specs(self) -> tuple:
-        return tuple(s for f in (self.user_features, self.item_features) if f is not None for s in f.specs)
-
     def embedding_tables(self):
         return {"embnn": (self.user_emb, self.item_emb)}
 
@@ -451,6 +475,23 @@ def describe_architecture(cfg: ModelConfig, n_users: int, n_items: int, features
         row(f"{spec.side} feature: {spec.name} ({how})", spec.width, spec.cardinality * spec.width,
             f"{spec.cardinality - 1} categories + unknown × {spec.width} (fastai's rule)")
 
+    def mlp_input(prefix: str, concat_name: str) -> int:
+        """The MLP path's embeddings, side features and tower; returns the width it outputs."""
+        half = layers[0] // 2
+        widths = {"user": [("user id", half)], "item": [("item id", half)]}
+        row(f"{prefix}user embedding", half, n_users * half, f"{n_users:,} users × {half} numbers each")
+        for spec in features.side("user") if features is not None else ():
+            feature_row(spec, widths)
+        row(f"{prefix}item embedding", half, n_items * half, f"{n_items:,} items × {half} numbers each")
+        for spec in features.side("item") if features is not None else ():
+            feature_row(spec, widths)
+        total = sum(w for _, w in widths["user"] + widths["item"])
+        row(concat_name, total, 0, f"h0 = {' + '.join(str(w) for _, w in widths['user'] + widths['item'])} = "
+            f"{total} features")
+        sizes = (total, *layers[1:])
+        tower(sizes, prefix)
+        return sizes[-1]
+
     explicit = cfg.resolved_objective == "explicit"
     low, high = cfg.y_range
     final_note = (f"rating = sigmoid_range(z, {low:g}, {high:g})" if explicit
@@ -461,20 +502,14 @@ def describe_architecture(cfg: ModelConfig, n_users: int, n_items: int, features
         row("element-wise product", k, 0, f"p_u ⊙ q_i: {k} features")
         row("output: Linear", 1, k + 1, f"z = h·(p_u ⊙ q_i) + b; {final_note}")
     elif cfg.model == "mlp":
-        half = layers[0] // 2
-        embeddings("", half)
-        row("concatenate", layers[0], 0, f"h0 = {half} + {half} = {layers[0]} features")
-        tower(layers)
-        row("output: Linear", 1, layers[-1] + 1, f"z = w·h{len(layers) - 1} + b; {final_note}")
+        last = mlp_input("", "concatenate")
+        row("output: Linear", 1, last + 1, f"z = w·h{len(layers) - 1} + b; {final_note}")
     elif cfg.model == "neumf":
-        half = layers[0] // 2
         embeddings("GMF ", k)
         row("GMF: element-wise product", k, 0, f"p_u ⊙ q_i: {k} features")
-        embeddings("MLP ", half)
-        row("MLP: concatenate", layers[0], 0, f"h0 = {half} + {half} = {layers[0]} features")
-        tower(layers, "MLP ")
-        width = k + layers[-1]
-        row("NeuMF: concatenate", width, 0, f"[GMF {k} ; MLP {layers[-1]}] = {width} features")
+        last = mlp_input("MLP ", "MLP: concatenate")
+        width = k + last
+        row("NeuMF: concatenate", width, 0, f"[GMF {k} ; MLP {last}] = {width} features")
         row("output: Linear", 1, width + 1, f"z = h·[GMF ; MLP] + b; {final_note}")
     elif cfg.model == "dot":
         embeddings("", k)

@@ -104,7 +104,8 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
         "starting NeuMF from them is the paper's recipe for the best accuracy.",
         r"\hat y_{ui} = \sigma\big(\mathbf h^\top [\,\mathbf p^G_u \odot \mathbf q^G_i \,;\, "
         r"\mathrm{MLP}([\mathbf p^M_u ; \mathbf q^M_i])\,] + b\big)",
-        "ncf.models:NeuMF", settings=(*_NCF, "layers", "pretrain", "alpha"), check=_even_first_layer),
+        "ncf.models:NeuMF", settings=(*_NCF, "layers", "pretrain", "alpha", "features"), check=_even_first_layer,
+        features=True),
     ModelSpec(
         "gmf", "GMF", "Each user and item gets a vector of k numbers (its embedding). GMF multiplies them "
         "element by element and a learned weight vector h decides how much each factor matters.",
@@ -115,7 +116,7 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
         "halve in width; the network can learn interactions a dot product cannot express.",
         r"\mathbf h_0 = [\mathbf p_u ; \mathbf q_i],\quad \mathbf h_\ell = \mathrm{ReLU}(W_\ell \mathbf h_{\ell-1} "
         r"+ \mathbf b_\ell),\quad \hat y_{ui} = \sigma(\mathbf w^\top \mathbf h_L + b)",
-        "ncf.models:MLP", settings=("layers", "objective"), check=_even_first_layer),
+        "ncf.models:MLP", settings=("layers", "objective", "features"), check=_even_first_layer, features=True),
     ModelSpec(
         "dot", "Dot product", "Classic matrix factorisation fitted by gradient descent: a user's score for an "
         "item is the dot product of their embeddings plus a bias for each.",

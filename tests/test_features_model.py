@@ -98,3 +98,22 @@ def test_a_new_user_folds_into_a_run_with_features(ds, tmp_path):
     run = save_run(train(cfg, split), cfg, split, models_dir=tmp_path)
     recs = fold_in(run, {1: 5.0, 3: 4.0}, k=3, steps=5)
     assert len(recs) == 3 and not set(recs["item"]) & {1, 3}
+
+
+@pytest.mark.parametrize("model", ["embnn", "mlp", "neumf"])
+@pytest.mark.parametrize("layers", [(16, 8), (16,)])
+def test_every_model_that_takes_features_scores_alike_both_ways_and_counts_its_parameters(ds, model, layers):
+    fs = build(ds, ALL)
+    cfg = ModelConfig(model=model, objective="implicit", features=ALL, layers=layers, factors=4)
+    torch.manual_seed(0)
+    m = build_model(cfg, ds.n_users, ds.n_items, fs).eval()
+    assert sum(r["params"] for r in describe_architecture(cfg, ds.n_users, ds.n_items, fs)) == count_parameters(m)
+    assert {s.name for s in m.feature_specs} == set(ALL)
+    users = torch.arange(ds.n_users)
+    pairs = m(users.repeat_interleave(ds.n_items), torch.arange(ds.n_items).repeat(ds.n_users))
+    assert torch.allclose(m.score_users(users), pairs.view(ds.n_users, ds.n_items), atol=1e-5)
+
+
+def test_pretraining_with_features_is_refused():
+    with pytest.raises(ConfigError, match="without --pretrain"):
+        ModelConfig(model="neumf", features=("genres",), pretrain=True).validate()
