@@ -117,3 +117,21 @@ def test_every_model_that_takes_features_scores_alike_both_ways_and_counts_its_p
 def test_pretraining_with_features_is_refused():
     with pytest.raises(ConfigError, match="without --pretrain"):
         ModelConfig(model="neumf", features=("genres",), pretrain=True).validate()
+
+
+def test_a_new_user_with_no_ratings_is_ranked_from_their_attributes_alone(ds, tmp_path):
+    from ncf.errors import NCFError
+    from ncf.explore import fold_in, user_feature_specs
+
+    split = make_split(ds, "ratio", seed=0, test_fraction=0.3)
+    cfg = RunConfig(model=ModelConfig(model="embnn", features=("all",), layers=(8,)),
+                    train=TrainConfig(epochs=3, batch_size=2, device="cpu", lr=0.1))
+    run = save_run(train(cfg, split), cfg, split, models_dir=tmp_path)
+    assert [s.name for s in user_feature_specs(run)] == ["age", "gender", "occupation", "zip"]
+    writer = fold_in(run, {}, k=5, user_features={"occupation": "writer", "age": 23})
+    other = fold_in(run, {}, k=5, user_features={"occupation": "technician", "age": 53})
+    assert len(writer) == 5 and not np.allclose(writer["score"], other["score"])
+    # A value the run never saw maps to the unknown category: no index error.
+    assert len(fold_in(run, {}, k=5, user_features={"occupation": "astronaut", "gender": "X"})) == 5
+    with pytest.raises(NCFError, match="Rate at least one item"):
+        fold_in(run, {}, k=5)
