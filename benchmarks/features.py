@@ -12,7 +12,7 @@ Three comparisons, each over the seeds given (model initialisation, sampling and
   unseen ones), the implicit recipe (8 epochs, 4 negatives, batch 4096); HR@10 overall and by bucket;
 - cold: 20% of the users held out completely (ncf.data.split.cold_start); every one of their
   interactions ranked against 99 items they never interacted with: EmbeddingNN with features
-  (implicit objective) against most-popular. An ids-only EmbeddingNN falls back to most-popular
+  (implicit objective), with and without id dropout (--id-dropout, default 0.5), against most-popular. An ids-only EmbeddingNN falls back to most-popular
   there (ncf.evaluate.cold_start_model), so most-popular is its figure.
 
 Metrics are computed once, after the last epoch (eval_every = epochs); train_s is the trainer's own
@@ -41,17 +41,19 @@ from ncf.train import train  # noqa: E402
 EPOCHS = {"explicit": 5, "implicit": 8}
 
 
-def fit(ds, kind: str, objective: str, features: tuple, seed: int, model: str = "embnn") -> dict:
+def fit(ds, kind: str, objective: str, features: tuple, seed: int, model: str = "embnn",
+        id_dropout: float = 0.0) -> dict:
     split = make_split(ds, kind, seed=seed, test_fraction=0.2)
     epochs = EPOCHS[objective]
-    cfg = RunConfig(model=ModelConfig(model=model, objective=objective, features=features),
+    cfg = RunConfig(model=ModelConfig(model=model, objective=objective, features=features, id_dropout=id_dropout),
                     train=TrainConfig(seed=seed, epochs=epochs, eval_every=epochs, device="cpu"))
     if model == "pop":
         cfg = cfg.replace(model=ModelConfig(model="pop", objective=objective), train=TrainConfig(seed=seed))
     start = time.perf_counter()
     result = train(cfg, split)
     rows = by_activity(result.model, split)
-    return {"kind": kind, "objective": objective, "model": model, "features": "all" if features else "none",
+    label = ("all" if features else "none") + (f", id dropout {id_dropout:g}" if id_dropout else "")
+    return {"kind": kind, "objective": objective, "model": model, "features": label,
             "seed": seed, **{k: round(v, 4) for k, v in result.metrics.items()},
             "train_s": round(result.train_seconds, 2), "wall_s": round(time.perf_counter() - start, 1),
             "by_activity": rows}
@@ -89,6 +91,8 @@ def main() -> None:
     p.add_argument("--data", default="ml-100k")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--parts", default="explicit,implicit,cold")
+    p.add_argument("--id-dropout", type=float, default=0.5, help="the cold part also trains EmbeddingNN with "
+                   "this id dropout (0: not)")
     p.add_argument("--json", help="write every row (with its per-bucket metrics) to this file")
     args = p.parse_args()
     os.environ.setdefault("NCF_DATA_DIR", "/work/shared/data")
@@ -112,6 +116,8 @@ def main() -> None:
                 log(fit(ds, "leave_one_out", "implicit", features, seed))
         if "cold" in parts:
             log(fit(ds, "cold_users", "implicit", ("all",), seed))
+            if args.id_dropout:
+                log(fit(ds, "cold_users", "implicit", ("all",), seed, id_dropout=args.id_dropout))
             log(fit(ds, "cold_users", "implicit", (), seed, model="pop"))
     print(f"\n{ds.name}; seeds {args.seeds}; {platform.processor() or platform.machine()}, "
           f"{available_cores()} cores, load {os.getloadavg()[0]:.1f}\n")

@@ -199,6 +199,8 @@ def config_from_args(args):
         model_kw["pretrain"] = True
     if getattr(args, "features", None) is not None:
         model_kw["features"] = parse_features(args.features)
+    if getattr(args, "id_dropout", None) is not None:
+        model_kw["id_dropout"] = args.id_dropout
     if args.batch_norm:
         model_kw["batch_norm"] = True
 
@@ -697,6 +699,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-norm", action="store_true", help="EmbeddingNN batch norm (fastai's use_bn)")
     t.add_argument("--features", help="EmbeddingNN side features beside the ids: none (default), all, or a comma "
                    "list such as age,occupation,genres (python -m ncf data SOURCE lists a source's)")
+    t.add_argument("--id-dropout", type=float, help="EmbeddingNN with features: chance of zeroing a training "
+                   "pair's id embeddings, so it learns to rank cold-start users from features alone (default 0)")
     t.add_argument("--by-activity", action="store_true", help="after training, print the metrics by the "
                    "training interactions of each test case's user and item")
     ials, knn = registry.get("ials").defaults, registry.get("itemknn").defaults

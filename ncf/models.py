@@ -381,13 +381,21 @@ class EmbeddingNN(Recommender):
 
     def user_input(self, users: torch.Tensor) -> torch.Tensor:  # (B,) -> (B, user_width)
         e = self.user_emb(users)
-        return e if self.user_features is None else torch.cat([e, self.user_features(users)], dim=-1)
+        return e if self.user_features is None else torch.cat([self._drop_ids(e), self.user_features(users)], dim=-1)
 
     def item_input(self, items: torch.Tensor | None = None) -> torch.Tensor:  # (B,) or every item -> (., item_width)
         e = self.item_emb.weight if items is None else self.item_emb(items)
         if self.item_features is None:
             return e
-        return torch.cat([e, self.item_features(items)], dim=-1)
+        return torch.cat([self._drop_ids(e), self.item_features(items)], dim=-1)
+
+    def _drop_ids(self, e: torch.Tensor) -> torch.Tensor:
+        """In training, each row's id embedding zeroed with probability `id_dropout` (not rescaled: a
+        never-seen id's embedding is near zero at inference too)."""
+        p = self.config.id_dropout
+        if not (self.training and p):
+            return e
+        return e * (torch.rand(len(e), 1, device=e.device) >= p).to(e.dtype)
 
     def forward(self, user, item):
         x = torch.cat([self.user_input(user), self.item_input(item)], dim=-1)

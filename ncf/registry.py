@@ -128,7 +128,8 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
         "predicts ratings (explicit feedback) by default.",
         r"\hat r_{ui} = \mathrm{sigmoid\_range}\big(\mathrm{MLP}([\mathbf e_u ; \mathbf e_i]),\ "
         r"\mathrm{low},\ \mathrm{high}\big)",
-        "ncf.models:EmbeddingNN", settings=("objective", "layers", "emb_sizes", "dropout", "batch_norm", "y_range", "features"),
+        "ncf.models:EmbeddingNN", settings=("objective", "layers", "emb_sizes", "dropout", "batch_norm", "y_range", "features",
+                                     "id_dropout"),
         defaults={"layers": (100, 50)}, objectives=("explicit", "implicit"), features=True),
     ModelSpec(
         "pop", "Most popular", "Recommends what most people interacted with, the same list for everyone. Any "

@@ -135,3 +135,17 @@ def test_a_new_user_with_no_ratings_is_ranked_from_their_attributes_alone(ds, tm
     assert len(fold_in(run, {}, k=5, user_features={"occupation": "astronaut", "gender": "X"})) == 5
     with pytest.raises(NCFError, match="Rate at least one item"):
         fold_in(run, {}, k=5)
+
+
+def test_id_dropout_zeroes_id_embeddings_in_training_only(ds):
+    fs = build(ds, ALL)
+    cfg = ModelConfig(model="embnn", features=ALL, layers=(8,), id_dropout=0.5)
+    model = build_model(cfg, ds.n_users, ds.n_items, fs)
+    users = torch.zeros(400, dtype=torch.long)
+    model.train()
+    dropped = (model.user_input(users)[:, :3] == 0).all(dim=1).float().mean()
+    assert 0.35 < float(dropped) < 0.65
+    model.eval()
+    assert not (model.user_input(users)[:, :3] == 0).all(dim=1).any()
+    with pytest.raises(ConfigError, match="needs the embnn model and some --features"):
+        ModelConfig(model="embnn", id_dropout=0.5).validate()
