@@ -609,7 +609,7 @@ def _build(folder: Path, files: dict[str, bytes]) -> Run:
                                              n_users, n_items)
         model = build_model(cfg.model, n_users, n_items, features)
         model.load_state_dict(state, strict=True)
-    except (RuntimeError, ConfigError, ValueError) as exc:
+    except (RuntimeError, ConfigError, ValueError, TypeError) as exc:  # TypeError: a malformed features.json
         first = str(exc).strip().splitlines()
         raise RunError(f"The weights in {folder.name!r} do not fit its configuration ({cfg.model.model}, "
                        f"{n_users:,} users, {n_items:,} items): {' '.join(first[:3])[:400]}") from None

@@ -149,3 +149,25 @@ def test_id_dropout_zeroes_id_embeddings_in_training_only(ds):
     assert not (model.user_input(users)[:, :3] == 0).all(dim=1).any()
     with pytest.raises(ConfigError, match="needs the embnn model and some --features"):
         ModelConfig(model="embnn", id_dropout=0.5).validate()
+
+
+def test_a_tampered_features_file_is_refused_with_a_reason(ds, tmp_path):
+    import hashlib
+    import json as _json
+
+    from ncf.errors import RunError
+
+    split = make_split(ds, "ratio", seed=0, test_fraction=0.3)
+    cfg = RunConfig(model=ModelConfig(model="embnn", features=("genres",), layers=(8,)),
+                    train=TrainConfig(epochs=1, batch_size=4, device="cpu"))
+    run = save_run(train(cfg, split), cfg, split, models_dir=tmp_path)
+    specs = _json.loads((run.path / "features.json").read_text())
+    specs["specs"][0]["cardinality"] = "many"
+    data = _json.dumps(specs).encode()
+    (run.path / "features.json").write_bytes(data)
+    manifest = _json.loads((run.path / "manifest.json").read_text())  # re-signed: only the content is wrong
+    manifest["files"]["features.json"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (run.path / "manifest.json").write_text(_json.dumps(manifest))
+    runs._cache.clear()
+    with pytest.raises(RunError, match="do not fit its configuration"):
+        load_run(run.path)
