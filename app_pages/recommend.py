@@ -138,6 +138,22 @@ with tab_new:
     picked = st.multiselect("Pick the movies you have seen", options, format_func=item_label, key="fold_items",
                             max_selections=20, placeholder="Choose from the matches above…",
                             filter_mode="contains", select_all=False)
+    profile = {}
+    if specs := explore.user_feature_specs(run):  # a run with side features: the user may say who they are
+        with st.expander("About you (optional: this model also reads what it knows about users)"):
+            for col, spec in zip(st.columns(len(specs)), specs, strict=True):
+                profile[spec.name] = (col.number_input(spec.name, value=None, step=1.0, key=f"fold_{spec.name}")
+                                      if spec.kind == "numeric" else
+                                      col.selectbox(spec.name, ["", *spec.categories], key=f"fold_{spec.name}"))
+        profile = {name: v for name, v in profile.items() if v not in (None, "")}
+    if not picked and profile:
+        try:
+            recs = explore.fold_in(run, {}, k=10, user_features=profile)
+        except NCFError as e:
+            st.error(appstate.plain(e))
+        else:
+            st.markdown("**Recommended from your profile alone** (no ratings yet: a cold start)")
+            st.dataframe(readable(recs), hide_index=True, width="stretch", column_config=COLUMNS)
     if picked:
         table = pd.DataFrame({"item": [str(i) for i in picked], "title": [titles.get(i, "") for i in picked],
                               "rating": [5.0] * len(picked)})
@@ -147,7 +163,7 @@ with tab_new:
                                                                             max_value=5.0, step=0.5)})
         ratings = {raw: float(r) for raw, r in zip(picked, edited["rating"], strict=True)}
         try:
-            recs = explore.fold_in(run, ratings, k=10)
+            recs = explore.fold_in(run, ratings, k=10, user_features=profile)
         except NCFError as e:
             st.error(appstate.plain(e))
         else:

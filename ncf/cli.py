@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ncf.errors import ConfigError, NCFError
 
-SPLITS = {"loo": "leave_one_out", "leave_one_out": "leave_one_out", "ratio": "ratio", "published": "published"}
+SPLITS = {"loo": "leave_one_out", "leave_one_out": "leave_one_out", "ratio": "ratio", "published": "published",
+          "cold-users": "cold_users", "cold-items": "cold_items"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,18 +116,38 @@ def load_dataset(source: str, columns: dict | None = None):
     return load(source, columns=columns, progress=download_bar)
 
 
+def parse_features(text: str | None) -> tuple[str, ...]:
+    """'none' (or nothing) -> (); 'all' -> ("all",), resolved once the data is read; 'a,b' -> ("a", "b")."""
+    from ncf.data.features import check_names
+
+    if text is None or text.strip().lower() in ("", "none"):
+        return ()
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    names = ("all",) if names == ("all",) else names
+    check_names(names)
+    return names
+
+
 def cmd_data(args) -> int:
     ds = load_dataset(args.source, parse_columns(args.columns))
     import ncf.data as data_mod
+    from ncf.data.features import describe_available
 
+    features = describe_available(ds)
     if args.json:
-        _print_json(ds.summary())
+        _print_json({**ds.summary(), "features": features})
     elif hasattr(data_mod, "format_summary"):
         print(data_mod.format_summary(ds))
     else:
         s = ds.summary()
         print(f"{s['name']}: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions "
               f"(density {s['density']:.2%}), ratings {s['ratings']}")
+    if not args.json:
+        if features:
+            print("side features (train --features all, or a comma list of these):")
+            print(_table(features, ["feature", "side", "kind", "categories", "description"]))
+        else:
+            print("side features: none (the source has no user or item attributes)")
     return 0
 
 
@@ -178,6 +199,10 @@ def config_from_args(args):
         model_kw["emb_sizes"] = sizes
     if args.pretrain:
         model_kw["pretrain"] = True
+    if getattr(args, "features", None) is not None:
+        model_kw["features"] = parse_features(args.features)
+    if getattr(args, "id_dropout", None) is not None:
+        model_kw["id_dropout"] = args.id_dropout
     if args.batch_norm:
         model_kw["batch_norm"] = True
 
@@ -338,6 +363,7 @@ def _train_and_save(args, ctx=None) -> int:
         if main:
             print(f"data: {split.dataset.name}, {split.n_users:,} users, {split.n_items:,} items, {split.n_train:,} "
                   f"training interactions ({time.perf_counter() - t0:.1f}s). {split.describe()}", flush=True)
+            _feature_notes(cfg, split)
 
     from ncf import distributed
     from ncf.runs import save_run
@@ -377,7 +403,40 @@ def _train_and_save(args, ctx=None) -> int:
         _print_json(summary)
     else:
         print("  ".join(f"{k} {_fmt(v)}" for k, v in result.metrics.items()))
+    if args.by_activity:
+        _print_breakdown(result.model, split, cfg.train.k if cfg.train.k else 10, args.json)
     return 0
+
+
+def _feature_notes(cfg, split) -> None:
+    """What the side features are for this data, values only held-out users or items have (unknown),
+    and how an ids-only model ranks the held-out ones of a cold-start split."""
+    from ncf.data.features import for_split
+    from ncf.data.split import COLD_KINDS
+
+    model_cfg, features = for_split(cfg.model, split)
+    if features is not None:
+        print(f"side features: {', '.join(f'{s.name} ({s.side}, width {s.width})' for s in features.specs)}",
+              flush=True)
+        for note in features.notes:
+            print(f"note: {note}", flush=True)
+    elif cfg.model.features:
+        print(f"note: {split.dataset.name} has no side features; training on ids only", flush=True)
+    if split.kind in COLD_KINDS and features is None and cfg.model.model != "pop":
+        print("note: this model has no side features, so the held-out users or items are ranked by "
+              "popularity (most-popular fitted on the training pairs), not by the model", flush=True)
+
+
+def _print_breakdown(model, split, k: int, as_json: bool) -> None:
+    from ncf.evaluate import by_activity
+
+    rows = by_activity(model, split, k)
+    if as_json:
+        _print_json({"by_activity": rows})
+        return
+    columns = ["group", "bucket", "n_test", *[c for c in (f"hr@{k}", f"ndcg@{k}", "mse", "mae") if rows and c in rows[0]]]
+    print("by training interactions of the test case's user (users) and item (items):")
+    print(_table(rows, columns))
 
 
 def cmd_sweep(args) -> int:
@@ -580,8 +639,12 @@ def cmd_evaluate(args) -> int:
         _print_json({**metrics, "run": str(run.path), "run_id": run.id, "eval_seconds": seconds})
     else:
         print(f"run {run.id} ({run.config.model.model}, {split.kind}): evaluated in {seconds:.2f}s")
+        if metrics.get("popularity_fallback"):
+            print("  (ids only on a cold-start split: the held-out cases are ranked by popularity)")
         for key, value in metrics.items():
             print(f"  {key:<16} {_fmt(value)}")
+    if args.by_activity:
+        _print_breakdown(run.model, split, args.k or run.config.train.k, args.json)
     return 0
 
 
@@ -716,6 +779,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--emb-sizes", help="EmbeddingNN user,item embedding sizes (default: fastai's rule)")
     t.add_argument("--dropout", type=float, help="dropout after each ReLU of the tower (EmbeddingNN, MLP, NeuMF)")
     t.add_argument("--batch-norm", action="store_true", help="EmbeddingNN batch norm (fastai's use_bn)")
+    t.add_argument("--features", help="EmbeddingNN side features beside the ids: none (default), all, or a comma "
+                   "list such as age,occupation,genres (python -m ncf data SOURCE lists a source's)")
+    t.add_argument("--id-dropout", type=float, help="EmbeddingNN with features: chance of zeroing a training "
+                   "pair's id embeddings, so it learns to rank cold-start users from features alone (default 0)")
+    t.add_argument("--by-activity", action="store_true", help="after training, print the metrics by the "
+                   "training interactions of each test case's user and item")
     ials, knn = registry.get("ials").defaults, registry.get("itemknn").defaults
     grid = ", ".join(f"{x:g}" for x in registry.EASE_LAMBDAS)
     t.add_argument("--reg", type=float, help=f"EASE: λ (default: chosen from {grid} on held-out training "
@@ -742,9 +811,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "constant-rate run records its step as a CUDA graph and replays it)")
     t.add_argument("--pretrain", action="store_true", help="NeuMF: train GMF and MLP first, then NeuMF from them")
     t.add_argument("--alpha", type=float, help="NeuMF pre-training: weight of the GMF half (default 0.5)")
-    t.add_argument("--split", choices=sorted(SPLITS), help="default: loo (implicit) or ratio (explicit)")
+    t.add_argument("--split", choices=sorted(SPLITS), help="default: loo (implicit) or ratio (explicit); "
+                   "cold-users / cold-items hold out a seeded share of users / items completely")
     t.add_argument("--test-negatives", type=int, help="leave-one-out candidates per test user (default 99)")
-    t.add_argument("--test-fraction", type=float, help="ratio split: held-out share (default 0.2)")
+    t.add_argument("--test-fraction", type=float, help="ratio split: held-out share of ratings; cold-users / "
+                   "cold-items: held-out share of users / items (default 0.2)")
     t.add_argument("--data-seed", type=int, help="seed of the split (default 0)")
     t.add_argument("--validation", action="store_true",
                    help="leave-one-out: also hold out each user's second-latest item and keep the epoch "
@@ -780,6 +851,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="recompute a saved run's metrics")
     e.add_argument("run", help="run id or folder")
     e.add_argument("-k", type=int, help="cut-off (default: the run's)")
+    e.add_argument("--by-activity", action="store_true", help="also the metrics by the training interactions of "
+                   "each test case's user (0, 1-5, 6-20, 21-100, over 100) and item")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 

@@ -72,6 +72,13 @@ class ModelConfig(_JSON):
     iterations: int | None = None  # iALS: alternating least-squares sweeps
     neighbours: int | None = None  # item-kNN: neighbourhood size K
     similarity: str | None = None  # item-kNN: "cosine" or "bm25"
+    # Side features beside the ids (ncf.data.features: "age", "genres", ...), for models that take them
+    # (EmbeddingNN); ("all",) until the data is read, then the names the dataset has. (): ids only.
+    features: tuple[str, ...] = ()
+    # EmbeddingNN with features: the chance that a training pair's user (and item) id embedding is zeroed,
+    # so the model also learns to rank from the side features alone, as it must for a user or item it
+    # has never seen (DropoutNet's input dropout, Volkovs et al. 2017). 0: off.
+    id_dropout: float = 0.0
 
     @property
     def resolved_objective(self) -> str:
@@ -125,6 +132,22 @@ class ModelConfig(_JSON):
             raise ConfigError(f"alpha weighs the GMF half of NeuMF and lies in [0, 1], got {self.alpha}.")
         if self.pretrain and "pretrain" not in spec.settings:
             raise ConfigError("Pre-training initialises NeuMF from GMF and MLP; choose the neumf model.")
+        if not 0 <= self.id_dropout < 1:
+            raise ConfigError(f"id dropout is a probability below 1, got {self.id_dropout}.")
+        if self.id_dropout and (not self.features or self.model != "embnn"):
+            raise ConfigError("id dropout teaches EmbeddingNN to rank from side features alone; it needs the "
+                              "embnn model and some --features.")
+        if self.features:
+            from ncf.data.features import check_names
+
+            check_names(self.features)
+            if not spec.features:
+                takers = [s.label for s in registry.REGISTRY.values() if s.features]
+                raise ConfigError(f"{spec.label} takes user and item ids only, not side features; "
+                                  f"{', '.join(takers)} take(s) features.")
+            if self.pretrain:
+                raise ConfigError("Pre-training starts NeuMF from a GMF and an MLP fitted on ids only; with "
+                                  "side features train NeuMF without --pretrain.")
         if spec.check is not None:
             spec.check(self)
         return self

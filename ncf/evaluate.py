@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ncf.data import Split
+from ncf.data.split import COLD_KINDS
 from ncf.models import Recommender
 
 # Full ranking scores every item for every test user; beyond this many (user, item) pairs it ranks a
@@ -54,6 +55,15 @@ def hit_and_ndcg(rank: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor
 @torch.no_grad()
 def sampled_metrics(model: Recommender, users, items, negatives, k: int = 10) -> dict[str, float]:
     """HR@k and NDCG@k of each held-out item ranked among its sampled negatives (He et al.'s protocol)."""
+    hit, ndcg = sampled_cases(model, users, items, negatives, k)
+    if not len(hit):
+        return {f"hr@{k}": 0.0, f"ndcg@{k}": 0.0}
+    return {f"hr@{k}": float(hit.mean()), f"ndcg@{k}": float(ndcg.mean())}
+
+
+@torch.no_grad()
+def sampled_cases(model: Recommender, users, items, negatives, k: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n,), (n,): each held-out item's hit and NDCG among its sampled negatives."""
     device = _model_device(model)
     users = torch.as_tensor(users, dtype=torch.long, device=device)
     candidates = torch.cat([torch.as_tensor(items, dtype=torch.long, device=device)[:, None],
@@ -68,8 +78,8 @@ def sampled_metrics(model: Recommender, users, items, negatives, k: int = 10) ->
         hits.append(hit)
         ndcgs.append(ndcg)
     if not hits:
-        return {f"hr@{k}": 0.0, f"ndcg@{k}": 0.0}
-    return {f"hr@{k}": float(torch.cat(hits).mean()), f"ndcg@{k}": float(torch.cat(ndcgs).mean())}
+        return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64)
+    return torch.cat(hits).cpu(), torch.cat(ndcgs).cpu()
 
 
 def _group(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,13 +165,74 @@ def full_ranking_sample(test_user, test_item, n_items: int, max_pairs: int | Non
     return np.asarray(test_user)[keep], np.asarray(test_item)[keep], n
 
 
-def evaluate(model: Recommender, split: Split, k: int = 10, full: bool = True) -> dict[str, float]:
-    """All metrics that apply to this model and split: sampled HR@k/NDCG@k when the split has sampled
-    negatives, full-ranking Recall@k/NDCG@k when `full`, RMSE/MSE/MAE for explicit models with test ratings."""
+def takes_features(model: Recommender) -> bool:
+    return bool(getattr(model, "feature_specs", ()))
+
+
+def cold_start_model(model: Recommender, split: Split) -> Recommender:
+    """What scores the held-out users or items of a cold-start split: the model itself when it takes
+    side features; else most-popular fitted on the training pairs, since an id never trained on has
+    only its random initial embedding to go by (the metrics then say `popularity_fallback` 1)."""
+    if split.kind not in COLD_KINDS or takes_features(model) or getattr(model, "config", None) is None \
+            or model.config.model == "pop":
+        return model
+    from ncf.classical import ItemPop
+
+    pop = ItemPop(model.config.replace(model="pop", features=(), layers=None, emb_sizes=None), model.n_users,
+                  model.n_items)
+    return pop.fit_counts(split.train_item, split.train_rating).to(_model_device(model))
+
+
+ACTIVITY_BUCKETS = ((0, 0, "0 (cold)"), (1, 5, "1-5"), (6, 20, "6-20"), (21, 100, "21-100"),
+                    (101, None, "over 100"))
+
+
+@torch.no_grad()
+def by_activity(model: Recommender, split: Split, k: int = 10) -> list[dict]:
+    """The test metrics by how much training data the case's user had (training interactions: 0, 1-5,
+    6-20, 21-100, over 100) and by how popular its item was in training (same edges). One row per
+    non-empty bucket: group ("users" or "items"), bucket, n_test, and hr@k / ndcg@k (when the split has
+    sampled negatives) and mse / mae (explicit models with test ratings)."""
     was_training = model.training
     model.eval()
     try:
-        metrics: dict[str, float] = {}
+        scorer = cold_start_model(model, split)
+        known = split.without_validation()
+        columns: dict[str, np.ndarray] = {}
+        if split.test_negatives is not None:
+            hit, ndcg = sampled_cases(scorer, split.test_user, split.test_item, split.test_negatives, k)
+            columns.update({f"hr@{k}": hit.numpy(), f"ndcg@{k}": ndcg.numpy()})
+        if getattr(model, "explicit", False) and split.test_rating is not None:
+            device = _model_device(scorer)
+            preds = torch.cat([scorer(torch.as_tensor(split.test_user[s:s + PAIRS_PER_CHUNK], device=device),
+                                      torch.as_tensor(split.test_item[s:s + PAIRS_PER_CHUNK], device=device)).double()
+                               for s in range(0, len(split.test_user), PAIRS_PER_CHUNK)]).cpu().numpy()
+            err = preds - split.test_rating.astype(np.float64)
+            columns.update({"mse": err**2, "mae": np.abs(err)})
+        counts = {"users": np.bincount(known.train_user, minlength=split.n_users)[split.test_user],
+                  "items": np.bincount(known.train_item, minlength=split.n_items)[split.test_item]}
+        rows = []
+        for group, n in counts.items():
+            for low, high, label in ACTIVITY_BUCKETS:
+                mask = (n >= low) & (n <= (high if high is not None else np.iinfo(np.int64).max))
+                if mask.any():
+                    rows.append({"group": group, "bucket": label, "n_test": int(mask.sum()),
+                                 **{name: float(v[mask].mean()) for name, v in columns.items()}})
+        return rows
+    finally:
+        model.train(was_training)
+
+
+def evaluate(model: Recommender, split: Split, k: int = 10, full: bool = True) -> dict[str, float]:
+    """All metrics that apply to this model and split: sampled HR@k/NDCG@k when the split has sampled
+    negatives, full-ranking Recall@k/NDCG@k when `full`, RMSE/MSE/MAE for explicit models with test ratings.
+    On a cold-start split an ids-only model's figures are most-popular's (`cold_start_model`)."""
+    was_training, original = model.training, model
+    model.eval()
+    model = cold_start_model(original, split)
+    fallback = model is not original
+    try:
+        metrics: dict[str, float] = {"popularity_fallback": 1.0} if fallback else {}
         if split.test_negatives is not None:
             metrics.update(sampled_metrics(model, split.test_user, split.test_item, split.test_negatives, k))
         if full:
@@ -174,7 +245,7 @@ def evaluate(model: Recommender, split: Split, k: int = 10, full: bool = True) -
             metrics.update(rating_metrics(model, split.test_user, split.test_item, split.test_rating))
         return metrics
     finally:
-        model.train(was_training)
+        original.train(was_training)
 
 
 def evaluate_validation(model: Recommender, split: Split, k: int = 10) -> dict[str, float]:

@@ -218,6 +218,18 @@ def _sized_config(run):
     return cfg
 
 
+def _feature_shapes(run, n_users: int, n_items: int):
+    """Side-feature tables of the run's specs sized for n_users and n_items (their values come with the
+    state dict), or None for a model without features. A new user's features start, like the rest of
+    the user side, at the trained users' average."""
+    specs = getattr(run.model, "feature_specs", ())
+    if not specs:
+        return None
+    from ncf.data.features import FeatureSet
+
+    return FeatureSet.empty_like({"specs": [s.to_dict() for s in specs]}, n_users, n_items)
+
+
 def _user_side_keys(run) -> set[str]:
     """state_dict keys that belong to users (their first dimension is the number of users): found by
     building tiny copies of the model for 2 and for 3 users (and 2 items) and comparing shapes.
@@ -226,9 +238,39 @@ def _user_side_keys(run) -> set[str]:
     from ncf.models import build_model
 
     cfg = _sized_config(run)
-    two = build_model(cfg, 2, 2).state_dict()
-    three = build_model(cfg, 3, 2).state_dict()
+    two = build_model(cfg, 2, 2, _feature_shapes(run, 2, 2)).state_dict()
+    three = build_model(cfg, 3, 2, _feature_shapes(run, 3, 2)).state_dict()
     return {key for key in two if two[key].shape != three[key].shape}
+
+
+def user_feature_specs(run) -> tuple:
+    """The user-side feature specs of a run (what a new user may tell about themselves); () if none."""
+    return tuple(spec for spec in getattr(run.model, "feature_specs", ()) if spec.side == "user")
+
+
+def _set_new_user_features(model, run, values: dict) -> list[str]:
+    """Puts a new user's own attributes ({"age": 31, "occupation": "writer"}) into the one-user model's
+    feature inputs; features not given keep the trained users' average. Returns notes for values the
+    run never saw (they map to unknown)."""
+    from ncf.data.features import encode
+    from ncf.models import SideFeatures
+
+    notes = []
+    for module in model.modules():
+        if not isinstance(module, SideFeatures) or module.specs[0].side != "user":
+            continue
+        offset = 0
+        for spec in module.specs:
+            size = 1 if spec.kind == "numeric" else spec.cardinality
+            value = values.get(spec.name)
+            if value is not None and value != "":
+                table, note = encode(spec, [value])
+                if note:
+                    notes.append(note)
+                row = SideFeatures((spec,), {spec.name: table}).inputs[0]  # (size,)
+                module.inputs[0, offset:offset + size] = row
+            offset += size
+    return notes
 
 
 def _one_user_model(run):
@@ -242,7 +284,7 @@ def _one_user_model(run):
     state = {key: value.clone() for key, value in full.items() if key not in user_keys}
     for key in user_keys:
         state[key] = full[key].float().mean(dim=0, keepdim=True).to(full[key].dtype)
-    model = build_model(_sized_config(run), 1, run.n_items)
+    model = build_model(_sized_config(run), 1, run.n_items, _feature_shapes(run, 1, run.n_items))
     model.load_state_dict(state, strict=True)
     model.eval()  # dropout off and batch-norm statistics frozen while the user vector is fitted
     params = dict(model.named_parameters())
@@ -262,16 +304,29 @@ def positive_threshold(run) -> float:
 
 
 @_single_threaded
-def fold_in(run, ratings: dict, k: int = 10, steps: int = 50, lr: float = 0.05, seed: int = 0) -> pd.DataFrame:
+def fold_in(run, ratings: dict, k: int = 10, steps: int = 50, lr: float = 0.05, seed: int = 0,
+            user_features: dict | None = None) -> pd.DataFrame:
     """Recommendations for a new user described only by a few ratings {raw item id: rating}.
 
     A fresh user vector (and user bias, where the model has one) is fitted by `steps` Adam steps with
     everything else frozen, then every item is scored; the rated items are excluded. Implicit models
     learn from liked items (rating >= `positive_threshold`, or every given item when the run's data
     has no ratings) against negatives drawn from the rest; explicit models fit the ratings by MSE.
-    Takes milliseconds on a CPU for MovieLens-sized runs. Returns item, title, genres, score."""
-    if not ratings:
+    Takes milliseconds on a CPU for MovieLens-sized runs. Returns item, title, genres, score.
+
+    A run with user side features also takes the new user's own attributes (`user_features`, by feature
+    name; `user_feature_specs` lists them): with no ratings at all it ranks from those alone (cold start)."""
+    user_features = {k: v for k, v in (user_features or {}).items() if v is not None and v != ""}
+    if user_features and not user_feature_specs(run):
+        raise NCFError("This run takes no user features; rate some items instead.")
+    if not ratings and not user_features:
         raise NCFError("Rate at least one item to get recommendations for a new user.")
+    if not ratings:
+        model = _fit_new_user(run, np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(run.n_items, bool),
+                              steps=0, lr=lr, seed=seed, user_features=user_features)
+        scores = _scores(model, 0)
+        top = _top_k(scores, k)
+        return _item_frame(run, top).assign(score=scores[top])
     idx = run.items.index(list(ratings.keys()))
     try:
         values = np.asarray([float(v) for v in ratings.values()], dtype=np.float32)
@@ -293,7 +348,7 @@ def fold_in(run, ratings: dict, k: int = 10, steps: int = 50, lr: float = 0.05, 
         with torch.no_grad():
             scores = new_user(torch.as_tensor(idx[liked], dtype=torch.long)).double().cpu().numpy()
     else:
-        model = _fit_new_user(run, idx, values, rated, steps=steps, lr=lr, seed=seed)
+        model = _fit_new_user(run, idx, values, rated, steps=steps, lr=lr, seed=seed, user_features=user_features)
         scores = _scores(model, 0)
     scores[rated] = -np.inf
     top = _top_k(scores, k)
@@ -301,9 +356,11 @@ def fold_in(run, ratings: dict, k: int = 10, steps: int = 50, lr: float = 0.05, 
 
 
 def _fit_new_user(run, idx: np.ndarray, values: np.ndarray, rated: np.ndarray, *, steps: int, lr: float,
-                  seed: int):
+                  seed: int, user_features: dict | None = None):
     model, params = _one_user_model(run)
-    if not params:
+    if user_features:
+        _set_new_user_features(model, run, user_features)
+    if not params or not len(idx):
         return model
     explicit = run.config.model.resolved_objective == "explicit"
     generator = torch.Generator().manual_seed(seed)

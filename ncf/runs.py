@@ -7,6 +7,7 @@ A run folder holds everything needed to use the model without the original data:
     vocab.json                raw user and item ids, in index order
     items.json                item titles / genres per item index (when the data has them)
     users.json                user attributes per user index (when the data has them)
+    features.json             the side features' encoders (when the model takes features; their tables are weights)
     interactions.safetensors  train and test interactions as indices (to exclude seen items, mark the held-out one)
     history.jsonl             the training events, one JSON object per line
     metrics.json              the final metrics
@@ -55,7 +56,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 REQUIRED_FILES = ("config.json", "weights.safetensors", "vocab.json", "interactions.safetensors",
                   "history.jsonl", "metrics.json")
-OPTIONAL_FILES = ("items.json", "users.json")
+OPTIONAL_FILES = ("items.json", "users.json", "features.json")
 TMP_PREFIX = ".tmp-"
 MAX_NAME_CHARS = 80
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -427,6 +428,9 @@ def save_run(result, cfg: RunConfig, split: Split, *, name: str = "",
     root = _root(models_dir)
     if getattr(result, "train_config", None) is not None:  # the settings actually used, defaults resolved
         cfg = cfg.replace(train=result.train_config)
+    model_cfg = getattr(result.model, "config", None)
+    if model_cfg is not None and tuple(model_cfg.features) != tuple(cfg.model.features):  # "all" resolved
+        cfg = cfg.replace(model=cfg.model.replace(features=tuple(model_cfg.features)))
     name = clean_name(name or cfg.name)
     created = datetime.now(UTC)
     run_id = new_run_id(cfg.model.model, split.dataset.name or cfg.data.source, created)
@@ -446,6 +450,8 @@ def save_run(result, cfg: RunConfig, split: Split, *, name: str = "",
         files["items.json"] = _json_bytes(items)
     if (users := _frame_to_json(ds.user_info)) is not None:
         files["users.json"] = _json_bytes(users)
+    if specs := getattr(result.model, "feature_specs", ()):
+        files["features.json"] = _json_bytes({"specs": [s.to_dict() for s in specs]})
 
     tmp: Path | None = None
     try:
@@ -595,9 +601,17 @@ def _build(folder: Path, files: dict[str, bytes]) -> Run:
     except Exception as exc:  # noqa: BLE001 - safetensors' own error types for malformed files
         raise RunError(f"weights.safetensors in {folder.name!r} cannot be read: {exc}") from None
     try:
-        model = build_model(cfg.model, n_users, n_items)
+        features = None
+        if cfg.model.features:
+            from ncf.data.features import FeatureSet
+
+            if "features.json" not in files:
+                raise ConfigError("it takes side features but the folder has no features.json")
+            features = FeatureSet.empty_like(_parse_json(files["features.json"], "features.json", folder),
+                                             n_users, n_items)
+        model = build_model(cfg.model, n_users, n_items, features)
         model.load_state_dict(state, strict=True)
-    except (RuntimeError, ConfigError, ValueError) as exc:
+    except (RuntimeError, ConfigError, ValueError, TypeError) as exc:  # TypeError: a malformed features.json
         first = str(exc).strip().splitlines()
         raise RunError(f"The weights in {folder.name!r} do not fit its configuration ({cfg.model.model}, "
                        f"{n_users:,} users, {n_items:,} items): {' '.join(first[:3])[:400]}") from None

@@ -23,6 +23,7 @@ from ncf import distributed, registry
 from ncf.config import TRAIN_DEFAULTS, ModelConfig, RunConfig, TrainConfig, default_batch_size
 from ncf.cuda_graph import CapturedStep
 from ncf.data import Split
+from ncf.data.features import for_split as feature_tables
 from ncf.device import configure_threads, pick_device
 from ncf.errors import ConfigError
 from ncf.evaluate import evaluate, evaluate_validation
@@ -548,6 +549,8 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
     a batch; the model trained so far is returned with `stopped=True`.
     """
     cfg.model.validate()
+    model_cfg, features = feature_tables(cfg.model, split)  # side features: names resolved, tables built
+    cfg = cfg.replace(model=model_cfg)
     tcfg = resolve_train_config(cfg, split)
     device = pick_device(tcfg.device)
     if device.type == "cpu":
@@ -571,12 +574,12 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
         if model is not None:
             raise ConfigError(f"{registry.get(cfg.model.model).label} is fitted in one go, not epoch by epoch, "
                               f"so a run of it cannot be continued; train a new run instead.")
-        result_model = build_model(cfg.model, split.n_users, split.n_items).to(device)
+        result_model = build_model(cfg.model, split.n_users, split.n_items, features).to(device)
         stopped, metrics, epochs, fit_seconds = _fit_direct(result_model, split, tcfg, emit, stop, clock, device)
     elif cfg.model.pretrain and cfg.model.model == "neumf" and model is None:
         result_model, stopped = _pretrain_pipeline(cfg, split, tcfg, device, emit, stop, clock, stages)
     else:
-        result_model = model if model is not None else build_model(cfg.model, split.n_users, split.n_items)
+        result_model = model if model is not None else build_model(cfg.model, split.n_users, split.n_items, features)
         fitter = Fitter(result_model, split, tcfg, device)
         # A model trained before (continued for more epochs) competes as it was.
         stage = _Stage(fitter, split, tcfg, cfg.model.model, emit, stop, clock, start_is_candidate=model is not None)
@@ -709,7 +712,8 @@ def lr_find(cfg: RunConfig, split: Split, start: float = 1e-6, end: float = 1.0,
     if device.type == "cpu":
         configure_threads()
     torch.manual_seed(tcfg.seed)
-    model = build_model(cfg.model.replace(pretrain=False), split.n_users, split.n_items)
+    model_cfg, features = feature_tables(cfg.model.replace(pretrain=False), split)
+    model = build_model(model_cfg, split.n_users, split.n_items, features)
     fitter = Fitter(model, split, tcfg, device)
     lrs, raw, smooth = [], [], []
     avg, best = 0.0, math.inf

@@ -10,7 +10,8 @@ import numpy as np
 from ncf.data.dataset import Dataset
 from ncf.errors import DataError
 
-SPLIT_KINDS = ("leave_one_out", "ratio", "published")
+SPLIT_KINDS = ("leave_one_out", "ratio", "published", "cold_users", "cold_items")
+COLD_KINDS = ("cold_users", "cold_items")
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +84,13 @@ class Split:
                 text += (" The second-latest is held out likewise for validation: training keeps the epoch "
                          "that ranks it best.")
             return text
+        if self.kind in COLD_KINDS:
+            who = "users" if self.kind == "cold_users" else "items"
+            among = ("items the user never interacted with" if who == "users"
+                     else "other held-out items the user never interacted with")
+            return (f"Cold start: {s.get('test_fraction', 0.2):.0%} of the {who} held out completely (seed "
+                    f"{self.seed}); each of their interactions is ranked against {s.get('n_negatives', 99)} "
+                    f"{among}. Training never sees them.")
         if self.kind == "ratio":
             return (f"Random split of the ratings: {1 - s.get('test_fraction', 0.2):.0%} train, "
                     f"{s.get('test_fraction', 0.2):.0%} test (seed {self.seed}).")
@@ -297,6 +305,53 @@ def published(ds: Dataset) -> Split:
     )
 
 
+def cold_start(ds: Dataset, side: str = "users", fraction: float = 0.2, n_negatives: int = 99,
+               seed: int = 0) -> Split:
+    """A seeded share of users (or items) held out completely: none of their interactions is in
+    train; every one of them is a test pair. A held-out user's pair is ranked against items that user
+    never interacted with; a held-out item's pair against other held-out items the user never
+    interacted with (ranked among warm items, a never-seen item loses to anything popular, which
+    says nothing about how it ranks among its peers). Users (items) left with no training
+    interaction keep their index; a model with side features scores them from their features."""
+    if side not in ("users", "items"):
+        raise DataError(f"A cold-start split holds out users or items, not {side!r}.")
+    if not 0 < fraction < 1:
+        raise DataError(f"The held-out share must be between 0 and 1, got {fraction}.")
+    rng = np.random.default_rng(seed)
+    n = ds.n_users if side == "users" else ds.n_items
+    held = np.zeros(n, dtype=bool)
+    held[rng.permutation(n)[:max(1, round(fraction * n))]] = True
+    is_test = held[ds.user] if side == "users" else held[ds.item]
+    test_idx = np.flatnonzero(is_test)
+    test_idx = test_idx[np.argsort(ds.user[test_idx], kind="stable")]
+    if side == "users":
+        unseen = int((ds.n_items - ds.per_user_counts()[held]).min())
+        n_neg = min(n_negatives, unseen)
+        negatives = sample_negatives(ds.user, ds.item, ds.n_items, ds.user[test_idx], n_neg, rng)
+    else:
+        # Local indices over the held-out items only, drawn as usual, then mapped back.
+        cold_items = np.flatnonzero(held)
+        local = np.full(ds.n_items, -1, dtype=np.int64)
+        local[cold_items] = np.arange(len(cold_items))
+        counts = np.bincount(ds.user[is_test], minlength=ds.n_users)
+        n_neg = min(n_negatives, int(len(cold_items) - counts[ds.user[test_idx]].max(initial=0)))
+        if n_neg < 1:
+            raise DataError("A user interacted with every held-out item, so none is left to rank against; "
+                            "hold out a larger share of items.")
+        negatives = cold_items[sample_negatives(ds.user[is_test], local[ds.item[is_test]], len(cold_items),
+                                                ds.user[test_idx], n_neg, rng)]
+    train = ~is_test
+    return Split(
+        kind=f"cold_{side}", dataset=ds,
+        train_user=ds.user[train], train_item=ds.item[train],
+        train_rating=None if ds.rating is None else ds.rating[train],
+        test_user=ds.user[test_idx], test_item=ds.item[test_idx],
+        test_rating=None if ds.rating is None else ds.rating[test_idx],
+        test_negatives=negatives, seed=seed,
+        settings=(("n_negatives", n_neg), ("test_fraction", fraction)),
+    )
+
+
 def make_split(ds: Dataset, kind: str = "leave_one_out", seed: int = 0, n_negatives: int = 99,
                test_fraction: float = 0.2, validation: bool = False) -> Split:
     """One entry point for the app and CLI."""
@@ -309,4 +364,6 @@ def make_split(ds: Dataset, kind: str = "leave_one_out", seed: int = 0, n_negati
         return ratio_split(ds, test_fraction=test_fraction, seed=seed)
     if kind == "published":
         return published(ds)
+    if kind in COLD_KINDS:
+        return cold_start(ds, kind.removeprefix("cold_"), fraction=test_fraction, n_negatives=n_negatives, seed=seed)
     raise DataError(f"Unknown split {kind!r}; expected one of {', '.join(SPLIT_KINDS)}.")

@@ -1,0 +1,265 @@
+"""Side features: what a Dataset knows about its users and items, as per-index tables a model can look up.
+
+A model that takes features (EmbeddingNN) gets one `FeatureSet`: for each feature a small `FeatureSpec`
+(name, side, kind, cardinality, width, and the category list or the mean and spread that encode it)
+and one table indexed by user or item index:
+
+- categorical (gender, occupation, zip code's first character): (n,) int64 codes, 0 = unknown;
+- bag (genres, several per item): (n, max_len) int64 codes padded with 0, the model averages the
+  embeddings of the non-zero ones (fastai's TabularModel has no bags; this is the usual extension);
+- numeric (age, release year): (n,) float32, normalised by the training data's mean and spread,
+  a missing value set to the mean (0).
+
+The specs round-trip through JSON, so a saved run encodes a new user's or item's attributes with the
+same categories; a value unseen when the run was trained maps to the unknown code 0, with a note.
+
+Timestamp features (hour, weekday, years since release) are per interaction, not per user or item,
+and would need the trainer's batches to carry them; they are not offered yet.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ncf.errors import ConfigError
+
+# name -> (side, kind, column it is read from, description)
+FEATURES: dict[str, tuple[str, str, str, str]] = {
+    "age": ("user", "numeric", "age", "the user's age (ML-1M: the lower end of an age band)"),
+    "gender": ("user", "categorical", "gender", "the user's gender as recorded (M/F)"),
+    "occupation": ("user", "categorical", "occupation", "the user's occupation"),
+    "zip": ("user", "categorical", "zip", "the first character of the user's zip code (a US region)"),
+    "genres": ("item", "bag", "genres", "the item's genres, a multi-hot set"),
+    "year": ("item", "numeric", "title", "the item's release year, read from its title '(1995)'"),
+}
+UNKNOWN = 0  # the code of a category unseen when the encoder was built (and of padding in a bag)
+_YEAR = re.compile(r"\((\d{4})\)\s*$")
+
+
+def emb_width(n_categories: int) -> int:
+    """fastai's rule of thumb (emb_sz_rule) for a categorical feature's embedding width."""
+    return int(min(600, round(1.6 * n_categories**0.56)))
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature's encoder. `cardinality` counts the unknown code 0; `width` is what the feature
+    adds to the model's concatenated input (its embedding width, or 1 for a number)."""
+
+    name: str
+    side: str  # "user" or "item"
+    kind: str  # "categorical", "bag" or "numeric"
+    cardinality: int = 0  # categories + 1 (unknown); 0 for numeric
+    width: int = 1
+    categories: tuple[str, ...] = ()  # code i + 1 is categories[i]
+    max_len: int = 1  # bag: the longest set (the table's second dimension)
+    mean: float = 0.0  # numeric: (x - mean) / std
+    std: float = 1.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["categories"] = list(self.categories)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureSpec:
+        try:
+            return cls(**{**d, "categories": tuple(d.get("categories", ()))})
+        except TypeError as exc:
+            raise ConfigError(f"A feature description is not in the expected form ({exc}).") from None
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureSet:
+    """The specs of the chosen features and their per-index tables (see the module docstring)."""
+
+    specs: tuple[FeatureSpec, ...]
+    tables: dict[str, np.ndarray]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.specs)
+
+    def side(self, side: str) -> tuple[FeatureSpec, ...]:
+        return tuple(s for s in self.specs if s.side == side)
+
+    def width(self, side: str) -> int:
+        return sum(s.width for s in self.side(side))
+
+    def to_json(self) -> dict:
+        return {"specs": [s.to_dict() for s in self.specs]}
+
+    @classmethod
+    def empty_like(cls, obj: dict, n_users: int, n_items: int) -> FeatureSet:
+        """A set with the stored specs and zero tables of the right shapes: a saved run's weights fill them."""
+        if not isinstance(obj, dict) or not isinstance(obj.get("specs"), list):
+            raise ConfigError("features.json does not hold a list of feature specs.")
+        specs = tuple(FeatureSpec.from_dict(s) for s in obj["specs"])
+        tables = {}
+        for s in specs:
+            n = n_users if s.side == "user" else n_items
+            tables[s.name] = (np.zeros((n, s.max_len), np.int64) if s.kind == "bag" else
+                              np.zeros(n, np.float32) if s.kind == "numeric" else np.zeros(n, np.int64))
+        return cls(specs, tables)
+
+
+def _frame(ds, side: str) -> pd.DataFrame | None:
+    return ds.user_info if side == "user" else ds.item_info
+
+
+def _raw_column(ds, name: str) -> pd.Series | None:
+    """The values a feature is read from, one per user or item index; None when the source lacks them."""
+    side, kind, column, _ = FEATURES[name]
+    frame = _frame(ds, side)
+    if frame is None or column not in frame.columns:
+        return None
+    values = frame[column].reset_index(drop=True)
+    if name == "zip":
+        values = values.astype(str).str.strip().str[:1]
+    elif name == "year":
+        values = values.astype(str).str.extract(_YEAR, expand=False).astype(float)
+    elif name == "age":
+        values = pd.to_numeric(values, errors="coerce").astype(float)
+    elif name == "genres":
+        values = values.fillna("").astype(str)
+    else:
+        values = values.fillna("").astype(str).str.strip()
+    if kind == "numeric":
+        return None if values.notna().sum() == 0 else values
+    if kind == "bag":
+        has = values.str.len() > 0
+        return values if has.any() and not (values[has] == "(no genres listed)").all() else None
+    return values if (values != "").any() else None
+
+
+def available(ds) -> tuple[str, ...]:
+    """The side features this dataset has, in the order of FEATURES."""
+    return tuple(name for name in FEATURES if _raw_column(ds, name) is not None)
+
+
+def describe_available(ds) -> list[dict]:
+    """One row per feature this dataset has: name, side, kind, number of categories, description."""
+    rows = []
+    for name in available(ds):
+        side, kind, _, text = FEATURES[name]
+        values = _raw_column(ds, name)
+        if kind == "bag":
+            n = len({g for v in values for g in _split_bag(v)})
+        elif kind == "categorical":
+            n = int(values[values != ""].nunique())
+        else:
+            n = 0
+        rows.append({"feature": name, "side": side, "kind": kind, "categories": n or "", "description": text})
+    return rows
+
+
+def _split_bag(text: str) -> list[str]:
+    return [g for g in text.split("|") if g and g != "(no genres listed)"]
+
+
+def resolve(names, ds) -> tuple[str, ...]:
+    """Feature names as asked (("all",) expands to what `ds` has), checked against what it has."""
+    names = tuple(names)
+    have = available(ds)
+    if names == ("all",):
+        return have
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise ConfigError(f"{ds.name} has no side feature {', '.join(missing)}; it has "
+                          f"{', '.join(have) or 'none'} (python -m ncf data SOURCE lists them).")
+    return tuple(n for n in FEATURES if n in names)  # one order, whatever order they were asked in
+
+
+def check_names(names) -> None:
+    """ConfigError for a name that is no feature (before any data is read)."""
+    names = tuple(names)
+    if names == ("all",):
+        return
+    unknown = [n for n in names if n not in FEATURES]
+    if unknown:
+        raise ConfigError(f"Unknown feature {', '.join(map(repr, unknown))}; expected 'all', 'none' or a comma "
+                          f"list of {', '.join(FEATURES)}.")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"A feature is named twice in {', '.join(names)}.")
+
+
+def build(ds, names, train_index: dict[str, np.ndarray] | None = None) -> FeatureSet:
+    """Encoders fitted on `ds` and its tables for the features `names`.
+
+    `train_index` ({"user": indices, "item": indices}), when given, restricts what the encoders learn
+    (categories, mean and spread) to those users or items: a category only a held-out user has then
+    maps to unknown, as it would for a user who arrives after training."""
+    names = resolve(names, ds)
+    specs, tables, notes = [], {}, []
+    for name in names:
+        side, kind, _, _ = FEATURES[name]
+        values = _raw_column(ds, name)
+        fit = values if train_index is None or side not in train_index else values.iloc[train_index[side]]
+        if kind == "numeric":
+            mean = float(fit.mean()) if fit.notna().any() else 0.0
+            std = float(fit.std()) if fit.notna().sum() > 1 and fit.std() > 0 else 1.0
+            spec = FeatureSpec(name, side, kind, mean=mean, std=std)
+        elif kind == "categorical":
+            cats = tuple(sorted(set(fit[fit != ""])))
+            spec = FeatureSpec(name, side, kind, cardinality=len(cats) + 1, width=emb_width(len(cats) + 1),
+                               categories=cats)
+        else:
+            cats = tuple(sorted({g for v in fit for g in _split_bag(v)}))
+            longest = max((len(_split_bag(v)) for v in values), default=1)
+            spec = FeatureSpec(name, side, kind, cardinality=len(cats) + 1, width=emb_width(len(cats) + 1),
+                               categories=cats, max_len=max(1, longest))
+        table, note = encode(spec, values)
+        specs.append(spec)
+        tables[name] = table
+        if note:
+            notes.append(note)
+    return FeatureSet(tuple(specs), tables, tuple(notes))
+
+
+def encode(spec: FeatureSpec, values) -> tuple[np.ndarray, str]:
+    """Raw values (strings, or numbers for a numeric feature) -> the spec's table, and a note naming
+    values the encoder never saw (mapped to the unknown code 0), or ''."""
+    values = pd.Series(list(values) if not isinstance(values, pd.Series) else values).reset_index(drop=True)
+    if spec.kind == "numeric":
+        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+        x = (x - spec.mean) / spec.std
+        return np.nan_to_num(x, nan=0.0).astype(np.float32), ""
+    lookup = {c: i + 1 for i, c in enumerate(spec.categories)}
+    unseen: set[str] = set()
+    if spec.kind == "categorical":
+        strings = values.fillna("").astype(str)
+        codes = np.array([lookup.get(v, UNKNOWN) for v in strings], dtype=np.int64)
+        unseen = {v for v in strings if v and v not in lookup}
+    else:
+        codes = np.zeros((len(values), spec.max_len), dtype=np.int64)
+        for row, text in enumerate(values.fillna("").astype(str)):
+            bag = _split_bag(text)
+            unseen.update(g for g in bag if g not in lookup)
+            known = [lookup[g] for g in bag if g in lookup][:spec.max_len]
+            codes[row, :len(known)] = known
+    note = ""
+    if unseen:
+        shown = ", ".join(sorted(unseen)[:5]) + (" …" if len(unseen) > 5 else "")
+        note = (f"{spec.name}: {len(unseen)} value(s) unseen in training ({shown}) map to the unknown "
+                f"{'category' if spec.kind == 'categorical' else 'genre (left out of the bag)'}.")
+    return codes, note
+
+
+def for_split(model_cfg, split) -> tuple:
+    """(model_cfg with its feature names resolved, the FeatureSet or None) for training on `split`.
+    The encoders learn their categories and spreads from the users and items that have training
+    interactions, so whatever only a held-out (cold-start) user or item has is unknown, as it would be
+    for one who arrives later."""
+    if not model_cfg.features:
+        return model_cfg, None
+    names = resolve(model_cfg.features, split.dataset)
+    model_cfg = model_cfg.replace(features=names)
+    if not names:
+        return model_cfg, None
+    seen = {"user": np.unique(split.train_user), "item": np.unique(split.train_item)}
+    return model_cfg, build(split.dataset, names, train_index=seen)
