@@ -95,10 +95,8 @@ def default_layers(model: str) -> str:
 
 
 def _allowed_sources() -> set[str]:
-    try:
-        from ncf.data import RELEASES
-    except ImportError:  # the data layer's catalogue is not there: only the built-in data
-        return {"synthetic"}
+    from ncf.data import RELEASES
+
     return {"synthetic", *RELEASES}
 
 
@@ -156,10 +154,8 @@ def init() -> None:
 
 
 def _checked_run_id(run_id: str) -> str | None:
-    try:
-        from ncf.runs import validate_run_id
-    except ImportError:
-        return None
+    from ncf.runs import validate_run_id
+
     try:
         return validate_run_id(run_id)
     except NCFError:
@@ -571,14 +567,9 @@ def active_job_id() -> str | None:
 
 @st.cache_resource
 def device_label() -> str:
-    try:
-        from ncf.device import pick_device
+    from ncf.device import pick_device
 
-        return str(pick_device("auto"))
-    except ImportError:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(pick_device("auto"))
 
 
 def sidebar() -> None:

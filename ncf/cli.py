@@ -603,33 +603,9 @@ def _load(text: str):
     return load_run(run_ref(text))
 
 
-def split_from_run(run):
-    """The evaluation split rebuilt from what a run folder stores (no original data needed)."""
-    import numpy as np
-
-    from ncf.data import Dataset, Split
-
-    rating = lambda name: getattr(run, name, None)  # noqa: E731 - explicit runs store ratings
-    train_rating, test_rating = rating("train_rating"), rating("test_rating")
-    user = np.concatenate([run.train_user, run.test_user]).astype(np.int64)
-    item = np.concatenate([run.train_item, run.test_item]).astype(np.int64)
-    all_rating = None
-    if train_rating is not None and test_rating is not None:
-        all_rating = np.concatenate([train_rating, test_rating]).astype(np.float32)
-    ds = Dataset(name=getattr(run, "name", "") or run.id, user=user, item=item, rating=all_rating, timestamp=None,
-                 users=run.users, items=run.items, item_info=getattr(run, "item_info", None),
-                 source=run.config.data.source)
-    negatives = getattr(run, "test_negatives", None)
-    return Split(kind=run.config.data.split, dataset=ds, train_user=np.asarray(run.train_user, dtype=np.int64),
-                 train_item=np.asarray(run.train_item, dtype=np.int64), train_rating=train_rating,
-                 test_user=np.asarray(run.test_user, dtype=np.int64), test_item=np.asarray(run.test_item, dtype=np.int64),
-                 test_rating=test_rating, test_negatives=negatives, seed=run.config.data.seed)
-
-
 def cmd_evaluate(args) -> int:
     run = _load(args.run)
-    split = getattr(run, "split", None)
-    split = split() if callable(split) else split_from_run(run)
+    split = run.split()
     from ncf.evaluate import evaluate
 
     t0 = time.perf_counter()

@@ -199,12 +199,9 @@ def _worker_init(threads: int, parent_pid: int) -> None:
     orphan keeps training or holding memory; a half-saved run is impossible (saves are atomic)."""
     os.environ.setdefault("NCF_THREADS", str(threads))  # read by ncf.device.configure_threads
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    try:
-        import torch
+    import torch
 
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover - torch is a hard requirement of training anyway
-        pass
+    torch.set_num_threads(threads)
 
     def watch_parent() -> None:
         while True:
@@ -271,10 +268,8 @@ def _run_job(job_dir: str, cfg_dict: dict, name: str, models_dir: str, resume: s
 # The server side
 
 def _default_models_dir() -> Path:
-    try:
-        from ncf.runs import models_dir
-    except ImportError:  # the runs module is not there yet: same rule as it documents
-        return Path(os.environ.get("NCF_MODELS_DIR") or Path(__file__).resolve().parent.parent / "models")
+    from ncf.runs import models_dir
+
     return models_dir()
 
 
@@ -614,6 +609,16 @@ def get_runner() -> JobRunner:
                 _exit_hook = True
             _runner = JobRunner()
         return _runner
+
+
+def reset_runner(wait: bool = True) -> None:
+    """Shuts down the process-wide runner, if any (its running jobs stop and save what they trained);
+    the next `get_runner` builds a new one from the environment (NCF_MODELS_DIR, NCF_WORKERS)."""
+    global _runner
+    with _runner_lock:
+        runner, _runner = _runner, None
+    if runner is not None:
+        runner.shutdown(wait=wait, stop_running=True)
 
 
 def _at_exit(hook) -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from ncf import registry
 from ncf.labels import is_full_ranking, is_rating_metric, metric_label
 
 ACCENT = "#d1495b"
@@ -381,7 +382,8 @@ def sweep_chart(rows: Sequence[dict], x: str, metric: str = "hr@10", series: str
         return fig
     numeric = pd.api.types.is_numeric_dtype(frame[x])
     colours = px.colors.qualitative.D3
-    for i, (name, group) in enumerate(frame.groupby(series, sort=False)):
+    for i, (key, group) in enumerate(frame.groupby(series, sort=False)):
+        name = registry.get(key).label if series == "model" and key in registry.REGISTRY else key
         stats = group.groupby(x, sort=True)[metric].agg(["mean", "min", "max", "count"]).reset_index()
         colour = colours[i % len(colours)]
         if (stats["count"] > 1).any():

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ncf import distributed, registry
-from ncf.config import TRAIN_DEFAULTS, ModelConfig, RunConfig, TrainConfig, default_batch_size
+from ncf.config import TRAIN_DEFAULTS, RunConfig, TrainConfig, default_batch_size
 from ncf.cuda_graph import CapturedStep
 from ncf.data import Split
 from ncf.data.features import for_split as feature_tables
@@ -750,7 +750,3 @@ def _steepest(lrs: list[float], losses: list[float]) -> float:
     upto = losses.index(min(losses)) + 1  # only the descent counts
     slopes = [(losses[i + 1] - losses[i]) / (math.log(lrs[i + 1]) - math.log(lrs[i])) for i in range(max(1, upto - 1))]
     return lrs[slopes.index(min(slopes))]
-
-
-def default_model_config(model: str = "neumf") -> ModelConfig:
-    return ModelConfig(model=model).validate()

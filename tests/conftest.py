@@ -4,6 +4,7 @@ need them skip cleanly where they are absent."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,7 @@ def _isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("NCF_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("NCF_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.delenv("NCF_DATA_DIR", raising=False)
+    yield
+    jobs = sys.modules.get("ncf.jobs")
+    if jobs is not None:  # a page under test may have started the process-wide runner in this folder
+        jobs.reset_runner()

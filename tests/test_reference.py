@@ -28,7 +28,7 @@ def test_the_sweep_chart_draws_a_line_per_model_a_band_over_seeds_and_published_
     published = published_for(DataConfig(source="ml-1m"), models={"neumf"})
     fig = sweep_chart(rows, "factors", "hr@10", published=published)
     names = [t.name for t in fig.data if t.showlegend is not False]
-    assert names[:2] == ["gmf", "neumf"]
+    assert names[:2] == ["GMF", "NeuMF"]  # the registry's labels
     bands = [t for t in fig.data if t.fill == "toself"]
     assert len(bands) == 2  # two seeds: a min-max band per model
     published_traces = [t for t in fig.data if t.name and "published" in t.name]

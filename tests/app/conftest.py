@@ -61,9 +61,8 @@ def saved_run():
 @pytest.fixture
 def fresh_runner():
     """The job runner is one per server process; each test gets its own, in its own models folder."""
-    import ncf.jobs as jobs
+    from ncf.jobs import get_runner, reset_runner
 
-    yield jobs.get_runner()
-    if jobs._runner is not None:
-        jobs._runner.shutdown(wait=True, stop_running=True)
-        jobs._runner = None
+    reset_runner()  # a runner an earlier test's page created serves that test's models folder
+    yield get_runner()
+    reset_runner()

@@ -139,7 +139,7 @@ def test_memory_comes_back_after_twenty_sessions_close(guarded_server, browser):
     def visit(n: int) -> None:
         contexts = [new_page(browser) for _ in range(n)]
         for _, page in contexts:
-            page.goto(url, wait_until="commit")
+            page.goto(f"{url}/data", wait_until="commit")
         for _, page in contexts:
             page.get_by_text("Loaded: synthetic").wait_for(timeout=120_000)
             page.locator('[data-testid="stMetric"]', has_text="Users").wait_for()
