@@ -198,8 +198,9 @@ def measured_rates(runner, source: str) -> dict[str, float]:
             continue
         seconds = _seconds_between(job.started, job.finished)
         start = next((e for e in read_events(runner.jobs_dir / job.id) if e.get("event") == "start"), None)
-        if not seconds or seconds <= 0 or not start or not start.get("n_train"):
+        if seconds is None or seconds < 0 or not start or not start.get("n_train"):
             continue
+        seconds = max(seconds, 1.0)  # the job's times have one-second resolution: a quick run may read 0
         with contextlib.suppress(NCFError, TypeError, ValueError):
             rates[model] = run_samples(RunConfig.from_dict(cfg), int(start["n_train"])) / seconds
     return rates
