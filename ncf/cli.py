@@ -330,7 +330,11 @@ def cmd_train(args) -> int:
     ctx = distributed.init(args.device or "auto")
     try:
         with distributed.guard(ctx):
-            return _train_and_save(args, ctx)
+            code = _train_and_save(args, ctx)
+            # Every rank leaves together: a rank tearing its process group down while rank 0 still
+            # saves could abort in gloo's threads ("terminate called without an active exception").
+            distributed.barrier()
+            return code
     finally:
         distributed.shutdown()
 
