@@ -22,6 +22,7 @@ from ncf import registry
 from ncf.config import (
     MODELS,
     OPTIMIZERS,
+    PRESETS,
     TRAIN_DEFAULTS,
     DataConfig,
     ModelConfig,
@@ -33,7 +34,8 @@ from ncf.errors import ConfigError, NCFError
 
 SPLITS = ("leave_one_out", "ratio", "published")
 OBJECTIVE_CHOICES = ("auto", "implicit", "explicit")
-DEFAULT_LAYERS = {"embnn": "100,50"}  # every other model: the paper's 64,32,16,8
+# The app's model sizes are the "quick" preset (a class must train in seconds), defined once in ncf.config.
+QUICK = PRESETS["quick"].model
 
 # "auto": the engine picks the recipe's batch size for the dataset (ncf.config.default_batch_size):
 # smaller for small data, so that an epoch still takes enough steps.
@@ -45,29 +47,44 @@ def recipe(objective: str) -> dict:
     return {**TRAIN_DEFAULTS[objective], "batch_size": AUTO_BATCH}
 
 
-# Every shareable setting: widget key -> default. The widget key is also the query parameter.
+def default_factors(model: str) -> int:
+    """The predictive factors a model starts with in the app: the quick preset's for the neural
+    models, the registry's own default for the others (iALS 128, PureSVD 32)."""
+    spec = registry.get(model)
+    return int(QUICK["factors"]) if spec.gradient else int(spec.defaults.get("factors") or QUICK["factors"])
+
+
+def default_layers(model: str) -> str:
+    """The tower a model starts with in the app: the quick preset's, or the model's own default."""
+    layers = registry.get(model).defaults.get("layers") or QUICK["layers"]
+    return ",".join(str(n) for n in layers)
+
+
+_DATA, _MODEL, _TRAIN = DataConfig(), ModelConfig(), TrainConfig()
+# Every shareable setting: widget key -> default (from ncf.config, never a copied literal). The widget
+# key is also the query parameter.
 SETTINGS: dict[str, object] = {
-    "source": "synthetic",
-    "split": "leave_one_out",
-    "test_negatives": 99,
-    "test_fraction": 0.2,
-    "data_seed": 0,
-    "validation": False,
-    "model": "neumf",
+    "source": _DATA.source,
+    "split": _DATA.split,
+    "test_negatives": _DATA.test_negatives,
+    "test_fraction": _DATA.test_fraction,
+    "data_seed": _DATA.seed,
+    "validation": _DATA.validation,
+    "model": QUICK["model"],
     "objective": "auto",
-    "factors": 8,
-    "layers": "64,32,16,8",
+    "factors": default_factors(QUICK["model"]),
+    "layers": default_layers(QUICK["model"]),
     "emb_user": 0,  # 0: fastai's rule
     "emb_item": 0,
-    "dropout": 0.0,
-    "batch_norm": False,
-    "pretrain": False,
-    "alpha": 0.5,
+    "dropout": _MODEL.dropout,
+    "batch_norm": _MODEL.batch_norm,
+    "pretrain": _MODEL.pretrain,
+    "alpha": _MODEL.alpha,
     # The engine's recipe for the default (implicit) objective; apply_train_defaults switches recipes
     # when the objective changes.
     **recipe("implicit"),
-    "n_negatives": 4,
-    "seed": 0,
+    "n_negatives": _TRAIN.n_negatives,
+    "seed": _TRAIN.seed,
 }
 CHOICES: dict[str, tuple] = {
     "split": SPLITS,
@@ -88,10 +105,6 @@ def plain(text: object) -> str:
     """User-supplied text (a file name, a title) made safe to put inside Streamlit markdown: every
     markdown character is escaped, so it shows as typed and can never become a link or an image."""
     return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
-
-
-def default_layers(model: str) -> str:
-    return DEFAULT_LAYERS.get(model, "64,32,16,8")
 
 
 def _allowed_sources() -> set[str]:

@@ -14,8 +14,9 @@ EXPLAIN = {name: (spec.description, spec.formula) for name, spec in registry.REG
 
 
 def on_model_change() -> None:
-    """Keeps the tower sizes sensible: switching model resets them if they were that model's default."""
+    """Switching model starts from that model's own sizes (iALS wants 128 factors, a NeuMF for a class 8)."""
     ss.layers = appstate.default_layers(ss.model)
+    ss.factors = appstate.default_factors(ss.model)
     if "pretrain" not in registry.get(ss.model).settings:
         ss.pretrain = False
     ss.pop("lr_result", None)  # a range test belongs to the model it ran on

@@ -112,3 +112,29 @@ def test_pretraining_runs_the_pipelines_recipe_unless_a_setting_is_changed(page)
     t = _built_config(at)
     assert (t.epochs, t.optimizer, t.lr) == (5, "adam", None)  # changed on purpose: sent; the rest stays recipe
     assert "NeuMF fine-tuned 5 epochs with adam" in " ".join(c.value for c in at.caption)
+
+
+def test_the_apps_defaults_are_the_quick_preset_and_train_as_the_cli_does():
+    """Defaults defined once: the app's fresh settings build what `ncf train --preset quick` builds, once
+    each side's unset training values resolve to the recipe."""
+    import appstate
+    from ncf.cli import build_parser, config_from_args
+    from ncf.data import load_split
+    from ncf.train import resolve_train_config
+
+    app_model = appstate.model_config(dict(appstate.SETTINGS))
+    app_train = appstate.train_config(dict(appstate.SETTINGS))
+    cli = config_from_args(build_parser().parse_args(["train", "--preset", "quick"]))
+    assert app_model.to_dict() == cli.model.replace(y_range=app_model.y_range).to_dict()
+    split = load_split(cli.data, cli.model.resolved_objective)
+    app_cfg = cli.replace(model=app_model, train=app_train)
+    assert resolve_train_config(app_cfg, split).to_dict() == resolve_train_config(cli, split).to_dict()
+
+
+def test_switching_model_starts_from_that_models_own_factors(page):
+    at = page("app_pages/model.py")
+    assert at.number_input(key="factors").value == 8  # the quick preset's NeuMF
+    at.selectbox(key="model").set_value("ials").run()
+    assert at.number_input(key="factors").value == 128  # iALS's default, read off validation items
+    at.selectbox(key="model").set_value("gmf").run()
+    assert at.number_input(key="factors").value == 8
