@@ -511,6 +511,29 @@ def runner():
     return get_runner()
 
 
+def ready_to_train(what: str):
+    """(run config, dataset, job runner) for a page that starts jobs. Otherwise the page says why and
+    stops: settings that cannot be trained, no dataset loaded, or no runner ("<what> not available on
+    this server", e.g. models/ unwritable; `what` is "Training is", "Sweeps are"). The rest of the app
+    keeps working."""
+    try:
+        cfg = run_config()
+    except ConfigError as e:
+        st.error(plain(f"The settings cannot be trained: {e}"))
+        st.page_link("app_pages/model.py", label="Fix them on the Model page", icon=":material/arrow_back:")
+        st.stop()
+    ds = current_dataset()
+    if ds is None:
+        st.info("Load the dataset on the Data page first.")
+        st.stop()
+    try:
+        jobs = runner()
+    except NCFError as e:
+        st.error(plain(f"{what} not available on this server: {e}"))
+        st.stop()
+    return cfg, ds, jobs
+
+
 XSRF_COOKIE = "_streamlit_xsrf"
 
 

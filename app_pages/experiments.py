@@ -23,21 +23,7 @@ def fmt_seconds(s: float) -> str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
 
 
-try:
-    base = appstate.run_config()
-except ConfigError as e:
-    st.error(appstate.plain(f"The settings cannot be trained: {e}"))
-    st.page_link("app_pages/model.py", label="Fix them on the Model page", icon=":material/arrow_back:")
-    st.stop()
-ds = appstate.current_dataset()
-if ds is None:
-    st.info("Load the dataset on the Data page first.")
-    st.stop()
-try:
-    runner = appstate.runner()
-except NCFError as e:
-    st.error(appstate.plain(f"Sweeps are not available on this server: {e}"))
-    st.stop()
+base, ds, runner = appstate.ready_to_train("Sweeps are")
 
 # ---------------------------------------------------------------- a new sweep
 with st.expander("New sweep", expanded=not ss.get("sweep_id"), icon=":material/grid_on:"):

@@ -7,7 +7,7 @@ import streamlit as st
 import appstate
 from ncf import plots
 from ncf.config import RunConfig
-from ncf.errors import ConfigError, NCFError
+from ncf.errors import NCFError
 
 ss = st.session_state
 st.header("Train")
@@ -18,21 +18,7 @@ st.header("Train")
 # within half a second never shows them.
 REFRESH_SECONDS = 1.0
 
-try:
-    cfg = appstate.run_config()
-except ConfigError as e:
-    st.error(appstate.plain(f"The settings cannot be trained: {e}"))
-    st.page_link("app_pages/model.py", label="Fix them on the Model page", icon=":material/arrow_back:")
-    st.stop()
-ds = appstate.current_dataset()
-if ds is None:
-    st.info("Load the dataset on the Data page first.")
-    st.stop()
-try:
-    runner = appstate.runner()
-except NCFError as e:  # e.g. models/ unwritable: say so, the rest of the app keeps working
-    st.error(appstate.plain(f"Training is not available on this server: {e}"))
-    st.stop()
+cfg, ds, runner = appstate.ready_to_train("Training is")
 
 # ---------------------------------------------------------------- the next run (the form)
 with st.container(border=True, key="next_run"):
