@@ -93,7 +93,7 @@ def test_chunked_scoring_agrees_with_direct(name, fitted, split):
 def test_save_and_load_give_identical_scores(name, fitted, split, tmp_path):
     cfg, result, _ = fitted[name]
     run = save_run(result, cfg, split, models_dir=tmp_path)
-    runs._cache.clear()
+    runs.clear_cache()
     loaded = load_run(run.path)
     assert type(loaded.model) is type(result.model)
     users = torch.arange(split.n_users)

@@ -69,7 +69,7 @@ def test_a_run_with_features_saves_and_loads_with_the_same_encoders_and_scores(d
     result = train(cfg, split)
     run = save_run(result, cfg, split, models_dir=tmp_path / "models")
     assert run.config.model.features == ALL  # "all" recorded as what it meant for this data
-    runs._cache.clear()
+    runs.clear_cache()
     loaded = load_run(run.path)
     assert (run.path / "features.json").is_file()
     users = torch.arange(ds.n_users)
@@ -84,7 +84,7 @@ def test_runs_without_features_still_load(ds, tmp_path):
                     device="cpu"))
     run = save_run(train(cfg, split), cfg, split, models_dir=tmp_path)
     assert not (run.path / "features.json").exists()
-    runs._cache.clear()
+    runs.clear_cache()
     assert load_run(run.path).model.user_features is None
     assert np.isfinite(load_run(run.path).model.score_users(torch.arange(2)).numpy()).all()
 
@@ -168,6 +168,6 @@ def test_a_tampered_features_file_is_refused_with_a_reason(ds, tmp_path):
     manifest = _json.loads((run.path / "manifest.json").read_text())  # re-signed: only the content is wrong
     manifest["files"]["features.json"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     (run.path / "manifest.json").write_text(_json.dumps(manifest))
-    runs._cache.clear()
+    runs.clear_cache()
     with pytest.raises(RunError, match="do not fit its configuration"):
         load_run(run.path)

@@ -23,7 +23,7 @@ from ncf.config import ModelConfig, RunConfig, TrainConfig
 from ncf.data import leave_one_out, ratio_split, synthetic
 from ncf.errors import RunError
 from ncf.models import build_model
-from ncf.runs import delete_run, list_runs, load_run, save_run, validate_run_id, zip_run
+from ncf.runs import delete_run, list_runs, load_run, save_run, store, validate_run_id, zip_run
 from ncf.train import TrainResult, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +67,7 @@ def rewrite_manifest(folder: Path) -> None:
 
 def test_save_then_load_gives_identical_predictions(saved, trained):
     _, result = trained
-    runs._cache.clear()  # rebuild from disk, not from the cache save_run filled
+    runs.clear_cache()  # rebuild from disk, not from the cache save_run filled
     run = load_run(saved.id, models_dir=saved.path.parent)
     users = torch.arange(run.n_users)
     with torch.no_grad():
@@ -83,7 +83,7 @@ def test_every_model_round_trips(model, split, tmp_path):
     if model == "pop":
         result.model.fit_counts(split.train_item)
     run = save_run(result, cfg, split, models_dir=tmp_path)
-    runs._cache.clear()
+    runs.clear_cache()
     loaded = load_run(run.path)
     users = torch.arange(5)
     with torch.no_grad():
@@ -166,14 +166,14 @@ def test_failure_while_writing_leaves_no_run_and_no_temp(trained, split, tmp_pat
     cfg, result = trained
     root = tmp_path / "models"
     earlier = save_run(result, cfg, split, models_dir=root)
-    real_write = runs._write_file
+    real_write = store.write_file
 
     def failing_write(folder, name, data):
         if name == "weights.safetensors":
             raise RuntimeError("simulated failure in the middle of a save")
         return real_write(folder, name, data)
 
-    monkeypatch.setattr(runs, "_write_file", failing_write)
+    monkeypatch.setattr(store, "write_file", failing_write)
     with pytest.raises(RuntimeError, match="simulated"):
         save_run(result, cfg, split, models_dir=root)
     assert [p.name for p in root.iterdir()] == [earlier.id]
@@ -188,6 +188,7 @@ def test_kill_9_mid_save_leaves_only_a_temp_folder_that_is_cleaned(trained, spli
     script = textwrap.dedent(f"""
         import os, signal
         from ncf import runs
+        from ncf.runs import store
         from ncf.config import ModelConfig, RunConfig
         from ncf.data import leave_one_out, synthetic
         from ncf.models import build_model
@@ -196,13 +197,13 @@ def test_kill_9_mid_save_leaves_only_a_temp_folder_that_is_cleaned(trained, spli
         cfg = RunConfig(model=ModelConfig(model="gmf"))
         model = build_model(cfg.model, split.n_users, split.n_items)
         result = TrainResult(model, [], {{}}, 0, 0.0, 0.0, False, "cpu")
-        real_write = runs._write_file
+        real_write = store.write_file
         def write_then_die(folder, name, data):
             entry = real_write(folder, name, data)
             if name == "interactions.safetensors":
                 os.kill(os.getpid(), signal.SIGKILL)
             return entry
-        runs._write_file = write_then_die
+        store.write_file = write_then_die
         runs.save_run(result, cfg, split, models_dir={str(root)!r})
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -255,7 +256,7 @@ def test_full_disk_gives_a_clear_error_and_keeps_earlier_runs(trained, split, tm
 def test_truncated_weights_are_refused(saved):
     weights = saved.path / "weights.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])
-    runs._cache.clear()
+    runs.clear_cache()
     with pytest.raises(RunError, match="weights.safetensors was modified or truncated after the run was saved"):
         load_run(saved.path)
 
