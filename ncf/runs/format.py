@@ -16,6 +16,7 @@ import os
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,9 @@ from ncf.data.split import Split
 from ncf.errors import ConfigError, RunError
 from ncf.runs.paths import clean_name
 from ncf.runs.run import Run
+
+if TYPE_CHECKING:  # torch and the trainer load only when a run is saved
+    from ncf.train import TrainResult
 
 FORMAT = "ncf-run"
 FORMAT_VERSION = 1
@@ -147,7 +151,7 @@ def _versions() -> dict:
             "safetensors": safetensors.__version__, "python": platform.python_version()}
 
 
-def config_dict(result, cfg: RunConfig, split: Split, name: str, created: datetime) -> dict:
+def config_dict(result: TrainResult, cfg: RunConfig, split: Split, name: str, created: datetime) -> dict:
     """config.json. The run id is not stored: it is the folder's name, whatever the folder is renamed to."""
     ds = split.dataset
     return {
@@ -162,11 +166,11 @@ def config_dict(result, cfg: RunConfig, split: Split, name: str, created: dateti
         "split": {"kind": split.kind, "fingerprint": split.fingerprint(), "seed": split.seed,
                   "settings": [list(p) for p in split.settings], "describe": split.describe(),
                   "n_train": split.n_train, "n_test": len(split.test_user)},
-        "device": str(getattr(result, "device", "")),
-        "train_seconds": float(getattr(result, "train_seconds", 0.0) or 0.0),
-        "samples_per_second": float(getattr(result, "samples_per_second", 0.0) or 0.0),
-        "epochs": int(getattr(result, "epochs", 0) or 0),
-        "stopped": bool(getattr(result, "stopped", False)),
+        "device": str(result.device),
+        "train_seconds": float(result.train_seconds),
+        "samples_per_second": float(result.samples_per_second),
+        "epochs": int(result.epochs),
+        "stopped": bool(result.stopped),
         "versions": _versions(),
     }
 

@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ncf.config import RunConfig
 from ncf.data.split import Split
@@ -32,6 +33,9 @@ from ncf.runs.format import (
 )
 from ncf.runs.paths import TMP_PREFIX, clean_name, models_root, new_run_id, run_path
 from ncf.runs.run import Run
+
+if TYPE_CHECKING:  # torch and the trainer load only when a run is saved
+    from ncf.train import TrainResult
 
 _DISK_ERRORS = {
     errno.ENOSPC: "the disk is full",
@@ -68,18 +72,17 @@ def _disk_error(exc: OSError, root: Path) -> RunError:
                     f"models folder (NCF_MODELS_DIR).")
 
 
-def save_run(result, cfg: RunConfig, split: Split, *, name: str = "",
+def save_run(result: TrainResult, cfg: RunConfig, split: Split, *, name: str = "",
              models_dir: str | os.PathLike | None = None) -> Run:
     """Saves a trained model (a `ncf.train.TrainResult`) with what produced it; returns the loaded run.
 
     Atomic: everything is written and fsynced in a temporary folder that is renamed into place last.
     An unwritable models folder or a full disk raises `RunError` (the temporary folder is removed)."""
     root = models_root(models_dir)
-    if getattr(result, "train_config", None) is not None:  # the settings actually used, defaults resolved
+    if result.train_config is not None:  # the settings actually used, defaults resolved
         cfg = cfg.replace(train=result.train_config)
-    model_cfg = getattr(result.model, "config", None)
-    if model_cfg is not None and tuple(model_cfg.features) != tuple(cfg.model.features):  # "all" resolved
-        cfg = cfg.replace(model=cfg.model.replace(features=tuple(model_cfg.features)))
+    if tuple(result.model.config.features) != tuple(cfg.model.features):  # "all" resolved
+        cfg = cfg.replace(model=cfg.model.replace(features=tuple(result.model.config.features)))
     name = clean_name(name or cfg.name)
     created = datetime.now(UTC)
     run_id = new_run_id(cfg.model.model, split.dataset.name or cfg.data.source, created)
@@ -99,7 +102,7 @@ def save_run(result, cfg: RunConfig, split: Split, *, name: str = "",
         files["items.json"] = json_bytes(items)
     if (users := frame_to_json(ds.user_info)) is not None:
         files["users.json"] = json_bytes(users)
-    if specs := getattr(result.model, "feature_specs", ()):
+    if specs := result.model.feature_specs:
         files["features.json"] = json_bytes({"specs": [s.to_dict() for s in specs]})
 
     tmp: Path | None = None
