@@ -138,14 +138,14 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
         "model worth its training time must beat it. (Explicit: an item's mean rating shrunk toward the "
         "global mean.)",
         r"\mathrm{score}(u, i) = |\{v : (v, i) \in \text{train}\}|",
-        "ncf.classical:ItemPop", settings=("objective",), user_vectors=False, item_vectors=False, gradient=False),
+        "ncf.classical.pop:ItemPop", settings=("objective",), user_vectors=False, item_vectors=False, gradient=False),
     ModelSpec(
         "ease", "EASE", "Steck's (2019) shallow autoencoder: one item-item weight matrix B with a zero diagonal, "
         "the closed-form least-squares reconstruction of the user-item matrix X from itself. λ is chosen on "
         "held-out interactions (never the test items) unless given.",
         r"B = I - P\,\mathrm{diag}(1/\mathrm{diag}\,P),\ \ P = (X^\top X + \lambda I)^{-1},\quad "
         r"\hat y_{u\cdot} = \mathbf x_u B",
-        "ncf.classical:EASE", settings=("reg",), defaults={"reg": None}, objectives=IMPLICIT_ONLY,
+        "ncf.classical.ease:EASE", settings=("reg",), defaults={"reg": None}, objectives=IMPLICIT_ONLY,
         user_vectors=False, item_vectors=False, gradient=False, check=_positive("reg", "EASE's λ (--reg)")),
     ModelSpec(
         "ials", "iALS", "Implicit alternating least squares (Hu, Koren & Volinsky 2008) through the `implicit` "
@@ -153,7 +153,7 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
         "(implicit 0.7's convention); user and item factors are solved for in turn, each in closed form.",
         r"\min_{P,Q} \sum_{u,i} c_{ui} (x_{ui} - \mathbf p_u^\top \mathbf q_i)^2 + \lambda(\|P\|^2 + \|Q\|^2),"
         r"\ \ c_{ui} = \alpha \text{ if } x_{ui} = 1 \text{ else } 1",
-        "ncf.classical:IALS", settings=("factors", "reg", "confidence", "iterations"),
+        "ncf.classical.ials:IALS", settings=("factors", "reg", "confidence", "iterations"),
         defaults=IALS_DEFAULTS, objectives=IMPLICIT_ONLY, gradient=False,
         check=_checks(_positive("reg", "iALS regularisation (--reg)"), _positive("confidence", "The confidence "
                       "weight α (--confidence)"), _positive("iterations", "Iterations", integer=True))),
@@ -163,7 +163,7 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
         "to every item the user has.",
         r"s_{ij} = \frac{\mathbf x_{\cdot i}^\top \mathbf x_{\cdot j}}{\|\mathbf x_{\cdot i}\|\,\|\mathbf x_{\cdot j}\|}"
         r"\ (\text{top } K \text{ per } i),\quad \hat y_{uj} = \sum_{i \in I_u} s_{ij}",
-        "ncf.classical:ItemKNN", settings=("neighbours", "similarity"),
+        "ncf.classical.itemknn:ItemKNN", settings=("neighbours", "similarity"),
         defaults=ITEMKNN_DEFAULTS, objectives=IMPLICIT_ONLY, user_vectors=False,
         item_vectors=False, gradient=False,
         check=_checks(_positive("neighbours", "The neighbourhood size K (--neighbours)", integer=True), _similarity)),
@@ -171,7 +171,7 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
         "puresvd", "PureSVD", "Cremonesi et al.'s (2010) PureSVD: a truncated SVD of the user-item matrix with "
         "missing entries as zeros; a user's scores are their row projected onto the top-k item factors.",
         r"X \approx U_k \Sigma_k V_k^\top,\quad \hat y_{u\cdot} = \mathbf x_u V_k V_k^\top",
-        "ncf.classical:PureSVD", settings=("factors",), defaults=NEURAL_FACTORS, objectives=IMPLICIT_ONLY, gradient=False),
+        "ncf.classical.puresvd:PureSVD", settings=("factors",), defaults=NEURAL_FACTORS, objectives=IMPLICIT_ONLY, gradient=False),
 )}
 
 # The ModelConfig fields some models add; one given to a model it does not apply to is refused.

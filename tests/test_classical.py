@@ -11,11 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from ncf import classical, explore, registry
-from ncf.classical import EASE, ItemKNN, PureSVD, ease_weights, interaction_matrix, item_weights, top_neighbours
+from ncf import explore, registry
+from ncf.classical import ease, itemknn
+from ncf.classical.base import interaction_matrix
+from ncf.classical.ease import EASE, ease_weights
+from ncf.classical.itemknn import ItemKNN, item_weights, top_neighbours
+from ncf.classical.puresvd import PureSVD
 from ncf.config import ModelConfig, RunConfig, TrainConfig
 from ncf.data import leave_one_out, synthetic
 from ncf.errors import ConfigError
+from ncf.evaluate import rank_against
 from ncf.runs import save_run
 from ncf.train import train
 
@@ -127,7 +132,7 @@ def test_choosing_lambda_never_reads_the_test_items(dataset, validation):
         model.weights.copy_(ease_weights(gram, lam).float())
         model.set_history(known.train_user, known.train_item)
         scores = model.score_users(torch.arange(split.n_users)).gather(1, torch.cat([test_item[:, None], negatives], 1))
-        hr = float((classical.rank_against(scores[:, 0], scores[:, 1:]) < 10).double().mean())
+        hr = float((rank_against(scores[:, 0], scores[:, 1:]) < 10).double().mean())
         assert (hr > 0.9) == expected_best, (lam, hr)  # the planted test items do favour `other`
     assert model.choose_reg(planted, tcfg, grid=grid)[0] == chosen
 
@@ -135,8 +140,8 @@ def test_choosing_lambda_never_reads_the_test_items(dataset, validation):
 def test_the_self_hold_out_is_each_users_latest_training_interaction():
     ds = synthetic(n_users=30, n_items=40, seed=1)
     split = leave_one_out(ds, seed=0)
-    rows = classical.latest_per_user(split)
-    times = classical._train_times(split)
+    rows = ease.latest_per_user(split)
+    times = ease.train_times(split)
     for r in rows:
         u = split.train_user[r]
         assert times[r] == times[split.train_user == u].max()
@@ -144,8 +149,8 @@ def test_the_self_hold_out_is_each_users_latest_training_interaction():
 
 
 def test_a_catalogue_too_large_for_ease_is_refused_before_any_work(split, monkeypatch):
-    monkeypatch.setattr(classical, "free_memory_bytes", lambda device: 1_000_000)  # 1 MB free
-    monkeypatch.setattr(classical, "ease_weights", lambda *a: pytest.fail("EASE started computing"))
+    monkeypatch.setattr(ease, "free_memory_bytes", lambda device: 1_000_000)  # 1 MB free
+    monkeypatch.setattr(ease, "ease_weights", lambda *a: pytest.fail("EASE started computing"))
     with pytest.raises(ConfigError, match=r"EASE needs dense 400 x 400 .*0\.0 GB.*limit"):
         train(RunConfig(model=ModelConfig(model="ease")), split)
 
@@ -188,7 +193,7 @@ def test_item_knn_cosine_and_bm25_match_implicits_recommenders():
     x = (rng.random((40, 15)) < 0.3).astype(np.float32)
     user, item = np.nonzero(x)
     csr = interaction_matrix(user, item, 40, 15)
-    theirs = implicit_nn.BM25Recommender(K=15, K1=classical.BM25_K1, B=classical.BM25_B)
+    theirs = implicit_nn.BM25Recommender(K=15, K1=itemknn.BM25_K1, B=itemknn.BM25_B)
     theirs.fit(csr.tocsr(), show_progress=False)
     ref = theirs.similarity.toarray()
     w = item_weights(csr, "bm25")

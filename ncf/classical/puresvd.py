@@ -1,0 +1,72 @@
+"""PureSVD (Cremonesi, Koren & Turrin 2010): a truncated SVD of the user x item matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ncf.classical.base import Classical, FrozenEmbedding, interaction_matrix
+from ncf.config import ModelConfig
+from ncf.errors import ConfigError
+
+
+class PureSVD(Classical):
+    """Cremonesi, Koren & Turrin (2010): X ≈ U Σ Vᵀ truncated to k factors; scores x_u V Vᵀ. The
+    user table holds U Σ (= X V for the training rows), the item table V."""
+
+    uses_history = False
+
+    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
+        super().__init__(config, n_users, n_items)
+        self.user_emb = FrozenEmbedding(n_users, config.resolved_factors)
+        self.item_emb = FrozenEmbedding(n_items, config.resolved_factors)
+
+    def score_users(self, users):
+        return self.user_emb(users) @ self.item_emb.weight.T
+
+    def embedding_tables(self):
+        return {"puresvd": (self.user_emb, self.item_emb)}
+
+    @torch.no_grad()
+    def score_new_user(self, items):
+        v = self.item_emb.weight
+        return v @ v[items].sum(0)  # V Vᵀ x
+
+    @torch.no_grad()
+    def item_similarity(self, item):
+        # Row `item` of the projection V Vᵀ: what having the item adds to each score. (The cosine of
+        # raw rows of V weighs the weak last factors as much as the first: 2.7 of 10 genre-mates on
+        # the planted data, against 5.5 here.)
+        v = self.item_emb.weight
+        return v @ v[item]
+
+    @torch.no_grad()
+    def fit(self, split, tcfg, *, progress=None, stop=None) -> bool:
+        from scipy.sparse.linalg import svds
+
+        k = self.config.resolved_factors
+        if k >= min(self.n_users, self.n_items):
+            raise ConfigError(f"PureSVD keeps fewer factors than min(users, items) = "
+                              f"{min(self.n_users, self.n_items)}; got --factors {k}.")
+        known = split  # validation pairs stay out of the fit (see EASE.fit)
+        x = interaction_matrix(known.train_user, known.train_item, self.n_users, self.n_items).astype(np.float64)
+        v0 = np.random.default_rng(tcfg.seed).standard_normal(min(x.shape))
+        u, s, vt = svds(x, k=k, v0=v0)
+        order = np.argsort(-s)  # svds returns ascending singular values
+        u, s, vt = u[:, order], s[order], vt[order]
+        signs = np.sign(vt[np.arange(k), np.abs(vt).argmax(axis=1)])  # a fixed sign per factor
+        u, vt = u * signs, vt * signs[:, None]
+        self.user_emb.weight.copy_(torch.as_tensor(u * s, dtype=torch.float32))
+        self.item_emb.weight.copy_(torch.as_tensor(vt.T, dtype=torch.float32))
+        if progress is not None:
+            progress(1, {})
+        return False
+
+    @staticmethod
+    def describe(cfg, n_users, n_items):
+        k = cfg.resolved_factors
+        return [{"name": "user factors UΣ", "shape": f"(B, {k})", "params": n_users * k,
+                 "note": f"{n_users:,} users × {k}"},
+                {"name": "item factors V", "shape": f"(B, {k})", "params": n_items * k,
+                 "note": f"{n_items:,} items × {k}, the top right singular vectors"},
+                {"name": "dot product", "shape": "(B, 1)", "params": 0, "note": "score = (x_u V) · v_i"}]
