@@ -134,3 +134,35 @@ class FrozenEmbedding(nn.Embedding):
         self.weight.requires_grad_(False)
         nn.init.zeros_(self.weight)
 
+
+
+class FactorModel(Classical):
+    """A model that scores by the dot product of a user's and an item's factors (iALS, PureSVD): two
+    frozen tables of `resolved_factors` columns, shown under the model's name in `embedding_tables`.
+    Subclasses name their tables and score for the architecture view, and fill the tables in `fit`."""
+
+    uses_history = False
+    user_table = ("user factors", "")  # (row name, what follows "<n> users × k" in its note)
+    item_table = ("item factors", "")
+    score_note = "score = p_u · q_i"
+
+    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
+        super().__init__(config, n_users, n_items)
+        self.user_emb = FrozenEmbedding(n_users, config.resolved_factors)
+        self.item_emb = FrozenEmbedding(n_items, config.resolved_factors)
+
+    def score_users(self, users):
+        return self.user_emb(users) @ self.item_emb.weight.T
+
+    def embedding_tables(self):
+        return {self.config.model: (self.user_emb, self.item_emb)}
+
+    @classmethod
+    def describe(cls, cfg, n_users, n_items):
+        k = cfg.resolved_factors
+        (user_name, user_note), (item_name, item_note) = cls.user_table, cls.item_table
+        return [{"name": user_name, "shape": f"(B, {k})", "params": n_users * k,
+                 "note": f"{n_users:,} users × {k}{user_note}"},
+                {"name": item_name, "shape": f"(B, {k})", "params": n_items * k,
+                 "note": f"{n_items:,} items × {k}{item_note}"},
+                {"name": "dot product", "shape": "(B, 1)", "params": 0, "note": cls.score_note}]

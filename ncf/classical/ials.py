@@ -6,30 +6,19 @@ import numpy as np
 import torch
 
 from ncf import registry
-from ncf.classical.base import Classical, FrozenEmbedding, interaction_matrix, is_set
-from ncf.config import ModelConfig
+from ncf.classical.base import FactorModel, interaction_matrix, is_set
 
 
-class IALS(Classical):
+class IALS(FactorModel):
     """Hu, Koren & Volinsky's implicit ALS, fitted by the `implicit` library (its GPU build where
     there is one); the factors are copied into tensors, so scoring and loading need no `implicit`."""
 
-    uses_history = False
-
-    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
-        super().__init__(config, n_users, n_items)
-        self.user_emb = FrozenEmbedding(n_users, config.resolved_factors)
-        self.item_emb = FrozenEmbedding(n_items, config.resolved_factors)
+    user_table = ("user factors", ", solved by least squares")
+    item_table = ("item factors", ", solved by least squares")
 
     @property
     def fit_steps(self) -> int:
         return registry.setting(self.config, "iterations")
-
-    def score_users(self, users):
-        return self.user_emb(users) @ self.item_emb.weight.T
-
-    def embedding_tables(self):
-        return {"ials": (self.user_emb, self.item_emb)}
 
     def fit(self, split, tcfg, *, progress=None, stop=None) -> bool:
         import implicit.gpu
@@ -77,13 +66,3 @@ class IALS(Classical):
         a = y.T @ y + reg * torch.eye(y.shape[1], dtype=y.dtype) + (alpha - 1) * y_i.T @ y_i
         p = torch.linalg.solve(a, alpha * y_i.sum(0))
         return (y @ p).float()
-
-    @staticmethod
-    def describe(cfg, n_users, n_items):
-        k = cfg.resolved_factors
-        return [{"name": "user factors", "shape": f"(B, {k})", "params": n_users * k,
-                 "note": f"{n_users:,} users × {k}, solved by least squares"},
-                {"name": "item factors", "shape": f"(B, {k})", "params": n_items * k,
-                 "note": f"{n_items:,} items × {k}, solved by least squares"},
-                {"name": "dot product", "shape": "(B, 1)", "params": 0, "note": "score = p_u · q_i"}]
-

@@ -5,27 +5,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ncf.classical.base import Classical, FrozenEmbedding, interaction_matrix
-from ncf.config import ModelConfig
+from ncf.classical.base import FactorModel, interaction_matrix
 from ncf.errors import ConfigError
 
 
-class PureSVD(Classical):
+class PureSVD(FactorModel):
     """Cremonesi, Koren & Turrin (2010): X ≈ U Σ Vᵀ truncated to k factors; scores x_u V Vᵀ. The
     user table holds U Σ (= X V for the training rows), the item table V."""
 
-    uses_history = False
-
-    def __init__(self, config: ModelConfig, n_users: int, n_items: int):
-        super().__init__(config, n_users, n_items)
-        self.user_emb = FrozenEmbedding(n_users, config.resolved_factors)
-        self.item_emb = FrozenEmbedding(n_items, config.resolved_factors)
-
-    def score_users(self, users):
-        return self.user_emb(users) @ self.item_emb.weight.T
-
-    def embedding_tables(self):
-        return {"puresvd": (self.user_emb, self.item_emb)}
+    user_table = ("user factors UΣ", "")
+    item_table = ("item factors V", ", the top right singular vectors")
+    score_note = "score = (x_u V) · v_i"
 
     @torch.no_grad()
     def score_new_user(self, items):
@@ -61,12 +51,3 @@ class PureSVD(Classical):
         if progress is not None:
             progress(1, {})
         return False
-
-    @staticmethod
-    def describe(cfg, n_users, n_items):
-        k = cfg.resolved_factors
-        return [{"name": "user factors UΣ", "shape": f"(B, {k})", "params": n_users * k,
-                 "note": f"{n_users:,} users × {k}"},
-                {"name": "item factors V", "shape": f"(B, {k})", "params": n_items * k,
-                 "note": f"{n_items:,} items × {k}, the top right singular vectors"},
-                {"name": "dot product", "shape": "(B, 1)", "params": 0, "note": "score = (x_u V) · v_i"}]
