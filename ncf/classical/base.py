@@ -93,6 +93,11 @@ class Classical(Recommender):
     def score_users(self, users: torch.Tensor) -> torch.Tensor:
         return self._score_rows(self.history_rows(users))
 
+    def train_matrix(self, split: Split) -> sp.csr_matrix:
+        """(n_users, n_items) binary CSR of the split's training pairs. Validation pairs stay out of
+        every fit, as for the neural models: choices are made on them."""
+        return interaction_matrix(split.train_user, split.train_item, self.n_users, self.n_items)
+
     def set_history(self, user: np.ndarray, item: np.ndarray) -> None:
         x = interaction_matrix(user, item, self.n_users, self.n_items)
         device = self.history_indptr.device

@@ -137,17 +137,16 @@ class EASE(Classical):
     def fit(self, split, tcfg, *, progress=None, stop=None) -> bool:
         device = self.weights.device
         check_ease_size(self.n_items, device)
-        known = split  # validation pairs stay out of the fit, as for the neural models: choices are made on them
         reg = self.config.reg
         step = 0
         if reg is None:
             reg, stopped, step = self.choose_reg(split, tcfg, progress=progress, stop=stop)
             if stopped:
                 return True
-        x = interaction_matrix(known.train_user, known.train_item, self.n_users, self.n_items)
+        x = self.train_matrix(split)
         self.weights.copy_(ease_weights(self._gram(x, reg), reg).float())
         self.reg_used.fill_(reg)
-        self.set_history(known.train_user, known.train_item)
+        self.set_history(split.train_user, split.train_item)
         if progress is not None:
             progress(step + 1, {"reg": reg})
         return False
@@ -169,7 +168,7 @@ class EASE(Classical):
             mask[rows] = False
             fit_user, fit_item = split.train_user[mask], split.train_item[mask]
             held_user, held_item = split.train_user[rows], split.train_item[rows]
-            full = interaction_matrix(split.train_user, split.train_item, self.n_users, self.n_items)
+            full = self.train_matrix(split)
             negatives = holdout_negatives(full, held_user, HOLDOUT_NEGATIVES, seed=tcfg.seed)
         x = interaction_matrix(fit_user, fit_item, self.n_users, self.n_items)
         x_held = torch.as_tensor(x[held_user].toarray(), dtype=torch.float32, device=device)  # (n_held, n_items)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ncf import registry
-from ncf.classical.base import FactorModel, interaction_matrix, is_set
+from ncf.classical.base import FactorModel, is_set
 
 
 class IALS(FactorModel):
@@ -25,8 +25,7 @@ class IALS(FactorModel):
         from implicit.als import AlternatingLeastSquares
 
         cfg = self.config
-        known = split  # validation pairs stay out of the fit (see EASE.fit)
-        x = interaction_matrix(known.train_user, known.train_item, self.n_users, self.n_items)
+        x = self.train_matrix(split)
         use_gpu = bool(implicit.gpu.HAS_CUDA) and self.item_emb.weight.device.type == "cuda"
         # One iteration per call: `fit` continues from the factors it holds, so each sweep can be
         # reported and a stop honoured between sweeps.

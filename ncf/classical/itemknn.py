@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 
 from ncf import registry
-from ncf.classical.base import Classical, interaction_matrix
+from ncf.classical.base import Classical
 from ncf.config import ModelConfig
 
 BM25_K1, BM25_B = 1.2, 0.75  # implicit's BM25Recommender defaults
@@ -78,14 +78,13 @@ class ItemKNN(Classical):
 
     @torch.no_grad()
     def fit(self, split, tcfg, *, progress=None, stop=None) -> bool:
-        known = split  # validation pairs stay out of the fit (see EASE.fit)
-        x = interaction_matrix(known.train_user, known.train_item, self.n_users, self.n_items)
+        x = self.train_matrix(split)
         index, value = top_neighbours(item_weights(x, registry.setting(self.config, "similarity")), self.k)
         device = self.neighbour_sim.device
         self.neighbour_index.copy_(torch.as_tensor(index, device=device))
         self.neighbour_sim.copy_(torch.as_tensor(value, device=device))
         self._dense = None
-        self.set_history(known.train_user, known.train_item)
+        self.set_history(split.train_user, split.train_item)
         if progress is not None:
             progress(1, {})
         return False

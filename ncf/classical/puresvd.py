@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ncf.classical.base import FactorModel, interaction_matrix
+from ncf.classical.base import FactorModel
 from ncf.errors import ConfigError
 
 
@@ -38,8 +38,7 @@ class PureSVD(FactorModel):
         if k >= min(self.n_users, self.n_items):
             raise ConfigError(f"PureSVD keeps fewer factors than min(users, items) = "
                               f"{min(self.n_users, self.n_items)}; got --factors {k}.")
-        known = split  # validation pairs stay out of the fit (see EASE.fit)
-        x = interaction_matrix(known.train_user, known.train_item, self.n_users, self.n_items).astype(np.float64)
+        x = self.train_matrix(split).astype(np.float64)
         v0 = np.random.default_rng(tcfg.seed).standard_normal(min(x.shape))
         u, s, vt = svds(x, k=k, v0=v0)
         order = np.argsort(-s)  # svds returns ascending singular values
