@@ -13,6 +13,7 @@ from ncf import registry
 from ncf.classical.base import SCORE_CELLS, Classical, interaction_matrix, is_set
 from ncf.config import ModelConfig, TrainConfig
 from ncf.data import Split
+from ncf.data.split import pair_times
 from ncf.errors import ConfigError
 from ncf.evaluate import hit_and_ndcg, rank_against
 
@@ -84,21 +85,10 @@ def latest_per_user(split: Split) -> np.ndarray:
 
 
 def train_times(split: Split) -> np.ndarray:
-    """Timestamps of the training rows, looked up by (user, item) in the dataset; the row order
-    where the data has none."""
-    ds = split.dataset
-    if ds.timestamp is None or ds.n_interactions == 0:
-        return np.arange(split.n_train)
-    keys = ds.user.astype(np.int64) * ds.n_items + ds.item
-    order = np.lexsort((ds.timestamp, keys))
-    keys_sorted, times_sorted = keys[order], ds.timestamp[order]
-    distinct = np.r_[keys_sorted[1:] != keys_sorted[:-1], True]
-    keys_sorted, times_sorted = keys_sorted[distinct], times_sorted[distinct]
-    k = split.train_user.astype(np.int64) * ds.n_items + split.train_item
-    pos = np.minimum(np.searchsorted(keys_sorted, k), len(keys_sorted) - 1)
-    if len(k) and not (keys_sorted[pos] == k).all():
-        return np.arange(split.n_train)
-    return times_sorted[pos]
+    """Timestamps of the training rows (`pair_times`); the row order where the data has none."""
+    lookup = pair_times(split.dataset)
+    times = None if lookup is None else lookup(split.train_user, split.train_item)
+    return np.arange(split.n_train) if times is None else times
 
 
 def holdout_negatives(train: sp.csr_matrix, users: np.ndarray, n: int, seed: int) -> np.ndarray:

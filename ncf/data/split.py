@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -95,6 +96,29 @@ class Split:
             return (f"Random split of the ratings: {1 - s.get('test_fraction', 0.2):.0%} train, "
                     f"{s.get('test_fraction', 0.2):.0%} test (seed {self.seed}).")
         return "The published NCF split: one held-out item and the published negatives per test user."
+
+
+def pair_times(ds: Dataset) -> Callable[[np.ndarray, np.ndarray], np.ndarray | None] | None:
+    """A lookup of the times of (user, item) pairs in `ds`, since a split keeps indices, not row
+    numbers: `lookup(user, item)` gives each pair's time (its latest where the pair occurs more than
+    once), or None when the arrays hold a pair `ds` lacks (a published test set). None when `ds` has
+    no times. It reads only the arrays it is given (choosing EASE's λ must not touch a test item)."""
+    if ds.timestamp is None or ds.n_interactions == 0:
+        return None
+    keys = ds.user.astype(np.int64) * ds.n_items + ds.item
+    order = np.lexsort((ds.timestamp, keys))
+    keys_sorted, times_sorted = keys[order], ds.timestamp[order]
+    last = np.r_[keys_sorted[1:] != keys_sorted[:-1], True]  # the latest time of each distinct pair
+    keys_sorted, times_sorted = keys_sorted[last], times_sorted[last]
+
+    def lookup(user: np.ndarray, item: np.ndarray) -> np.ndarray | None:
+        k = user.astype(np.int64) * ds.n_items + item
+        pos = np.minimum(np.searchsorted(keys_sorted, k), len(keys_sorted) - 1)
+        if len(k) and not (keys_sorted[pos] == k).all():
+            return None
+        return times_sorted[pos]
+
+    return lookup
 
 
 def filter_min_interactions(ds: Dataset, min_per_user: int = 1, min_per_item: int = 1) -> Dataset:

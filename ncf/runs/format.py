@@ -23,7 +23,7 @@ import pandas as pd
 
 from ncf.config import RunConfig
 from ncf.data.dataset import Vocab
-from ncf.data.split import Split
+from ncf.data.split import Split, pair_times
 from ncf.errors import ConfigError, RunError
 from ncf.runs.paths import clean_name
 from ncf.runs.run import Run
@@ -85,28 +85,6 @@ def _frame_from_json(obj: dict | None, n: int, what: str) -> pd.DataFrame | None
     return pd.DataFrame(columns)
 
 
-def _timestamps_for(split: Split) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Timestamps of the split's train and test rows, looked up by (user, item) in the dataset
-    (splits keep indices, not row numbers). Where a pair occurs more than once, its latest time."""
-    ds = split.dataset
-    if ds.timestamp is None or ds.n_interactions == 0:
-        return None, None
-    keys = ds.user * ds.n_items + ds.item
-    order = np.lexsort((ds.timestamp, keys))
-    keys_sorted, times_sorted = keys[order], ds.timestamp[order]
-    last = np.r_[keys_sorted[1:] != keys_sorted[:-1], True]  # the latest time of each distinct pair
-    keys_sorted, times_sorted = keys_sorted[last], times_sorted[last]
-
-    def lookup(user: np.ndarray, item: np.ndarray) -> np.ndarray | None:
-        k = user.astype(np.int64) * ds.n_items + item
-        pos = np.minimum(np.searchsorted(keys_sorted, k), len(keys_sorted) - 1)
-        if len(k) and not (keys_sorted[pos] == k).all():
-            return None  # the split holds pairs the dataset does not (a published test set): no times
-        return times_sorted[pos]
-
-    return lookup(split.train_user, split.train_item), lookup(split.test_user, split.test_item)
-
-
 def interactions_bytes(split: Split) -> bytes:
     from safetensors.numpy import save
 
@@ -120,7 +98,10 @@ def interactions_bytes(split: Split) -> bytes:
         tensors["test_rating"] = split.test_rating.astype(np.float32)
     if split.test_negatives is not None:
         tensors["test_negatives"] = split.test_negatives.astype(np.int32)
-    train_time, test_time = _timestamps_for(split)
+    lookup = pair_times(split.dataset)
+    train_time = test_time = None
+    if lookup is not None:
+        train_time, test_time = lookup(split.train_user, split.train_item), lookup(split.test_user, split.test_item)
     if train_time is not None and test_time is not None:
         # Seconds as int32 offsets from the earliest time where they fit (4 bytes a row instead of 8).
         base = int(min(train_time.min(initial=0), test_time.min(initial=0))) if len(train_time) else 0
