@@ -27,10 +27,10 @@ Callers use the names re-exported here: `from ncf import runs; runs.load_run(...
 
 from ncf.runs.format import FORMAT, FORMAT_VERSION
 from ncf.runs.listing import clean_incomplete, delete_run, incomplete_runs, list_runs, zip_run
-from ncf.runs.paths import clean_name, models_dir, new_run_id, run_ref, validate_run_id, validate_run_name
+from ncf.runs.paths import clean_name, models_dir, new_run_id, run_ref, validate_run_id
 from ncf.runs.run import Run, RunInfo
 from ncf.runs.store import clear_cache, load_run, save_run
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Run", "RunInfo", "clean_incomplete", "clean_name", "clear_cache", "delete_run",
            "incomplete_runs", "list_runs", "load_run", "models_dir", "new_run_id", "run_ref", "save_run",
-           "validate_run_id", "validate_run_name", "zip_run"]
+           "validate_run_id", "zip_run"]

@@ -36,7 +36,6 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 REQUIRED_FILES = ("config.json", "weights.safetensors", "vocab.json", "interactions.safetensors",
                   "history.jsonl", "metrics.json")
-OPTIONAL_FILES = ("items.json", "users.json", "features.json")
 _FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # names inside a run folder: no paths
 
 

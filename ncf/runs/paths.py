@@ -55,14 +55,6 @@ def clean_name(name: str) -> str:
     return " ".join(text.split())[:MAX_NAME_CHARS]
 
 
-def validate_run_name(name: str) -> str:
-    """For forms: the cleaned name, or `RunError` when it is longer than allowed (save_run truncates)."""
-    cleaned = clean_name(name)
-    if len(" ".join(str(name or "").split())) > MAX_NAME_CHARS:
-        raise RunError(f"A run name has at most {MAX_NAME_CHARS} characters; this one has {len(str(name))}.")
-    return cleaned
-
-
 def run_ref(text: str) -> str | Path:
     """For command lines: a run id as is, or a `Path` when the text names an existing folder by path
     ('models/abc', '/tmp/run'). `load_run` treats a `str` as an id only (so a value from a URL can
