@@ -22,6 +22,7 @@ def models_dir() -> Path:
 
 
 def models_root(folder: str | os.PathLike | None) -> Path:
+    """The models folder a call names (`models_dir=`), else the default one."""
     return Path(folder) if folder is not None else models_dir()
 
 

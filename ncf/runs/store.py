@@ -49,7 +49,8 @@ _DISK_ERRORS = {
 
 
 def write_file(folder: Path, name: str, data: bytes) -> dict:
-    """Writes and fsyncs one file; returns its manifest entry."""
+    """Writes and fsyncs one file; returns its manifest entry. Every file of a save goes through
+    here, so a test can make a save fail (or the process die) at a chosen file."""
     with open(folder / name, "wb") as f:
         f.write(data)
         f.flush()
