@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from pathlib import Path
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -380,7 +379,7 @@ def load_dataset(source: str):
 def load_uploaded(key: str, _filename: str = "", _data: bytes = b"", _columns: dict | None = None):
     """An uploaded file, parsed once per content+column choice (the key is their hash).
 
-    The bytes are also kept in the cache folder (named by their hash), because a training job is
+    The bytes are also kept in the cache folder (ncf.data.uploads), because a training job is
     another process and loads its data by path."""
     from ncf.data import load, load_upload
 
@@ -394,31 +393,20 @@ def load_uploaded(key: str, _filename: str = "", _data: bytes = b"", _columns: d
 
 def open_upload(filename: str, data: bytes, columns: dict | None) -> str:
     """Parses an uploaded file (DataError on a bad one) and returns its source key for this session."""
+    from ncf.data.uploads import keep_upload
+
     key = upload_key(filename, data, columns)
     load_uploaded(key, filename, data, columns)
-    st.session_state.setdefault("upload_paths", {})[key] = str(_keep_upload(key, filename, data))
+    st.session_state.setdefault("upload_paths", {})[key] = str(keep_upload(filename, data, columns))
     st.session_state.setdefault("upload_columns", {})[key] = columns
     return key
 
 
-def _keep_upload(key: str, filename: str, data: bytes) -> Path:
-    from ncf.data.cache import cache_dir
-
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name)[:80].lstrip(".") or "upload.csv"
-    folder = cache_dir() / "uploads" / key.removeprefix(UPLOAD_PREFIX)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / safe
-    if not path.exists():
-        tmp = folder / f".{safe}.tmp"
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return path
-
-
 def upload_key(filename: str, data: bytes, columns: dict | None) -> str:
-    h = hashlib.sha256(data)
-    h.update(json.dumps([filename, columns or {}], sort_keys=True).encode())
-    return f"{UPLOAD_PREFIX}{h.hexdigest()[:20]}"
+    """This session's source key for an upload: the content hash of ncf.data.uploads."""
+    from ncf.data.uploads import upload_key as content_key
+
+    return UPLOAD_PREFIX + content_key(filename, data, columns)
 
 
 def is_available(source: str) -> bool:
