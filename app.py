@@ -1,4 +1,4 @@
-"""NCF Lab: the router and frame. Pages live in app_pages/, state and the sidebar in appstate.py.
+"""NCF Lab: the router and frame. Pages live in app_pages/, what they share (settings, caches, widgets) in appstate/.
 
 The folder is deliberately not called pages/: Streamlit treats a pages/ folder beside the entry
 script as an old-style multipage app, and a browser reload of /train then ran pages/train.py on

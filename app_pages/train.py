@@ -6,6 +6,7 @@ import streamlit as st
 
 import appstate
 from ncf import plots
+from ncf.compare import source_label
 from ncf.config import RunConfig
 from ncf.errors import NCFError
 
@@ -105,7 +106,7 @@ def live_view() -> None:
     # What this run is, from its own settings: the form above may already describe another one.
     st.markdown(f"#### {icon} {appstate.plain(status.name or 'Unnamed run')} · {state.capitalize()}")
     if shown_cfg is not None:
-        st.markdown(appstate.describe_config(shown_cfg, ds_label=appstate._source_label(shown_cfg.data.source),
+        st.markdown(appstate.describe_config(shown_cfg, ds_label=source_label(shown_cfg.data.source),
                                              events=events))
     head = st.columns(4)
     if state == "queued":

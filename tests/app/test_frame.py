@@ -69,12 +69,12 @@ def test_bad_values_in_a_link_are_ignored_with_a_warning(page):
 
 
 def test_the_owner_is_the_browsers_xsrf_token_unmasked_whatever_the_mask():
-    import appstate
+    from appstate.resources import browser_token
 
     token = bytes(range(32))
     cookies = []
     for mask in (b"\x01\x02\x03\x04", b"\xaa\xbb\xcc\xdd"):
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(token))
         cookies.append(f"2|{mask.hex()}|{masked.hex()}|1700000000")
-    assert appstate._browser_token(cookies[0]) == appstate._browser_token(cookies[1]) == token
-    assert appstate._browser_token("garbage") is None and appstate._browser_token("2|zz|00|1") is None
+    assert browser_token(cookies[0]) == browser_token(cookies[1]) == token
+    assert browser_token("garbage") is None and browser_token("2|zz|00|1") is None
