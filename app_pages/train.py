@@ -5,6 +5,7 @@ import contextlib
 import streamlit as st
 
 import appstate
+from app_pages import PAGES
 from ncf import plots
 from ncf.compare import source_label
 from ncf.config import RunConfig
@@ -157,8 +158,8 @@ def live_view() -> None:
         st.rerun(scope="app")
     if state in ("done", "stopped") and status.run_id:
         st.success(f"Saved as run {status.run_id}.")
-        st.page_link("app_pages/recommend.py", label="See its recommendations", icon=":material/arrow_forward:")
-        st.page_link("app_pages/embeddings.py", label="Look at its embeddings", icon=":material/scatter_plot:")
+        st.page_link(PAGES.recommend, label="See its recommendations", icon=":material/arrow_forward:")
+        st.page_link(PAGES.embeddings, label="Look at its embeddings", icon=":material/scatter_plot:")
 
 
 active = False

@@ -7,6 +7,7 @@ import re
 
 import streamlit as st
 
+from app_pages import PAGES
 from appstate.configs import pipeline_plan, run_config
 from appstate.resources import (
     active_job_id,
@@ -39,7 +40,7 @@ def ready_to_train(what: str):
         cfg = run_config()
     except ConfigError as e:
         st.error(plain(f"The settings cannot be trained: {e}"))
-        st.page_link("app_pages/model.py", label="Fix them on the Model page", icon=":material/arrow_back:")
+        st.page_link(PAGES.model, label="Fix them on the Model page", icon=":material/arrow_back:")
         st.stop()
     ds = current_dataset()
     if ds is None:
@@ -108,7 +109,7 @@ def run_picker(label: str = "Run") -> object | None:
         return None
     if not infos:
         st.info("No saved runs yet: train a model on the Train page first.")
-        st.page_link("app_pages/train.py", label="Go to Train", icon=":material/arrow_forward:")
+        st.page_link(PAGES.train, label="Go to Train", icon=":material/arrow_forward:")
         return None
     infos.sort(key=lambda r: r.created, reverse=True)
     ids = [r.id for r in infos]
