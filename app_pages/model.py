@@ -30,6 +30,7 @@ def on_objective_change() -> None:
 
 
 st.header("Model")
+appstate.preset_line()
 try:
     ds = appstate.current_dataset()
 except NCFError as e:

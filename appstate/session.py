@@ -208,3 +208,47 @@ def settings() -> dict:
 def uses_validation(s: dict) -> bool:
     """The validation hold-out comes with leave-one-out only; the checkbox's value outlives a switch away."""
     return bool(s["validation"]) and s["split"] == "leave_one_out"
+
+
+# ---------------------------------------------------------------- the preset the settings come from
+
+# What the Model page compares with the preset, in the order it names them, in its words.
+PRESET_KEYS = {"model": "model", "objective": "objective", "factors": "factors", "layers": "tower",
+               "emb_user": "user embedding size", "emb_item": "item embedding size", "dropout": "dropout",
+               "batch_norm": "batch normalisation", "pretrain": "pre-training", "alpha": "α",
+               "epochs": "epochs", "batch_size": "batch size", "lr": "learning rate", "optimizer": "optimiser",
+               "weight_decay": "weight decay", "n_negatives": "negatives per positive",
+               "one_cycle": "one-cycle schedule", "seed": "seed"}
+
+
+def _objective(s: dict) -> str:
+    return s["objective"] if s["objective"] != "auto" else registry.get(s["model"]).default_objective
+
+
+def _applies(key: str, s: dict) -> bool:
+    """Whether `key` changes what the current model trains (as configs.model_config reads it)."""
+    spec = registry.get(s["model"])
+    if key in ("factors", "layers", "dropout", "pretrain", "batch_norm"):
+        return key in spec.settings
+    if key in ("emb_user", "emb_item"):
+        return "emb_sizes" in spec.settings
+    if key == "alpha":
+        return "pretrain" in spec.settings and bool(s["pretrain"])
+    if key == "objective":
+        return len(spec.objectives) > 1
+    if key == "n_negatives":
+        return s["model"] != "pop" and _objective(s) == "implicit"
+    return True
+
+
+def preset_changes(s: dict | None = None) -> list[tuple[str, object, object]]:
+    """The model and training settings in which `s` (default: this session's) departs from PRESET,
+    as (key, value, the preset's value), in PRESET_KEYS' order. A model's own starting sizes, its
+    default objective and that objective's recipe are not departures: switching model or objective
+    starts from them."""
+    s = s or settings()
+    start = {**SETTINGS, "factors": default_factors(s["model"]), "layers": default_layers(s["model"]),
+             "objective": registry.get(s["model"]).default_objective, **recipe(_objective(s))}
+    current = {**s, "objective": _objective(s)}
+    return [(key, current[key], start[key]) for key in PRESET_KEYS
+            if (key == "model" or _applies(key, s)) and current[key] != start[key]]

@@ -1,5 +1,6 @@
-"""Widgets more than one page uses: the sidebar's status box, the run picker, a configuration in one
-line, metric tiles, the guard before training, and user text made safe for markdown."""
+"""Widgets the pages share: the sidebar's status box, the run picker, a configuration in one line,
+the preset the settings come from, metric tiles, the guard before training, and user text made
+safe for markdown."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from appstate.resources import (
     owner,
     runner,
 )
-from appstate.session import UPLOAD_PREFIX
+from appstate.session import PRESET, PRESET_KEYS, UPLOAD_PREFIX, preset_changes
+from ncf import registry
 from ncf.compare import source_label
 from ncf.errors import ConfigError, NCFError
 
@@ -121,6 +123,32 @@ def run_picker(label: str = "Run") -> object | None:
     if chosen != st.session_state.run_id:
         st.session_state.run_id = chosen
     return load_run(chosen)
+
+
+def preset_line() -> None:
+    """Which named preset of ncf.config the settings come from, and where this session's settings
+    differ from it (the Model page)."""
+    with st.container(key="preset"):
+        st.caption(f"**Preset: {plain(PRESET.label)}** · {plain(PRESET.description)}",
+                   help=f"A named preset in ncf.config, from {PRESET.source}. The command line trains with it "
+                        f"too: `python -m ncf train --preset {PRESET.name}`.")
+        changes = preset_changes()
+        if not changes:
+            st.caption("Your settings are the preset's.")
+            return
+        st.caption("Your settings differ from it: " + ", ".join(
+            f"{PRESET_KEYS[key]} {plain(_shown(key, value))} (preset: {plain(_shown(key, was))})"
+            for key, value, was in changes) + ".")
+
+
+def _shown(key: str, value: object) -> str:
+    if key == "model":
+        return registry.get(str(value)).label
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def describe_config(cfg, ds_label: str, batch: str | None = None, events: list[dict] | None = None) -> str:
