@@ -71,13 +71,14 @@ from appstate.session import (
 from appstate.widgets import describe_config, metric_tiles, plain, preset_line, ready_to_train, run_picker, sidebar
 
 __all__ = [
-    "AUTO_BATCH", "BATCH_SIZES", "CHOICES", "JOB_ID", "OBJECTIVE_CHOICES", "PIPELINE_RECIPE_KEYS", "PRESET", "PRESET_KEYS",
-    "QUICK", "SETTINGS", "SPLITS", "SWEEP_ID", "UPLOAD_PREFIX", "XSRF_COOKIE", "active_job_id",
-    "apply_train_defaults", "baseline_metrics", "batch_label", "browser_token", "can_delete_run", "current_dataset",
-    "current_split", "data_config", "data_source_for_jobs", "default_factors", "default_layers", "describe_config",
-    "device_label", "follows_pipeline_recipe", "init", "is_available", "list_runs", "load_dataset", "load_run",
-    "load_uploaded", "metric_tiles", "model_config", "on_objective_change", "open_upload", "owner", "parse_layers",
-    "pipeline_plan", "plain", "preset_changes", "preset_line", "ready_to_train", "recipe", "resolved_objective", "run_config",
-    "run_picker", "runner", "settings", "share_link", "share_params", "sidebar", "sync_query_params", "train_config",
-    "upload_key", "uses_validation",
+    "AUTO_BATCH", "BATCH_SIZES", "CHOICES", "JOB_ID", "OBJECTIVE_CHOICES", "PIPELINE_RECIPE_KEYS", "PRESET",
+    "PRESET_KEYS", "QUICK", "SETTINGS", "SPLITS", "SWEEP_ID", "UPLOAD_PREFIX", "XSRF_COOKIE", "active_job_id",
+    "apply_train_defaults", "baseline_metrics", "batch_label", "browser_token", "can_delete_run",
+    "current_dataset", "current_split", "data_config", "data_source_for_jobs", "default_factors",
+    "default_layers", "describe_config", "device_label", "follows_pipeline_recipe", "init", "is_available",
+    "list_runs", "load_dataset", "load_run", "load_uploaded", "metric_tiles", "model_config",
+    "on_objective_change", "open_upload", "owner", "parse_layers", "pipeline_plan", "plain", "preset_changes",
+    "preset_line", "ready_to_train", "recipe", "resolved_objective", "run_config", "run_picker", "runner",
+    "settings", "share_link", "share_params", "sidebar", "sync_query_params", "train_config", "upload_key",
+    "uses_validation",
 ]
