@@ -1,4 +1,4 @@
-"""NCF Lab: the router and frame. Pages live in app_pages/, state and the sidebar in appstate.py.
+"""NCF Lab: the router and frame. Pages live in app_pages/, what they share (settings, caches, widgets) in appstate/.
 
 The folder is deliberately not called pages/: Streamlit treats a pages/ folder beside the entry
 script as an old-style multipage app, and a browser reload of /train then ran pages/train.py on
@@ -9,21 +9,12 @@ def main() -> None:
     import streamlit as st
 
     import appstate
+    from app_pages import PAGES
 
     st.set_page_config(page_title="NCF Lab", page_icon="🎬", layout="wide", initial_sidebar_state="expanded")
     appstate.init()
 
-    pages = [
-        st.Page("app_pages/start.py", title="Start", icon=":material/home:", default=True),
-        st.Page("app_pages/data.py", title="Data", icon=":material/table_chart:"),
-        st.Page("app_pages/model.py", title="Model", icon=":material/account_tree:"),
-        st.Page("app_pages/train.py", title="Train", icon=":material/monitoring:"),
-        st.Page("app_pages/recommend.py", title="Recommendations", icon=":material/recommend:"),
-        st.Page("app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
-        st.Page("app_pages/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
-        st.Page("app_pages/experiments.py", title="Experiments", icon=":material/science:"),
-    ]
-    page = st.navigation(pages)
+    page = st.navigation(PAGES.all())
     appstate.sidebar()
     # Before the page runs: a page may st.stop() early, and the URL should still follow the settings.
     appstate.sync_query_params()

@@ -3,6 +3,7 @@
 import streamlit as st
 
 import appstate
+from app_pages import PAGES
 from ncf import plots
 from ncf.errors import NCFError
 
@@ -181,4 +182,4 @@ except NCFError as e:
 else:
     valid = f", {len(split.valid_user):,} validation" if split.has_validation else ""
     st.info(f"{split.describe()} → {split.n_train:,} training{valid} and {len(split.test_user):,} test interactions.")
-    st.page_link("app_pages/model.py", label="Next: choose a model", icon=":material/arrow_forward:")
+    st.page_link(PAGES.model, label="Next: choose a model", icon=":material/arrow_forward:")

@@ -4,6 +4,7 @@ live, then read as the paper's Figures 4-7 (a metric against a setting), time ag
 import streamlit as st
 
 import appstate
+from app_pages import PAGES
 from ncf import plots, reference, sweeps
 from ncf.errors import ConfigError, NCFError
 from ncf.experiments import max_runs, orderings_disagree
@@ -175,6 +176,6 @@ if opened:
     st.success(f"Opened run {run_id}" + (f" (and {len(opened) - 1} more at that point: one per seed)"
                                          if len(set(opened)) > 1 else "") + ".")
     c1, c2, c3 = st.columns(3)
-    c1.page_link("app_pages/recommend.py", label="Its recommendations", icon=":material/recommend:")
-    c2.page_link("app_pages/embeddings.py", label="Its embeddings", icon=":material/scatter_plot:")
-    c3.page_link("app_pages/compare.py", label="Compare runs", icon=":material/compare_arrows:")
+    c1.page_link(PAGES.recommend, label="Its recommendations", icon=":material/recommend:")
+    c2.page_link(PAGES.embeddings, label="Its embeddings", icon=":material/scatter_plot:")
+    c3.page_link(PAGES.compare, label="Compare runs", icon=":material/compare_arrows:")

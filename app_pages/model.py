@@ -3,6 +3,7 @@
 import streamlit as st
 
 import appstate
+from app_pages import PAGES
 from ncf import plots, registry
 from ncf.diagram import architecture_dot
 from ncf.errors import ConfigError, NCFError
@@ -29,6 +30,7 @@ def on_objective_change() -> None:
 
 
 st.header("Model")
+appstate.preset_line()
 try:
     ds = appstate.current_dataset()
 except NCFError as e:
@@ -172,4 +174,4 @@ st.divider()
 st.caption("Share these settings: the link opens the same dataset and model settings.")
 st.code(appstate.share_link(), language=None)
 if cfg is not None:
-    st.page_link("app_pages/train.py", label="Next: train it", icon=":material/arrow_forward:")
+    st.page_link(PAGES.train, label="Next: train it", icon=":material/arrow_forward:")

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import appstate
+from app_pages import PAGES
 from ncf import explore
 from ncf.errors import NCFError
 
@@ -16,7 +17,7 @@ if run is None:
 if ss.pop("demo_done", False):
     st.success("The demo model is trained. Below: a user's history and what the model recommends; the map of "
                "what it learnt is on the Embeddings page.")
-    st.page_link("app_pages/embeddings.py", label="See the embeddings", icon=":material/scatter_plot:")
+    st.page_link(PAGES.embeddings, label="See the embeddings", icon=":material/scatter_plot:")
 if run.config.model.model == "pop":
     st.caption("This is the most-popular baseline: everyone gets the same list, minus what they have seen.")
 

@@ -5,6 +5,7 @@ import time
 import streamlit as st
 
 import appstate
+from app_pages import PAGES
 from ncf.errors import NCFError
 
 ss = st.session_state
@@ -55,7 +56,7 @@ if st.button("Run the demo", type="primary", icon=":material/play_arrow:"):
         st.stop()
     ss.run_id = status.run_id
     ss.demo_done = True
-    st.switch_page("app_pages/recommend.py")
+    st.switch_page(PAGES.recommend)
 
 st.caption("Or go step by step:")
-st.page_link("app_pages/data.py", label="Start with the data", icon=":material/arrow_forward:")
+st.page_link(PAGES.data, label="Start with the data", icon=":material/arrow_forward:")

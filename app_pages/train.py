@@ -5,7 +5,9 @@ import contextlib
 import streamlit as st
 
 import appstate
+from app_pages import PAGES
 from ncf import plots
+from ncf.compare import source_label
 from ncf.config import RunConfig
 from ncf.errors import NCFError
 
@@ -105,7 +107,7 @@ def live_view() -> None:
     # What this run is, from its own settings: the form above may already describe another one.
     st.markdown(f"#### {icon} {appstate.plain(status.name or 'Unnamed run')} · {state.capitalize()}")
     if shown_cfg is not None:
-        st.markdown(appstate.describe_config(shown_cfg, ds_label=appstate._source_label(shown_cfg.data.source),
+        st.markdown(appstate.describe_config(shown_cfg, ds_label=source_label(shown_cfg.data.source),
                                              events=events))
     head = st.columns(4)
     if state == "queued":
@@ -156,8 +158,8 @@ def live_view() -> None:
         st.rerun(scope="app")
     if state in ("done", "stopped") and status.run_id:
         st.success(f"Saved as run {status.run_id}.")
-        st.page_link("app_pages/recommend.py", label="See its recommendations", icon=":material/arrow_forward:")
-        st.page_link("app_pages/embeddings.py", label="Look at its embeddings", icon=":material/scatter_plot:")
+        st.page_link(PAGES.recommend, label="See its recommendations", icon=":material/arrow_forward:")
+        st.page_link(PAGES.embeddings, label="Look at its embeddings", icon=":material/scatter_plot:")
 
 
 active = False

@@ -23,6 +23,7 @@ from ncf.data.files import SNIFF_BYTES, load_bytes, load_file, ratings_member, r
 from ncf.data.published import load_published, published_files, published_prefix
 from ncf.data.split import filter_min_interactions, make_split
 from ncf.data.synthetic import synthetic
+from ncf.data.uploads import upload_key, upload_name
 from ncf.errors import DataError
 
 Progress = Callable[[int, "int | None"], None]
@@ -71,7 +72,7 @@ def load_upload(filename: str, data: bytes, *, columns: dict | None = None, use_
             f"{filename}: the file is {len(data) / 2**20:,.1f} MiB, over the upload limit of {limit / 2**20:,.0f} MiB. "
             "Expected a smaller file (or raise NCF_MAX_UPLOAD_MB)."
         )
-    name = Path(filename).name or "upload"
+    name = upload_name(filename)
 
     def parse() -> Dataset:
         if looks_like_zip(data[:4]):
@@ -80,8 +81,7 @@ def load_upload(filename: str, data: bytes, *, columns: dict | None = None, use_
 
     if not use_cache:
         return parse()
-    key = cache.bytes_key(name, data, json.dumps(columns, sort_keys=True, default=str))
-    return _from_cache(key, parse)
+    return _from_cache(upload_key(filename, data, columns), parse)
 
 
 def _paths(location: Path) -> list[Path]:

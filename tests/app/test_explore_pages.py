@@ -86,7 +86,9 @@ def _made_by(run_id: str, owner: str) -> None:
 def test_compare_deletes_only_this_sessions_runs(page, saved_run, monkeypatch):
     import appstate
 
-    monkeypatch.setattr(appstate, "owner", lambda: "browser-me")
+    # The page asks appstate.owner(); can_delete_run asks its own module's owner(): both are "me".
+    for where in (appstate, appstate.resources):
+        monkeypatch.setattr(where, "owner", lambda: "browser-me")
     other = train_and_save(model="pop", epochs=1, name="baseline")  # no job of ours made it
     _made_by(saved_run.id, "browser-me")
     at = page("app_pages/compare.py")

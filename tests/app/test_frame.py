@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def sidebar_text(at) -> str:
     return " ".join(str(m.value) for m in at.sidebar.markdown) + " ".join(str(t.value) for t in at.sidebar.text)
@@ -14,6 +19,18 @@ def test_the_app_opens_on_a_start_page_with_the_steps_and_a_demo(app):
     assert any(b.label == "Run the demo" for b in app.button)
     text = " ".join(m.value for m in app.markdown)
     assert "1. Data" in text and "2. Model" in text and "3. Train and explore" in text
+
+
+def test_every_page_file_is_in_the_navigation_and_linked_by_object():
+    """Pages are st.Page objects defined once (app_pages.PAGES); a link names the object, not a path."""
+    from app_pages import PAGES
+
+    files = {p.name for p in (ROOT / "app_pages").glob("*.py") if p.name != "__init__.py"}
+    assert {entry.file for entry in vars(type(PAGES)).values() if hasattr(entry, "file")} == files
+    sources = [ROOT / "app.py", *(ROOT / "app_pages").glob("*.py"), *(ROOT / "appstate").glob("*.py")]
+    by_path = [f"{p.name}: {m.group(0)}" for p in sources
+               for m in re.finditer(r"(page_link|switch_page|st\.Page)\(\s*[\"']", p.read_text(encoding="utf-8"))]
+    assert not by_path
 
 
 def test_the_data_page_shows_the_synthetic_data_at_once(page):
@@ -69,12 +86,12 @@ def test_bad_values_in_a_link_are_ignored_with_a_warning(page):
 
 
 def test_the_owner_is_the_browsers_xsrf_token_unmasked_whatever_the_mask():
-    import appstate
+    from appstate.resources import browser_token
 
     token = bytes(range(32))
     cookies = []
     for mask in (b"\x01\x02\x03\x04", b"\xaa\xbb\xcc\xdd"):
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(token))
         cookies.append(f"2|{mask.hex()}|{masked.hex()}|1700000000")
-    assert appstate._browser_token(cookies[0]) == appstate._browser_token(cookies[1]) == token
-    assert appstate._browser_token("garbage") is None and appstate._browser_token("2|zz|00|1") is None
+    assert browser_token(cookies[0]) == browser_token(cookies[1]) == token
+    assert browser_token("garbage") is None and browser_token("2|zz|00|1") is None

@@ -6,6 +6,7 @@ import pytest
 
 from ncf.config import ModelConfig
 from ncf.models import build_model, count_parameters
+from tests.app.conftest import shown
 
 
 def parameters(at) -> int:
@@ -138,3 +139,38 @@ def test_switching_model_starts_from_that_models_own_factors(page):
     assert at.number_input(key="factors").value == 128  # iALS's default, read off validation items
     at.selectbox(key="model").set_value("gmf").run()
     assert at.number_input(key="factors").value == 8
+
+
+def _preset_text(at) -> str:
+    return shown(" ".join(c.value for c in at.caption if "preset" in c.value.lower()))
+
+
+def test_the_page_names_the_preset_and_where_the_settings_leave_it(page):
+    from ncf.config import PRESETS
+
+    at = page("app_pages/model.py")
+    text = _preset_text(at)
+    assert f"Preset: {PRESETS['quick'].label}" in text and PRESETS["quick"].description in text
+    assert "Your settings are the preset's." in text
+    at.selectbox(key="model").set_value("gmf").run()
+    at.number_input(key="epochs").set_value(12).run()
+    text = _preset_text(at)
+    assert "differ from it: model GMF (preset: NeuMF), epochs 12 (preset: 8)." in text
+    at.number_input(key="epochs").set_value(8).run()
+    at.selectbox(key="model").set_value("neumf").run()
+    assert "Your settings are the preset's." in _preset_text(at)
+
+
+def test_a_models_own_sizes_and_recipe_are_not_departures_from_the_preset():
+    """Switching model starts from that model's sizes and objective recipe: only the model is named."""
+    import appstate
+
+    s = dict(appstate.SETTINGS)
+    assert appstate.preset_changes(s) == []
+    s.update(model="embnn", layers=appstate.default_layers("embnn"), **appstate.recipe("explicit"))
+    assert appstate.preset_changes(s) == [("model", "embnn", "neumf")]
+    s.update(dropout=0.3, lr=0.02)
+    assert [key for key, _, _ in appstate.preset_changes(s)] == ["model", "dropout", "lr"]
+    # Settings the model does not use are not named: GMF has no tower, NeuMF without pre-training no α.
+    s = {**appstate.SETTINGS, "model": "gmf", "layers": "32,16", "alpha": 0.9}
+    assert appstate.preset_changes(s) == [("model", "gmf", "neumf")]
