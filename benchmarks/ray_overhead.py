@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -116,6 +117,8 @@ def main() -> None:
             os.killpg(pgid, signal.SIGTERM)
             time.sleep(3)
             os.killpg(pgid, signal.SIGKILL)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        shutil.rmtree(models, ignore_errors=True)
 
     load = os.getloadavg()[0]
     med = {name: statistics.median(v) for name, v in walls.items()}

@@ -16,7 +16,9 @@ are the pool's own code. Only what a worker process did locally crosses the netw
   not started on the cluster is cancelled (`ray.cancel`); one that does not end within
   `stop_grace` seconds after Stop is cancelled too (KeyboardInterrupt in the task, then a kill);
 - the run is saved by the task to `models_dir`, which on a cluster must be storage every node
-  mounts at the same path (an NFS export as NCF_MODELS_DIR everywhere);
+  mounts at the same path (an NFS export as NCF_MODELS_DIR everywhere); the server's
+  NCF_CACHE_DIR and NCF_DATA_DIR travel with each job (kept uploads and datasets: put them there
+  too);
 - a task whose worker or node dies is not retried (`max_retries=0`: a retry would start the
   training over unseen); the job is marked failed with what Ray reported.
 
@@ -43,6 +45,9 @@ from ncf.errors import ConfigError, RunError
 from ncf.jobs.pool import _JOB_ID, _LIVE_RUNNERS, JobRunner, _now, _pid_alive, _read_json, _run_job, _update_job
 
 _PUSH_EVERY = 0.1  # seconds between a task's pushes of its new events (and looks at the stop flag)
+# Where a job finds its data: the server's settings travel with each job (paths on the shared
+# volume are the same on every node), so a worker node needs none of its own.
+_FORWARDED_ENV = ("NCF_CACHE_DIR", "NCF_DATA_DIR", "NCF_MOVIELENS_URL")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,9 +87,10 @@ class _Board:
 
 
 def _ray_job(job_id: str, board, cfg_dict: dict, name: str, models_dir: str, resume: str | None,
-             threads: int) -> dict:
+             threads: int, env: dict[str, str]) -> dict:
     """One job on a cluster node: the pool's `_run_job` in a scratch folder, with a thread that
     relays the folder's new event lines to the board and the board's stop flag to the folder."""
+    os.environ.update(env)
     os.environ["NCF_THREADS"] = str(threads)  # read by ncf.device.configure_threads
     import torch
 
@@ -187,7 +193,8 @@ class _RayExecutor:
         # Shown as "Starting…" (queued, no position) until the task begins on a node: a GPU job may
         # wait in Ray's own queue for a free GPU.
         _update_job(Path(job_dir), state="queued", started=None, backend="ray")
-        ref = task.remote(job_id, self.board, cfg_dict, name, models_dir, resume, max(1, int(r.cpus_per_job)))
+        env = {k: os.environ[k] for k in _FORWARDED_ENV if os.environ.get(k)}
+        ref = task.remote(job_id, self.board, cfg_dict, name, models_dir, resume, max(1, int(r.cpus_per_job)), env)
         future: cf.Future = cf.Future()
         future.set_running_or_notify_cancel()
         with self._lock:
