@@ -70,15 +70,16 @@ def test_without_ncf_ray_address_nothing_of_ray_is_imported(tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_a_cuda_job_asks_the_cluster_for_a_gpu_and_others_do_not():
+def test_a_job_asks_the_cluster_for_a_gpu_when_it_says_cuda_or_auto_on_a_cluster_with_gpus():
     pytest.importorskip("ray")
     from ncf.jobs.ray_backend import _wants_gpu
 
     def cfg(device):
         return RunConfig(train=TrainConfig(device=device)).to_dict()
 
-    assert _wants_gpu(cfg("cuda")) and _wants_gpu(cfg("cuda:1"))
-    assert not any(_wants_gpu(cfg(d)) for d in ("cpu", "auto", "mps"))
+    assert _wants_gpu(cfg("cuda"), False) and _wants_gpu(cfg("cuda"), True)
+    assert _wants_gpu(cfg("auto"), True) and not _wants_gpu(cfg("auto"), False)
+    assert not any(_wants_gpu(cfg(d), True) for d in ("cpu", "mps"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -142,9 +142,11 @@ _RAY_JOB = ray.remote(_ray_job)
 # On the server
 
 
-def _wants_gpu(cfg_dict: dict) -> bool:
+def _wants_gpu(cfg_dict: dict, cluster_has_gpus: bool) -> bool:
+    """A job asks Ray for a GPU when it says `cuda`, or `auto` (the app's setting) on a cluster
+    with GPUs: then it waits for a GPU node rather than training on a CPU node."""
     device = str((cfg_dict.get("train") or {}).get("device", "auto"))
-    return device.startswith("cuda")
+    return device.startswith("cuda") or (device == "auto" and cluster_has_gpus)
 
 
 def _failure_message(exc: BaseException) -> str:
@@ -188,7 +190,7 @@ class _RayExecutor:
         job_id = Path(job_dir).name
         r = self.runner
         task = _RAY_JOB.options(
-            num_cpus=r.cpus_per_job, num_gpus=1 if _wants_gpu(cfg_dict) else 0, max_retries=0,
+            num_cpus=r.cpus_per_job, num_gpus=1 if _wants_gpu(cfg_dict, r.cluster_gpus() > 0) else 0, max_retries=0,
             name=f"ncf-job-{job_id}")
         # Shown as "Starting…" (queued, no position) until the task begins on a node: a GPU job may
         # wait in Ray's own queue for a free GPU.
@@ -308,9 +310,10 @@ class RayJobRunner(JobRunner):
 
     `max_workers`: jobs handed to the cluster at once (the rest wait in the fair queue here, with
     their positions); by default NCF_WORKERS if set, else the cluster's CPUs / `cpus_per_job`,
-    counted again as nodes join or leave. `cpus_per_job` (NCF_RAY_CPUS_PER_JOB, default 1): the CPUs
-    each task asks for, and its torch threads. A job whose config asks for `device="cuda"` also asks
-    for one GPU, so it runs on a GPU node."""
+    counted again as nodes join or leave (one per GPU on a cluster with GPUs). `cpus_per_job`
+    (NCF_RAY_CPUS_PER_JOB, default 1): the CPUs each task asks for, and its torch threads. A job that
+    says `device="cuda"`, or `"auto"` on a cluster with GPUs, also asks for one GPU, so it runs on a
+    GPU node (Ray then shows it only its GPU); `"cpu"` jobs never do."""
 
     def __init__(self, address: str, max_workers: int | None = None, max_queued_per_owner: int = 3,
                  models_dir=None, cpus_per_job: float | None = None, poll: float = 0.2, stop_grace: float = 20.0):
@@ -331,7 +334,7 @@ class RayJobRunner(JobRunner):
             raise ConfigError(f"NCF_RAY_CPUS_PER_JOB must be a number of CPUs, got {env!r}.") from None
         self._fixed_workers = max_workers or (int(os.environ["NCF_WORKERS"]) if
                                               os.environ.get("NCF_WORKERS", "").strip() else None)
-        self._slots = (0.0, 1)  # (when counted, how many)
+        self._slots: tuple[float, dict] = (0.0, {})  # (when counted, the cluster's resources)
         self._host = socket.gethostname()
         super().__init__(max_workers=1, max_queued_per_owner=max_queued_per_owner, models_dir=models_dir)
         # Several servers may share one runs folder over NFS: a runner's id names its host, so a
@@ -340,17 +343,28 @@ class RayJobRunner(JobRunner):
         self.id = f"{self.id}@{self._host}"
         _LIVE_RUNNERS.add(self.id)
 
-    @property
-    def max_workers(self) -> int:
-        if self._fixed_workers:
-            return self._fixed_workers
-        when, n = self._slots
+    def _resources(self) -> dict:
+        """The cluster's resources, counted again at most every 2 s (nodes join and leave)."""
+        when, res = self._slots
         if time.monotonic() - when > 2.0:
             with contextlib.suppress(Exception):
-                cpus = ray.cluster_resources().get("CPU", 0.0)
-                n = max(1, int(cpus // self.cpus_per_job))
-            self._slots = (time.monotonic(), n)
-        return n
+                res = ray.cluster_resources()
+            self._slots = (time.monotonic(), res)
+        return res
+
+    def cluster_gpus(self) -> int:
+        return int(self._resources().get("GPU", 0))
+
+    @property
+    def max_workers(self) -> int:
+        """Jobs handed to the cluster at once: NCF_WORKERS if set; else one per GPU on a cluster
+        with GPUs (the app's jobs say `auto` and so ask for one), else its CPUs / `cpus_per_job`."""
+        if self._fixed_workers:
+            return self._fixed_workers
+        res = self._resources()
+        if res.get("GPU", 0) >= 1:
+            return int(res["GPU"])
+        return max(1, int(res.get("CPU", 0.0) // self.cpus_per_job))
 
     @max_workers.setter
     def max_workers(self, value: int) -> None:  # JobRunner.__init__ assigns it; the cluster decides
