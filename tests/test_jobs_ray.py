@@ -82,6 +82,41 @@ def test_a_job_asks_the_cluster_for_a_gpu_when_it_says_cuda_or_auto_on_a_cluster
     assert not any(_wants_gpu(cfg(d), True) for d in ("cpu", "mps"))
 
 
+def test_an_unreachable_cluster_is_a_clear_error_within_seconds(monkeypatch, tmp_path):
+    pytest.importorskip("ray")
+    import ncf.jobs
+    from ncf.errors import RunError
+
+    monkeypatch.setenv("NCF_RAY_ADDRESS", f"127.0.0.1:{free_port()}")  # nothing listens there
+    t0 = time.monotonic()
+    with pytest.raises(RunError, match="Cannot reach the Ray cluster at NCF_RAY_ADDRESS=.*unset NCF_RAY_ADDRESS"):
+        ncf.jobs.get_runner()
+    assert time.monotonic() - t0 < 10
+    monkeypatch.setenv("NCF_RAY_ADDRESS", "head-node")
+    with pytest.raises(ConfigError, match="host:port"):
+        ncf.jobs.get_runner()
+
+
+def test_a_runner_leaves_jobs_started_on_other_machines_to_their_own_servers(tmp_path):
+    """Servers on several machines share one runs folder: a dead process id here says nothing
+    about a job another machine's server runs."""
+    pytest.importorskip("ray")
+    from ncf.jobs import _read_json, _write_json_atomic
+    from ncf.jobs.ray_backend import RayJobRunner
+
+    jobs_dir = tmp_path / ".jobs"
+    dead_pid = 2**22 + 12345  # above Linux's pid_max: no such process
+    for job_id, runner_id in (("20250101-120000-0000000a", "abc@other-machine"),
+                              ("20250101-120000-0000000b", f"def@{socket.gethostname()}")):
+        (jobs_dir / job_id).mkdir(parents=True)
+        _write_json_atomic(jobs_dir / job_id / "job.json", {"id": job_id, "state": "running",
+                                                            "runner": {"id": runner_id, "pid": dead_pid}})
+    fake = type("R", (), {"jobs_dir": jobs_dir, "_host": socket.gethostname()})()
+    RayJobRunner._mark_interrupted(fake)
+    assert _read_json(jobs_dir / "20250101-120000-0000000a" / "job.json")["state"] == "running"
+    assert _read_json(jobs_dir / "20250101-120000-0000000b" / "job.json")["state"] == "interrupted"
+
+
 # ---------------------------------------------------------------------------------------------
 # A real cluster
 

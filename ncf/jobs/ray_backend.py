@@ -305,6 +305,22 @@ class _RayExecutor:
         future.set_result(info)  # JobRunner._on_done: the queue moves on
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A head that is down or mistyped fails here in seconds; `ray.init` would wait for minutes."""
+    if address == "auto" or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            pass
+    except ValueError:
+        raise ConfigError(f"NCF_RAY_ADDRESS must be host:port (e.g. head-node:6379), got {address!r}.") from None
+    except OSError as exc:
+        raise RunError(f"Cannot reach the Ray cluster at NCF_RAY_ADDRESS={address!r}: {exc.strerror or exc}. "
+                       "Start its head with `ray start --head --port=6379`, or unset NCF_RAY_ADDRESS to train "
+                       "on this machine.") from None
+
+
 class RayJobRunner(JobRunner):
     """`JobRunner` whose jobs run as Ray tasks on the cluster at `address`.
 
@@ -318,6 +334,7 @@ class RayJobRunner(JobRunner):
     def __init__(self, address: str, max_workers: int | None = None, max_queued_per_owner: int = 3,
                  models_dir=None, cpus_per_job: float | None = None, poll: float = 0.2, stop_grace: float = 20.0):
         if not ray.is_initialized():
+            _check_reachable(address)
             try:
                 ray.init(address=address, namespace="ncf", log_to_driver=False, configure_logging=False)
             except (ConnectionError, RuntimeError, ValueError) as exc:
