@@ -237,7 +237,12 @@ class _RayExecutor:
             jobs = dict(self._jobs)
         refs = list(jobs)
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)  # before the drain: see _ray_job
-        events, begun = ray.get(self.board.drain.remote(), timeout=30)
+        try:
+            events, begun = ray.get(self.board.drain.remote(), timeout=30)
+        except ray.exceptions.RayError:
+            if not ready:
+                raise
+            events, begun = {}, {}  # the board is gone: the ended jobs still get their outcome
         jobs_dir = self.runner.jobs_dir
         for job_id, info in begun.items():
             self._begun.add(job_id)
