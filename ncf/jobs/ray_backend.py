@@ -9,8 +9,8 @@ are the pool's own code. Only what a worker process did locally crosses the netw
 - its events go to one small actor per runner (the "board", placed on the server's node) with a
   push every 0.1 s; the server drains the board every `poll` seconds and appends the events to the
   job's `events.jsonl`, so pages read progress from disk as before. The server is the only writer
-  of `job.json` and `events.jsonl`: appending to a file on NFS from another machine would show up
-  late (NFS flushes a writer's pages on close, not on flush);
+  of `job.json` and `events.jsonl`: appends to a file on NFS from another machine show up late
+  there (an NFS client sends a writer's data at close or fsync, and readers cache attributes);
 - Stop: `stop()` writes the job's stop file as in the pool; the server forwards it to the board,
   and the board's answer to the task's next push sets the task's local stop file. A job that has
   not started on the cluster is cancelled (`ray.cancel`); one that does not end within
@@ -19,6 +19,7 @@ are the pool's own code. Only what a worker process did locally crosses the netw
   mounts at the same path (an NFS export as NCF_MODELS_DIR everywhere); the server's
   NCF_CACHE_DIR and NCF_DATA_DIR travel with each job (kept uploads and datasets: put them there
   too);
+- a job asks Ray for one GPU when it says `cuda`, or `auto` on a cluster that has GPUs;
 - a task whose worker or node dies is not retried (`max_retries=0`: a retry would start the
   training over unseen); the job is marked failed with what Ray reported.
 
