@@ -56,7 +56,7 @@ def free_port() -> int:
 def test_without_ncf_ray_address_nothing_of_ray_is_imported(tmp_path):
     script = (
         "import sys\n"
-        "import appstate, ncf.jobs, ncf.sweeps, ncf.cli\n"
+        "import app, appstate, ncf.jobs, ncf.sweeps, ncf.cli\n"
         "runner = ncf.jobs.get_runner()\n"
         "assert type(runner).__name__ == 'JobRunner', type(runner)\n"
         "ncf.jobs.reset_runner()\n"
