@@ -39,6 +39,7 @@ def _isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("NCF_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("NCF_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.delenv("NCF_DATA_DIR", raising=False)
+    monkeypatch.delenv("NCF_RAY_ADDRESS", raising=False)  # a developer's cluster is not the tests' (see test_jobs_ray)
     yield
     jobs = sys.modules.get("ncf.jobs")
     if jobs is not None:  # a page under test may have started the process-wide runner in this folder
