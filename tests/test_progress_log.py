@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import io
 
-from ncf.cli import _Progress
+from ncf.cli.progress import ProgressPrinter
 
 
 def test_non_terminal_stderr_gets_a_plain_progress_line_per_interval(monkeypatch):
     err = io.StringIO()  # not a terminal
     clock = iter([0.0, 3.0, 11.0, 12.0, 22.5])
-    monkeypatch.setattr("ncf.cli.time.monotonic", lambda: next(clock))
-    progress = _Progress("neumf", stream=err)
+    monkeypatch.setattr("ncf.cli.progress.time.monotonic", lambda: next(clock))
+    progress = ProgressPrinter("neumf", stream=err)
     assert not progress.bar
     progress({"event": "start", "epochs": 8, "stage": "neumf"})
     for step in (1, 2, 3, 4):
