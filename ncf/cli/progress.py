@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ncf.cli.common import fmt
+from ncf.events import Batch, Epoch, Progress, Start, TrainEvent
 
 
 def download_bar(done: int, total: int | None) -> None:
@@ -28,55 +30,58 @@ LOG_EVERY_SECONDS = 10.0
 class ProgressPrinter:
     """Turns trainer events into a progress line on stderr and one line per epoch on stdout. On a
     terminal the bar redraws at most 10 times a second; elsewhere (a log file, a pipe) a plain line
-    is written every LOG_EVERY_SECONDS: stage, epoch, step, samples/s, ETA."""
+    is written every LOG_EVERY_SECONDS: stage, epoch, step, samples/s, ETA. Both read the one
+    summary of the events (ncf.events.Progress) that the Train page shows."""
 
-    def __init__(self, model: str = "", stream=None, bar: bool | None = None, log_every: float = LOG_EVERY_SECONDS):
+    def __init__(self, model: str = "", stream=None, bar: bool | None = None, log_every: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.model = model  # stages are named only when they differ from it (pre-training)
         self.err = stream or sys.stderr
         self.bar = self.err.isatty() if bar is None else bar
-        self.log_every = log_every
-        self.epochs = 0
+        self.log_every = LOG_EVERY_SECONDS if log_every is None else log_every
+        self.clock = clock
+        self.summary = Progress()
         self._drawn = 0.0
-        self._logged = time.monotonic()
+        self._logged = clock()
         self._dirty = False
 
-    def __call__(self, event: dict) -> None:
-        kind = event.get("event")
-        if kind == "start":
-            self.epochs = event.get("epochs", self.epochs)
-            stage = event.get("stage")
-            print(f"training {stage or ''} on {event.get('device', '?')}: {event.get('n_train', 0):,} training "
-                  f"pairs, {event.get('steps_per_epoch', '?')} steps per epoch".replace("  ", " "), flush=True)
-        elif kind == "batch" and self.bar:
-            now = time.monotonic()
+    def __call__(self, event: TrainEvent) -> None:
+        self.summary = self.summary.after(event)
+        if isinstance(event, Start):
+            print(f"training {event.stage} on {event.device or '?'}: {event.n_train:,} training pairs, "
+                  f"{event.steps_per_epoch} steps per epoch".replace("  ", " "), flush=True)
+        elif isinstance(event, Batch) and self.bar:
+            now = self.clock()
             if now - self._drawn >= 0.1:
                 self._drawn = now
-                self._draw(event)
-        elif kind == "batch":
-            now = time.monotonic()
+                self._draw(self.summary, event.loss)
+        elif isinstance(event, Batch):
+            now = self.clock()
             if now - self._logged >= self.log_every:
                 self._logged = now
-                print(self.log_line(event), file=self.err, flush=True)
-        elif kind == "epoch":
+                print(self.log_line(self.summary), file=self.err, flush=True)
+        elif isinstance(event, Epoch):
             self._clear()
             print(self.epoch_line(event), flush=True)
 
-    def _draw(self, e: dict) -> None:
-        steps, step = max(1, int(e.get("steps", 1))), int(e.get("step", 0))
+    def _stage_prefix(self, stage: str) -> str:
+        return f"[{stage}] " if stage not in ("", self.model) else ""
+
+    def _draw(self, p: Progress, loss: float) -> None:
+        steps = max(1, p.steps)
         width = 24
-        filled = int(width * step / steps)
-        stage = f"[{e['stage']}] " if e.get("stage") not in (None, "", self.model) else ""
-        line = (f"\r{stage}epoch {e.get('epoch', '?')}/{self.epochs} "
-                f"[{'#' * filled}{'.' * (width - filled)}] {step}/{steps} loss {e.get('loss', float('nan')):.4f} "
-                f"{e.get('samples_per_second', 0):,.0f}/s eta {e.get('eta', 0):.0f}s")
+        filled = int(width * p.step / steps)
+        line = (f"\r{self._stage_prefix(p.stage)}epoch {p.epoch}/{p.epochs} "
+                f"[{'#' * filled}{'.' * (width - filled)}] {p.step}/{steps} loss {loss:.4f} "
+                f"{p.samples_per_second:,.0f}/s eta {p.eta or 0:.0f}s")
         self.err.write(line.ljust(100)[:120])
         self.err.flush()
         self._dirty = True
 
-    def log_line(self, e: dict) -> str:
-        return (f"progress: stage {e.get('stage') or self.model} epoch {e.get('epoch', '?')}/{self.epochs} "
-                f"step {e.get('step', 0)}/{e.get('steps', '?')} {e.get('samples_per_second', 0):,.0f} samples/s "
-                f"eta {e.get('eta', 0):.0f}s")
+    def log_line(self, p: Progress) -> str:
+        """The plain line a log gets: `progress: stage neumf epoch 2/8 step 120/592 123,456 samples/s eta 321s`."""
+        return (f"progress: stage {p.stage or self.model} epoch {p.epoch}/{p.epochs} step {p.step}/{p.steps} "
+                f"{p.samples_per_second:,.0f} samples/s eta {p.eta or 0:.0f}s")
 
     def _clear(self) -> None:
         if self._dirty:
@@ -84,15 +89,14 @@ class ProgressPrinter:
             self.err.flush()
             self._dirty = False
 
-    def epoch_line(self, e: dict) -> str:
-        stage = f"[{e['stage']}] " if e.get("stage") not in (None, "", self.model) else ""
-        parts = [f"{stage}epoch {e.get('epoch', '?')}/{self.epochs}"]
-        if "train_loss" in e:  # models with their own fit report no loss
-            parts.append(f"loss {e['train_loss']:.4f}")
-        parts += [f"{k} {fmt(v)}" for k, v in {**(e.get("info") or {}), **(e.get("metrics") or {})}.items()]
-        parts.append(f"{e.get('elapsed', 0):.1f}s")
-        if e.get("samples_per_second"):
-            parts.append(f"{e['samples_per_second']:,.0f} samples/s")
+    def epoch_line(self, e: Epoch) -> str:
+        parts = [f"{self._stage_prefix(e.stage)}epoch {e.epoch}/{e.epochs or self.summary.epochs}"]
+        if e.train_loss is not None:  # models with their own fit report no loss
+            parts.append(f"loss {e.train_loss:.4f}")
+        parts += [f"{k} {fmt(v)}" for k, v in {**(e.info or {}), **e.metrics}.items()]
+        parts.append(f"{e.elapsed:.1f}s")
+        if e.samples_per_second:
+            parts.append(f"{e.samples_per_second:,.0f} samples/s")
         return "  ".join(parts)
 
     def close(self) -> None:
@@ -110,3 +114,4 @@ def say_loading(source: str) -> None:
     if size >= LOADING_LINE_BYTES:
         print(f"loading {path.name} ({size / 2**20:,.0f} MiB; parsed once, then read from the cache) ...",
               flush=True)
+
