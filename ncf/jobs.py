@@ -259,7 +259,8 @@ def _run_job(job_dir: str, cfg_dict: dict, name: str, models_dir: str, resume: s
             cfg = cfg.replace(model=run.config.model, data=run.config.data)  # the weights decide these
         else:
             on_event(ev.Job(f"Loading {cfg.data.source}"))
-            split = load_split(cfg.data, cfg.model.resolved_objective)
+            split = load_split(cfg.data, cfg.model.resolved_objective,
+                               on_stage=lambda stage: on_event(ev.Job(f"Loading {cfg.data.source}: {stage}")))
         result = train(cfg, split, on_event=on_event, stop=stop, model=model)
         run = save_run(result, cfg, split, name=name or cfg.name, models_dir=Path(models_dir))
         state = "stopped" if result.stopped else "done"

@@ -35,3 +35,35 @@ def test_a_headless_train_logs_stage_epoch_step_rate_and_eta(monkeypatch, capsys
     assert re.fullmatch(r"progress: stage neumf epoch 1/1 step \d+/\d+ [\d,]+ samples/s eta \d+s", lines[-1])
     assert "\r" not in out.err and "progress:" not in out.out  # stdout keeps the results alone
 
+
+def test_loading_says_each_slow_stage_and_every_stage_of_a_large_file(monkeypatch, tmp_path):
+    from ncf.cli import progress
+
+    out = io.StringIO()
+    clock = iter([0.0, 0.1, 0.2, 3.2, 3.4])
+    log = progress.LoadingLog(str(tmp_path / "ratings.csv"), clock=lambda: next(clock), out=out)
+    for stage in ("reading the cache", "parsing", "writing the cache", "splitting"):
+        log(stage)
+    assert out.getvalue().splitlines() == ["loading: writing the cache (3.2s)"]  # after the 3 s parse
+
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"u,i\n" * 10)
+    monkeypatch.setattr(progress, "LOADING_LINE_BYTES", 10)
+    out = io.StringIO()
+    clock = iter([0.0, 0.0, 0.5])
+    log = progress.LoadingLog(str(big), clock=lambda: next(clock), out=out)
+    log("reading the cache")
+    log("parsing")
+    assert out.getvalue().splitlines() == ["loading: reading the cache (0.0s)", "loading: parsing (0.5s)"]
+
+
+def test_the_data_layer_names_its_loading_stages(tmp_path):
+    from ncf.data import load
+
+    csv = tmp_path / "ratings.csv"
+    csv.write_text("user,item,rating\n" + "".join(f"{u},{i},4\n" for u in range(5) for i in range(4)))
+    first, second = [], []
+    load(str(csv), on_stage=first.append)
+    load(str(csv), on_stage=second.append)
+    assert [s.split(" ")[0] for s in first] == ["reading", "parsing", "writing"]
+    assert second == ["reading the cache"]

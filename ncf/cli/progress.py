@@ -115,3 +115,23 @@ def say_loading(source: str) -> None:
         print(f"loading {path.name} ({size / 2**20:,.0f} MiB; parsed once, then read from the cache) ...",
               flush=True)
 
+
+class LoadingLog:
+    """The stages of loading (reading the cache; or parsing and writing the cache; splitting) as lines
+    on stdout, with the seconds since loading began: every stage of a large file, and otherwise each
+    stage that follows one that took over SLOW_STAGE_SECONDS, so a quick cached load adds no lines."""
+
+    SLOW_STAGE_SECONDS = 1.0
+
+    def __init__(self, source: str, clock: Callable[[], float] = time.monotonic, out=None):
+        path = Path(str(source)).expanduser()
+        self.always = (path.stat().st_size if path.is_file() else 0) >= LOADING_LINE_BYTES
+        self.clock = clock
+        self.out = out
+        self._start = self._last = clock()
+
+    def __call__(self, stage: str) -> None:
+        now = self.clock()
+        if self.always or now - self._last >= self.SLOW_STAGE_SECONDS:
+            print(f"loading: {stage} ({now - self._start:.1f}s)", file=self.out or sys.stdout, flush=True)
+        self._last = now

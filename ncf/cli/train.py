@@ -20,7 +20,7 @@ from ncf.cli.common import (
     print_json,
     stop_on_interrupt,
 )
-from ncf.cli.progress import ProgressPrinter, download_bar, say_loading
+from ncf.cli.progress import LoadingLog, ProgressPrinter, download_bar, say_loading
 from ncf.errors import ConfigError
 
 
@@ -148,7 +148,8 @@ def _train_and_save(args, ctx=None) -> int:
             loading = distributed.main_first()
         # (A single process imports no torch before its data has loaded: a bad file fails fast.)
         with loading:
-            split = load_split(cfg.data, cfg.model.resolved_objective, progress=download_bar if main else None)
+            split = load_split(cfg.data, cfg.model.resolved_objective, progress=download_bar if main else None,
+                               on_stage=LoadingLog(cfg.data.source) if main else None)
         model = None
         if main:
             print(f"data: {split.dataset.name}, {split.n_users:,} users, {split.n_items:,} items, {split.n_train:,} "
