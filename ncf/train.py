@@ -33,21 +33,16 @@ from ncf.models import GMF, MLP, Recommender, build_model, neumf_from_pretrained
 from ncf.rowwise import RowAdamW, RowGrad
 
 # A batch event (the live loss curve) every BATCH_EVENT_SECONDS, and at least BATCH_EVENTS_PER_EPOCH
-# times an epoch: an epoch of the synthetic data takes about 0.25 s, and by time alone its curve
-# had one point or none per epoch.
+# times an epoch: a short epoch (synthetic data: a quarter of a second) still draws a curve.
 BATCH_EVENT_SECONDS = 0.3
 BATCH_EVENTS_PER_EPOCH = 8
 
-# Pre-training (GMF -> MLP -> NeuMF): epochs of each stage when the configuration leaves epochs unset.
-# On a validation hold-out of ML-1M users 1-2999 (each user's second-latest item, never the test items)
-# GMF (64 factors) ranked best after epoch 8 of 8 and the MLP (256,128,64,32) after epoch 9 of 10.
+# Pre-training (GMF -> MLP -> NeuMF): epochs of each stage when the configuration leaves epochs unset,
+# where each stage ranked a validation hold-out of ML-1M best (benchmarks/results_engine.md).
 PRETRAIN_STAGE_EPOCHS = {"gmf": 8, "mlp": 10, "neumf": 3}
-# Fine-tuning the initialised NeuMF, as He et al.: plain SGD at a constant rate, a gentle one. Chosen on
-# that validation hold-out (benchmarks/results_engine.md): NeuMF built from the two halves ranks it at
-# HR@10 0.7389, and 3 epochs of SGD end at 0.7392 (lr 0.001), 0.7389 (0.005), 0.7372 (0.02): a larger rate
-# lets the two halves co-adapt and loses the ensemble that initialisation built (0.05, the rate used
-# before, took the test HR@10 from 0.718 to 0.706-0.709). A configuration that names an optimizer gets
-# that one at its own rate (e.g. `--optimizer adam --lr 1e-5`).
+# Fine-tuning the initialised NeuMF, as He et al.: plain SGD at a gentle constant rate, so the two halves
+# do not co-adapt and lose the ensemble initialisation built (rates compared in benchmarks/results_engine.md).
+# A configuration that names an optimizer gets that one at its own rate (e.g. `--optimizer adam --lr 1e-5`).
 PRETRAINED_NEUMF_OPTIMIZER = "sgd"
 PRETRAINED_NEUMF_LR = 0.001
 # Negatives checked against the training positives this many at a time (bounds the int64 keys).
@@ -56,9 +51,9 @@ NEGATIVE_CHUNK = 1 << 23
 SEEN_MASK_MAX_CELLS = 1 << 27
 # Embedding rows per batch sample above which sparse gradients beat a dense fused update on the CPU.
 SPARSE_ROWS_PER_SAMPLE = 32
-# Embedding rows per batch sample above which the CPU uses row-wise AdamW (ncf.rowwise). Default NeuMF,
-# batch 4096, one thread (us a sample): ML-1M's 19.5k rows 4.06 dense, 4.52 row-wise; ML-25M's 443k rows
-# 21.3 dense, 4.79 row-wise. Dense grows with the rows, row-wise does not; below this they are level.
+# Embedding rows per batch sample above which the CPU uses row-wise AdamW (ncf.rowwise): a dense step's
+# cost grows with the rows, a row-wise one's does not, and below this they are level (measured in
+# benchmarks/results_engine.md, "large data on one machine").
 ROWWISE_ROWS_PER_SAMPLE = 16
 
 
@@ -203,7 +198,7 @@ class Fitter:
     def _use_sparse(self) -> bool:
         """Sparse embedding gradients (only touched rows updated, "lazy" Adam) pay off only when the
         tables are much larger than a batch: below that, coalescing the sparse gradient costs more
-        than a fused dense update of every row (measured on ML-1M-sized data: 0.6x). Weight decay
+        than a fused dense update of every row (benchmarks/results_engine.md). Weight decay
         must shrink every row at every step, which a sparse update cannot do honestly, so any weight
         decay keeps the embeddings dense."""
         if self.device.type != "cpu" or self.tcfg.weight_decay or not self.model.embeddings():
@@ -254,7 +249,7 @@ class Fitter:
     @staticmethod
     def _dense_optimizer(name: str, params, lr: float, wd: float, betas=None,
                          capturable: bool = False) -> torch.optim.Optimizer:
-        # The fused kernels update every tensor in one pass: 1.3x the whole step at batch 2048 on the CPU.
+        # The fused kernels update every tensor in one pass (benchmarks/results_engine.md).
         adam_kw = {"betas": tuple(betas)} if betas else {}
         if capturable:  # only adam/adamw (see Fitter.graphed)
             adam_kw["capturable"] = True
@@ -330,8 +325,8 @@ class Fitter:
         keys = users.long() * self.n_items + items
         if self.seen_mask is not None:
             return torch.nonzero(self.seen_mask[keys]).squeeze(1)
-        # Queries in sorted order: each binary search then lands near the last one, in cache (8M random
-        # queries into 20M keys: 10.3 s unsorted, 1.6 s sort included). Positions come back ascending.
+        # Queries in sorted order: each binary search then lands near the last one, in cache (six times
+        # faster, sort included; benchmarks/results_engine.md). Positions come back ascending.
         keys, order = keys.sort()
         pos = torch.searchsorted(self.seen_keys, keys).clamp_(max=len(self.seen_keys) - 1)
         return order[self.seen_keys[pos] == keys].sort().values
@@ -655,8 +650,7 @@ def _pretrain_pipeline(cfg: RunConfig, split: Split, tcfg: TrainConfig, device, 
 
     for name in ("gmf", "mlp"):
         # Each stage starts from the seed, as if run on its own: the pipeline's GMF and MLP are exactly
-        # `--model gmf` and `--model mlp` with the same settings (before, the MLP's initial weights
-        # were drawn after GMF's and matched no run a user could make alone).
+        # `--model gmf` and `--model mlp` with the same settings.
         torch.manual_seed(tcfg.seed)
         model = _stage_model(cfg, name, split)
         stage_cfg = stage_config(name)
