@@ -125,8 +125,24 @@ def parse(obj: Mapping) -> TrainEvent | None:
     return cls(**{k: v for k, v in obj.items() if k in names})
 
 
-def parse_all(objs: Iterable[Mapping]) -> list[TrainEvent]:
-    return [e for e in map(parse, objs) if e is not None]
+def parse_all(objs: Iterable[TrainEvent | Mapping]) -> list[TrainEvent]:
+    """Events typed: JSON objects parsed (those of unknown kinds dropped), typed ones kept as they are."""
+    return [e for e in (o if isinstance(o, _Event) else parse(o) for o in objs) if e is not None]
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """One stage of a fit (a pre-trained NeuMF runs three) as its events tell it: how it started and
+    how many epochs it completed (fewer than planned when stopped)."""
+
+    start: Start
+    epochs_run: int
+
+
+def stages(events: Iterable[TrainEvent | Mapping]) -> list[StageRun]:
+    typed = parse_all(events)
+    return [StageRun(s, sum(1 for e in typed if isinstance(e, Epoch) and e.stage == s.stage))
+            for s in typed if isinstance(s, Start)]
 
 
 def eta_seconds(samples_left: float, samples_per_second: float, evaluations_left: float = 0.0,
@@ -187,8 +203,6 @@ def _fraction(epochs_done: float, epochs: int) -> float:
 def progress(events: Iterable[TrainEvent | Mapping]) -> Progress:
     """The summary after `events` (typed, or JSON objects as a job's or a run's file holds them)."""
     summary = Progress()
-    for event in events:
-        typed = event if isinstance(event, _Event) else parse(event)
-        if typed is not None:
-            summary = summary.after(typed)
+    for event in parse_all(events):
+        summary = summary.after(event)
     return summary

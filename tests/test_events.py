@@ -88,3 +88,12 @@ def test_a_fit_moves_the_summary_forward_to_the_end():
     etas = [e.eta for e in seen if isinstance(e, Batch)]
     assert etas[-1] < etas[0]
     assert progress(result.history) == p  # from the saved JSON, the same summary
+
+
+def test_stages_count_the_epochs_each_stage_completed():
+    history = [Start(epochs=3, stage="gmf").to_dict(), *[Epoch(epoch=e, stage="gmf").to_dict() for e in (1, 2, 3)],
+               Start(epochs=5, stage="neumf").to_dict(), Epoch(epoch=1, stage="neumf").to_dict(),
+               Done(stopped=True).to_dict()]
+    runs = events.stages(history)
+    assert [(r.start.stage, r.epochs_run, r.start.epochs) for r in runs] == [("gmf", 3, 3), ("neumf", 1, 5)]
+    assert events.parse_all([Job("x"), {"event": "job", "message": "y"}, {"event": "later"}]) == [Job("x"), Job("y")]
