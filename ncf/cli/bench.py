@@ -8,17 +8,13 @@ from ncf.cli.common import fmt, int_list, print_json, table
 
 
 def cmd_bench(args) -> int:
-    import inspect
-
     from ncf.bench import throughput
 
     wanted = {"model": args.model, "quick": args.quick or None, "device": args.device, "seconds": args.seconds,
               "progress": _bench_progress}
     if args.batch_sizes:
         wanted["batch_sizes"] = int_list(args.batch_sizes, "Batch sizes")
-    params = inspect.signature(throughput).parameters
-    kwargs = {k: v for k, v in wanted.items() if v is not None and k in params}
-    rows = throughput(**kwargs)
+    rows = throughput(**{k: v for k, v in wanted.items() if v is not None})
     columns = list(dict.fromkeys(k for r in rows for k in r))
     print(table(rows, columns))
     if args.json:

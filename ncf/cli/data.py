@@ -14,18 +14,14 @@ def load_dataset(source: str, columns: dict | None = None):
 
 def cmd_data(args) -> int:
     ds = load_dataset(args.source, parse_columns(args.columns))
-    import ncf.data as data_mod
+    from ncf.data import format_summary
     from ncf.data.features import describe_available
 
     features = describe_available(ds)
     if args.json:
         print_json({**ds.summary(), "features": features})
-    elif hasattr(data_mod, "format_summary"):
-        print(data_mod.format_summary(ds))
     else:
-        s = ds.summary()
-        print(f"{s['name']}: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions "
-              f"(density {s['density']:.2%}), ratings {s['ratings']}")
+        print(format_summary(ds))
     if not args.json:
         if features:
             print("side features (train --features all, or a comma list of these):")

@@ -33,8 +33,7 @@ def cmd_runs(args) -> int:
         metrics = info.metrics or {}
         shown = [f"{k} {fmt(metrics[k])}" for k in ("hr@10", "ndcg@10", "rmse") if k in metrics]
         seconds = f"{info.train_seconds:.1f}s" if info.train_seconds is not None else ""
-        epochs = getattr(info, "epochs", None)
-        epochs = "" if epochs is None else f"{epochs}{' (stopped)' if getattr(info, 'stopped', False) else ''}"
+        epochs = "" if info.epochs is None else f"{info.epochs}{' (stopped)' if info.stopped else ''}"
         rows.append({"id": info.id, "name": info.name or "", "model": model, "data": source, "epochs": epochs,
                      "created": str(info.created or "")[:19].replace("T", " "), "result": "  ".join(shown),
                      "time": seconds})
