@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import appstate
-from ncf import compare, labels, plots
+from ncf import compare, events, labels, plots
 from ncf.config import ModelConfig, TrainConfig
 from ncf.errors import NCFError
 from ncf.runs import delete_run, zip_run
@@ -107,11 +107,11 @@ if chosen:
     histories = {}
     for r in chosen:
         try:
-            histories[r["name"]] = appstate.load_run(r["id"]).history
+            histories[r["name"]] = events.parse_all(appstate.load_run(r["id"]).history)
         except NCFError as e:
             st.warning(appstate.plain(f"{r['name']}: {e}"))
-    curve_keys = sorted({k for h in histories.values() for e in h if e.get("event") == "epoch"
-                         for k in (e.get("metrics") or {}) if not k.startswith("full_")} | {"train_loss"})
+    curve_keys = sorted({k for h in histories.values() for e in h if isinstance(e, events.Epoch)
+                         for k in e.metrics if not k.startswith("full_")} | {"train_loss"})
     first = next((k for k in keys if k in curve_keys), curve_keys[0])
     metric = st.selectbox("Curve", curve_keys, index=curve_keys.index(first),
                           format_func=lambda k: labels.metric_label(k, negatives))

@@ -44,12 +44,11 @@ if st.button("Run the demo", type="primary", icon=":material/play_arrow:"):
     ss.job_ids = [*ss.job_ids, job_id]
     bar = st.progress(0.0, text="Waiting for a worker…")
     while not (status := runner.status(job_id, events=False)).finished_state:
-        last = status.last_event or {}
-        if last.get("event") == "job":  # e.g. "Loading ml-100k"
-            bar.progress(0.0, text=appstate.plain(f"{last.get('message', '')}…"))
-        elif last.get("event") in ("epoch", "batch") and last.get("eta") is not None:
-            done = last.get("elapsed", 0.0) / max(1e-9, last.get("elapsed", 0.0) + last.get("eta", 0.0))
-            bar.progress(min(1.0, done), text=f"Training NeuMF on {what}…")
+        progress = status.progress  # from the newest event alone: the job's word, or where training stands
+        if progress.training:
+            bar.progress(progress.fraction, text=f"Training NeuMF on {what}…")
+        elif progress.message:  # e.g. "Loading ml-100k: parsing"
+            bar.progress(0.0, text=appstate.plain(f"{progress.message}…"))
         time.sleep(0.5)
     if status.state != "done" or not status.run_id:
         st.error(appstate.plain(f"The demo did not finish ({status.state}): {status.error or 'no run saved'}."))

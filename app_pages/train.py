@@ -6,6 +6,7 @@ import streamlit as st
 
 import appstate
 from app_pages import PAGES
+from ncf import events as ev
 from ncf import plots
 from ncf.compare import source_label
 from ncf.config import RunConfig
@@ -92,9 +93,9 @@ def live_view() -> None:
         st.error(appstate.plain(e))
         return
     events = status.events or []
-    last_batch = next((e for e in reversed(events) if e.get("event") in ("batch", "epoch")), {})
-    start = next((e for e in reversed(events) if e.get("event") == "start"), {})
-    done = next((e for e in reversed(events) if e.get("event") == "done"), None)
+    typed = ev.parse_all(events)
+    progress = ev.progress(typed)  # the summary the CLI's progress line shows too
+    done = next((e for e in reversed(typed) if isinstance(e, ev.Done)), None)
     state = status.state
     try:
         shown_cfg = RunConfig.from_dict(status.config)
@@ -112,19 +113,14 @@ def live_view() -> None:
     head = st.columns(4)
     if state == "queued":
         head[0].caption(f"Position {status.position} in the queue" if status.position else "Starting…")
-    head[0].metric("Samples/s", f"{last_batch.get('samples_per_second', 0):,.0f}" if last_batch else "–")
-    head[1].metric("Elapsed", _fmt_seconds(last_batch.get("elapsed") if last_batch else None))
-    head[2].metric("Remaining", _fmt_seconds(last_batch.get("eta")) if state == "running" else "–")
-    head[3].metric("Device", str(start.get("device", "–")))
-    if state == "running" and last_batch:
-        epochs = int(start.get("epochs") or 1)
-        epoch = int(last_batch.get("epoch", 1))
-        frac = (epoch - 1 + last_batch.get("step", 0) / max(1, last_batch.get("steps", 1))) / epochs
-        if last_batch.get("event") == "epoch":
-            frac = epoch / epochs
+    head[0].metric("Samples/s", f"{progress.samples_per_second:,.0f}" if progress.training else "–")
+    head[1].metric("Elapsed", _fmt_seconds(progress.elapsed if progress.training else None))
+    head[2].metric("Remaining", _fmt_seconds(progress.eta) if state == "running" and progress.training else "–")
+    head[3].metric("Device", progress.device or "–")
+    if state == "running" and progress.training:
         pretrained = shown_cfg is not None and shown_cfg.model.pretrain
-        stage = f" ({last_batch.get('stage')} stage)" if pretrained and last_batch.get("stage") else ""
-        st.progress(min(1.0, max(0.0, frac)), text=f"epoch {epoch} of {epochs}{stage}")
+        stage = f" ({progress.stage} stage)" if pretrained and progress.stage else ""
+        st.progress(progress.fraction, text=f"epoch {progress.epoch} of {progress.epochs}{stage}")
     if state in ("queued", "running") and status.owner == appstate.owner():
         st.button("Stop training", icon=":material/stop:", key=f"stop_{job_id}", on_click=_stop,
                   args=(job_id,), help="Stops after the current step; what was learned so far is saved as a run.")
@@ -135,18 +131,17 @@ def live_view() -> None:
         st.error(appstate.plain(ss.pop("stop_error")))
     if status.error:
         st.error(appstate.plain(status.error))
-    if any(e.get("event") in ("batch", "epoch") for e in events):
+    if progress.training:
         st.plotly_chart(plots.training_curves(events, negatives=_negatives(shown_cfg)), width="stretch", key="live_curves")
     elif state in ("queued", "running"):
-        waiting = next((e.get("message") for e in reversed(events) if e.get("event") == "job"), None)
-        st.info(f"{waiting or 'Starting a worker process'}… the curves appear with the first batches.",
+        st.info(f"{progress.message or 'Starting a worker process'}… the curves appear with the first batches.",
                 icon=":material/hourglass_top:")
     if done:
-        appstate.metric_tiles(done.get("metrics") or {}, baseline=appstate.baseline_metrics(status.config),
+        appstate.metric_tiles(done.metrics, baseline=appstate.baseline_metrics(status.config),
                               negatives=_negatives(shown_cfg))
-        kept = done.get("best_epoch")
-        if kept is not None and kept != done.get("epochs"):
-            what = "the model as initialised" if kept == 0 else f"epoch {kept} of {done.get('epochs')}"
+        kept = done.best_epoch
+        if kept is not None and kept != done.epochs:
+            what = "the model as initialised" if kept == 0 else f"epoch {kept} of {done.epochs}"
             st.caption(f"Kept {what}: it ranked the validation items best (dotted curves). The figures "
                        "above are its test metrics.")
     if state not in ("queued", "running") and ss.get("settled") != job_id:

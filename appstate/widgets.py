@@ -20,6 +20,7 @@ from appstate.resources import (
     runner,
 )
 from appstate.session import PRESET, PRESET_KEYS, UPLOAD_PREFIX, preset_changes
+from ncf import events as train_events
 from ncf import registry
 from ncf.compare import source_label
 from ncf.errors import ConfigError, NCFError
@@ -159,15 +160,15 @@ def describe_config(cfg, ds_label: str, batch: str | None = None, events: list[d
     implicit = m.resolved_objective == "implicit"
     parts = [f"**{m.model.upper()}**" + (" with GMF and MLP pre-training" if m.pretrain else "")
              + f" on **{plain(ds_label)}**", f"{m.resolved_objective} objective"]
-    starts = [e for e in events or [] if e.get("event") == "start"]
-    if starts:
+    runs = train_events.stages(events or [])
+    if runs:
         stages = []
-        for s in starts:
-            ran = sum(1 for e in events if e.get("event") == "epoch" and e.get("stage") == s.get("stage"))
-            what = f"{ran} of {s.get('epochs')} epochs" if ran != s.get("epochs") else f"{ran} epochs"
-            lr = f" · lr {s['lr']:g}" if isinstance(s.get("lr"), int | float) else ""
-            stage = f"{s['stage']}: " if len(starts) > 1 and s.get("stage") else ""
-            stages.append(f"{stage}{what} · batch {s.get('batch_size')}{lr} · {s.get('optimizer')}")
+        for run in runs:
+            s, ran = run.start, run.epochs_run
+            what = f"{ran} of {s.epochs} epochs" if ran != s.epochs else f"{ran} epochs"
+            lr = f" · lr {s.lr:g}" if isinstance(s.lr, int | float) else ""
+            stage = f"{s.stage}: " if len(runs) > 1 and s.stage else ""
+            stages.append(f"{stage}{what} · batch {s.batch_size}{lr} · {s.optimizer}")
         parts.append(" → ".join(stages))
     elif m.pretrain:
         parts.append(pipeline_plan(t, m.resolved_objective))

@@ -55,7 +55,9 @@ import json, sys, threading, time
 import torch
 from ncf.config import RunConfig, TrainConfig
 from ncf.data import load, leave_one_out
+from ncf.cli.progress import ProgressPrinter
 from ncf.evaluate import evaluate
+from ncf.events import Batch, Start
 from ncf.train import train, resolve_train_config
 source, fraction = sys.argv[1], float(sys.argv[2])
 out = {}
@@ -70,24 +72,19 @@ stop = threading.Event()
 cfg = RunConfig(train=TrainConfig(epochs=1))
 out["batch_size"] = resolve_train_config(cfg, split).batch_size
 marks = {}
+log = ProgressPrinter("neumf")  # the CLI's own progress: a line every 10 s where stderr is a log
 def on_event(e):
     now = time.perf_counter()
-    if e["event"] == "start":
-        out["row_wise_embeddings"] = e.get("row_wise_embeddings")
-        out["steps_per_epoch"] = e["steps_per_epoch"]
+    if isinstance(e, Start):
+        out["row_wise_embeddings"] = e.row_wise_embeddings
+        out["steps_per_epoch"] = e.steps_per_epoch
         marks["start"] = now
-    if e["event"] == "batch":
-        marks.setdefault("first", (now, e["step"]))
-        marks["last"] = (now, e["step"])
-    if e["event"] == "batch" and e["step"] >= fraction * e["steps"] and fraction < 1:
+    if isinstance(e, Batch):
+        marks.setdefault("first", (now, e.step))
+        marks["last"] = (now, e.step)
+    if isinstance(e, Batch) and e.step >= fraction * e.steps and fraction < 1:
         stop.set()
-    if e["event"] == "batch" and not sys.stderr.isatty():
-        now = time.monotonic()
-        if now - on_event.last >= 10:
-            on_event.last = now
-            print(f"progress: epoch {e['epoch']} step {e['step']}/{e['steps']} {e['samples_per_second']:,.0f} samples/s "
-                  f"eta {e['eta']:.0f}s", file=sys.stderr, flush=True)
-on_event.last = time.monotonic()
+    log(e)
 t = time.perf_counter()
 result = train(cfg, split, on_event=on_event, stop=stop)
 out["train_call_seconds"] = time.perf_counter() - t

@@ -37,6 +37,7 @@ from ncf.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from ncf.data import Split, leave_one_out, ratio_split, synthetic  # noqa: E402
 from ncf.device import configure_threads  # noqa: E402
 from ncf.evaluate import evaluate  # noqa: E402
+from ncf.events import Epoch, TrainEvent  # noqa: E402
 from ncf.models import build_model  # noqa: E402
 from ncf.train import train  # noqa: E402
 
@@ -56,11 +57,11 @@ def timed_train(cfg: RunConfig, split: Split, target: float | None = None) -> di
     reached: list[float] = []
     curve: list[tuple[int, float, float]] = []
 
-    def on_event(e: dict) -> None:
-        if e["event"] == "epoch" and "hr@10" in e["metrics"]:
+    def on_event(e: TrainEvent) -> None:
+        if isinstance(e, Epoch) and "hr@10" in e.metrics:
             now = time.perf_counter() - start
-            curve.append((e["epoch"], round(now, 1), round(e["metrics"]["hr@10"], 4)))
-            if target is not None and not reached and e["metrics"]["hr@10"] >= target:
+            curve.append((e.epoch, round(now, 1), round(e.metrics["hr@10"], 4)))
+            if target is not None and not reached and e.metrics["hr@10"] >= target:
                 reached.append(now)
 
     result = train(cfg, split, on_event=on_event)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from ncf import events
 from ncf.labels import is_rating_metric
 
 RANKING_KEYS = ("hr@10", "ndcg@10", "full_recall@10", "full_ndcg@10")
@@ -69,13 +70,7 @@ def metric_keys(cfg: dict) -> tuple[str, ...]:
 
 def stage_epochs(history: Sequence[dict]) -> list[tuple[str, int, int]]:
     """(stage, epochs run, epochs planned) per training stage, from a run's events."""
-    out = []
-    for e in history:
-        if e.get("event") == "start":
-            stage = str(e.get("stage") or "")
-            ran = sum(1 for x in history if x.get("event") == "epoch" and str(x.get("stage") or "") == stage)
-            out.append((stage, ran, int(e.get("epochs") or 0)))
-    return out
+    return [(run.start.stage or "", run.epochs_run, run.start.epochs or 0) for run in events.stages(history)]
 
 
 def read_history(run_path: str | Path) -> list[dict]:

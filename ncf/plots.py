@@ -6,6 +6,7 @@ and returns a `plotly.graph_objects.Figure`, so a page is a single `st.plotly_ch
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -14,6 +15,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from ncf import registry
+from ncf.events import Batch, Done, Epoch, Start, TrainEvent, parse_all
 from ncf.labels import is_full_ranking, is_rating_metric, metric_label
 
 ACCENT = "#d1495b"
@@ -76,55 +78,49 @@ def per_user_histogram(user_counts: np.ndarray) -> go.Figure:
 # ---------------------------------------------------------------- training curves
 
 
-def _stage_offsets(events: Sequence[dict]) -> dict[str, int]:
+def _stage_offsets(events: Sequence[TrainEvent]) -> dict[str, int]:
     """Pre-training runs GMF, MLP then NeuMF in one job: their epochs are laid end to end."""
-    offsets, total, current = {}, 0, None
+    offsets: dict[str, int] = {}
+    total = 0
     for e in events:
-        stage = e.get("stage")
-        if e.get("event") == "start" and stage not in offsets:
-            offsets[stage] = total
-            total += int(e.get("epochs") or 0)
-            current = stage
-    if current is None:
-        offsets[None] = 0
+        if isinstance(e, Start) and e.stage not in offsets:
+            offsets[e.stage] = total
+            total += e.epochs
     return offsets
 
 
-def curves_frame(events: Iterable[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Training events -> (batch losses: x, loss, stage) and (per-epoch: x, stage, train_loss, metrics…).
+def curves_frame(events: Iterable[TrainEvent | dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training events (typed, or as a run's JSON) -> (batch losses: x, loss, stage) and (per-epoch:
+    x, stage, train_loss, metrics…).
 
     x is in epochs (fractional within an epoch), counted across pre-training stages.
     """
-    events = list(events)
+    events = parse_all(events)
     offsets = _stage_offsets(events)
     batches, epochs = [], []
     for e in events:
-        kind = e.get("event")
-        base = offsets.get(e.get("stage"), 0)
-        if kind == "batch" and e.get("loss") is not None:
-            steps = max(1, int(e.get("steps") or 1))
-            x = base + (int(e.get("epoch", 1)) - 1) + int(e.get("step", 0)) / steps
-            batches.append({"x": x, "loss": float(e["loss"]), "stage": e.get("stage") or ""})
-        elif kind == "epoch":
-            row = {"x": base + int(e.get("epoch", 1)), "stage": e.get("stage") or "",
-                   "train_loss": e.get("train_loss")}
-            row.update({k: v for k, v in (e.get("metrics") or {}).items() if isinstance(v, int | float)})
+        if isinstance(e, Batch) and e.loss is not None and not math.isnan(e.loss):
+            x = offsets.get(e.stage, 0) + (e.epoch - 1) + e.step / max(1, e.steps)
+            batches.append({"x": x, "loss": float(e.loss), "stage": e.stage})
+        elif isinstance(e, Epoch):
+            row = {"x": offsets.get(e.stage, 0) + e.epoch, "stage": e.stage, "train_loss": e.train_loss}
+            row.update({k: v for k, v in e.metrics.items() if isinstance(v, int | float)})
             epochs.append(row)
     return pd.DataFrame(batches, columns=["x", "loss", "stage"]), pd.DataFrame(epochs)
 
 
-def _stage_spans(events: Sequence[dict]) -> list[tuple[str, int, int]]:
+def _stage_spans(events: Sequence[TrainEvent]) -> list[tuple[str, int, int]]:
     """(stage, first x, last x) of each pre-training stage, when there is more than one."""
     offsets = _stage_offsets(events)
-    starts = {e.get("stage"): int(e.get("epochs") or 0) for e in events if e.get("event") == "start"}
-    spans = [(str(stage), off, off + starts.get(stage, 0)) for stage, off in offsets.items() if stage is not None]
+    starts = {e.stage: e.epochs for e in events if isinstance(e, Start)}
+    spans = [(stage, off, off + starts.get(stage, 0)) for stage, off in offsets.items() if stage]
     return spans if len(spans) > 1 else []
 
 
 STAGE_TINTS = ("rgba(46,134,193,0.10)", "rgba(241,143,1,0.10)", "rgba(0,0,0,0.0)")
 
 
-def training_curves(events: Iterable[dict], *, height: int = 380, negatives: int | None = 99) -> go.Figure:
+def training_curves(events: Iterable[TrainEvent | dict], *, height: int = 380, negatives: int | None = 99) -> go.Figure:
     """Loss (every batch report and each epoch's mean) beside the held-out metrics per epoch, with
     the epoch kept marked where a validation hold-out chose one other than the last.
 
@@ -134,7 +130,7 @@ def training_curves(events: Iterable[dict], *, height: int = 380, negatives: int
 
     Two side-by-side axes are laid out by hand rather than with `make_subplots`: the Train page
     rebuilds this figure every second, and the hand-made layout costs a third of the time."""
-    events = list(events)
+    events = parse_all(events)
     batches, epochs = curves_frame(events)
     metric_cols = [c for c in epochs.columns if c not in ("x", "stage", "train_loss")]
     rating = [c for c in metric_cols if is_rating_metric(c)]
@@ -187,14 +183,13 @@ def training_curves(events: Iterable[dict], *, height: int = 380, negatives: int
     return fig
 
 
-def _kept_epoch(events: Iterable[dict]) -> float | None:
+def _kept_epoch(events: Sequence[TrainEvent]) -> float | None:
     """x of the epoch a validation hold-out kept, when it was not the last one trained."""
-    events = list(events)
-    done = next((e for e in reversed(events) if e.get("event") == "done"), None)
-    if not done or done.get("best_epoch") is None or done["best_epoch"] == done.get("epochs"):
+    done = next((e for e in reversed(events) if isinstance(e, Done)), None)
+    if not done or done.best_epoch is None or done.best_epoch == done.epochs:
         return None
-    last_stage = next((e.get("stage") for e in reversed(events) if e.get("event") == "start"), None)
-    return _stage_offsets(events).get(last_stage, 0) + int(done["best_epoch"])
+    last_stage = next((e.stage for e in reversed(events) if isinstance(e, Start)), None)
+    return _stage_offsets(events).get(last_stage, 0) + int(done.best_epoch)
 
 
 def lr_finder(lrs: Sequence[float], losses: Sequence[float], suggestion: float | None = None) -> go.Figure:
@@ -208,7 +203,7 @@ def lr_finder(lrs: Sequence[float], losses: Sequence[float], suggestion: float |
     return fig
 
 
-def compare_curves(histories: dict[str, Sequence[dict]], metric: str) -> go.Figure:
+def compare_curves(histories: dict[str, Sequence[TrainEvent | dict]], metric: str) -> go.Figure:
     """One line per run of a per-epoch value (`train_loss` or a metric key such as hr@10)."""
     fig = _fig(title=metric, xaxis_title="epoch", yaxis_title=metric, height=340,
                legend=dict(orientation="h", y=-0.25))

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ncf import registry
+from ncf import events, registry
 from ncf.config import TRAIN_DEFAULTS, RunConfig, default_batch_size
 from ncf.errors import ConfigError, NCFError, UnknownIdError
 from ncf.experiments import REPORTED_METRICS, max_runs
@@ -197,12 +197,13 @@ def measured_rates(runner, source: str) -> dict[str, float]:
         if job.state != "done" or (cfg.get("data") or {}).get("source") != source or model in rates:
             continue
         seconds = _seconds_between(job.started, job.finished)
-        start = next((e for e in read_events(runner.jobs_dir / job.id) if e.get("event") == "start"), None)
-        if seconds is None or seconds < 0 or not start or not start.get("n_train"):
+        start = next((e for e in events.parse_all(read_events(runner.jobs_dir / job.id))
+                      if isinstance(e, events.Start)), None)
+        if seconds is None or seconds < 0 or not start or not start.n_train:
             continue
         seconds = max(seconds, 1.0)  # the job's times have one-second resolution: a quick run may read 0
         with contextlib.suppress(NCFError, TypeError, ValueError):
-            rates[model] = run_samples(RunConfig.from_dict(cfg), int(start["n_train"])) / seconds
+            rates[model] = run_samples(RunConfig.from_dict(cfg), int(start.n_train)) / seconds
     return rates
 
 
@@ -491,9 +492,8 @@ def point_states(runner, sweep: Sweep, rows: list[dict] | None = None, metrics=(
             with contextlib.suppress(NCFError):
                 st = runner.status(p["job"], events=False)
                 state = st.state
-                ev = st.last_event or {}
-                if st.state == "running" and ev.get("epoch"):
-                    progress = f"epoch {ev['epoch']}"
+                if st.state == "running" and st.progress.epoch:
+                    progress = f"epoch {st.progress.epoch}"
                 elif st.state == "queued" and st.position:
                     progress = f"{st.ahead} ahead in the queue"
         row = by_run.get(p["run_id"], {})

@@ -1,7 +1,7 @@
 """The vectorised trainer: every interaction lives in a tensor on the device, each epoch draws its
 negatives with a few tensor ops and shuffles with one permutation, and batches are slices.
 
-It reports through events (plain JSON-able dicts) to whoever listens, checks a stop flag at every
+It reports through typed events (ncf.events) to whoever listens, checks a stop flag at every
 batch, and never imports anything of the app. Where the time goes and what it does about it (see
 benchmarks/results_engine.md): embedding gradients by one `index_add_` (ncf.models.Embedding), fused
 Adam, no concatenations in the towers; for tables far larger than a batch, row-wise Adam(W) that
@@ -27,27 +27,22 @@ from ncf.data.features import for_split as feature_tables
 from ncf.device import configure_threads, pick_device
 from ncf.errors import ConfigError
 from ncf.evaluate import evaluate, evaluate_validation
+from ncf.events import Batch, Done, Epoch, Start, TrainEvent, eta_seconds
 from ncf.memory import check_training_fits
 from ncf.models import GMF, MLP, Recommender, build_model, neumf_from_pretrained
 from ncf.rowwise import RowAdamW, RowGrad
 
-Event = dict
 # A batch event (the live loss curve) every BATCH_EVENT_SECONDS, and at least BATCH_EVENTS_PER_EPOCH
-# times an epoch: an epoch of the synthetic data takes about 0.25 s, and by time alone its curve
-# had one point or none per epoch.
+# times an epoch: a short epoch (synthetic data: a quarter of a second) still draws a curve.
 BATCH_EVENT_SECONDS = 0.3
 BATCH_EVENTS_PER_EPOCH = 8
 
-# Pre-training (GMF -> MLP -> NeuMF): epochs of each stage when the configuration leaves epochs unset.
-# On a validation hold-out of ML-1M users 1-2999 (each user's second-latest item, never the test items)
-# GMF (64 factors) ranked best after epoch 8 of 8 and the MLP (256,128,64,32) after epoch 9 of 10.
+# Pre-training (GMF -> MLP -> NeuMF): epochs of each stage when the configuration leaves epochs unset,
+# where each stage ranked a validation hold-out of ML-1M best (benchmarks/results_engine.md).
 PRETRAIN_STAGE_EPOCHS = {"gmf": 8, "mlp": 10, "neumf": 3}
-# Fine-tuning the initialised NeuMF, as He et al.: plain SGD at a constant rate, a gentle one. Chosen on
-# that validation hold-out (benchmarks/results_engine.md): NeuMF built from the two halves ranks it at
-# HR@10 0.7389, and 3 epochs of SGD end at 0.7392 (lr 0.001), 0.7389 (0.005), 0.7372 (0.02): a larger rate
-# lets the two halves co-adapt and loses the ensemble that initialisation built (0.05, the rate used
-# before, took the test HR@10 from 0.718 to 0.706-0.709). A configuration that names an optimizer gets
-# that one at its own rate (e.g. `--optimizer adam --lr 1e-5`).
+# Fine-tuning the initialised NeuMF, as He et al.: plain SGD at a gentle constant rate, so the two halves
+# do not co-adapt and lose the ensemble initialisation built (rates compared in benchmarks/results_engine.md).
+# A configuration that names an optimizer gets that one at its own rate (e.g. `--optimizer adam --lr 1e-5`).
 PRETRAINED_NEUMF_OPTIMIZER = "sgd"
 PRETRAINED_NEUMF_LR = 0.001
 # Negatives checked against the training positives this many at a time (bounds the int64 keys).
@@ -56,9 +51,9 @@ NEGATIVE_CHUNK = 1 << 23
 SEEN_MASK_MAX_CELLS = 1 << 27
 # Embedding rows per batch sample above which sparse gradients beat a dense fused update on the CPU.
 SPARSE_ROWS_PER_SAMPLE = 32
-# Embedding rows per batch sample above which the CPU uses row-wise AdamW (ncf.rowwise). Default NeuMF,
-# batch 4096, one thread (us a sample): ML-1M's 19.5k rows 4.06 dense, 4.52 row-wise; ML-25M's 443k rows
-# 21.3 dense, 4.79 row-wise. Dense grows with the rows, row-wise does not; below this they are level.
+# Embedding rows per batch sample above which the CPU uses row-wise AdamW (ncf.rowwise): a dense step's
+# cost grows with the rows, a row-wise one's does not, and below this they are level (measured in
+# benchmarks/results_engine.md, "large data on one machine").
 ROWWISE_ROWS_PER_SAMPLE = 16
 
 
@@ -203,7 +198,7 @@ class Fitter:
     def _use_sparse(self) -> bool:
         """Sparse embedding gradients (only touched rows updated, "lazy" Adam) pay off only when the
         tables are much larger than a batch: below that, coalescing the sparse gradient costs more
-        than a fused dense update of every row (measured on ML-1M-sized data: 0.6x). Weight decay
+        than a fused dense update of every row (benchmarks/results_engine.md). Weight decay
         must shrink every row at every step, which a sparse update cannot do honestly, so any weight
         decay keeps the embeddings dense."""
         if self.device.type != "cpu" or self.tcfg.weight_decay or not self.model.embeddings():
@@ -254,7 +249,7 @@ class Fitter:
     @staticmethod
     def _dense_optimizer(name: str, params, lr: float, wd: float, betas=None,
                          capturable: bool = False) -> torch.optim.Optimizer:
-        # The fused kernels update every tensor in one pass: 1.3x the whole step at batch 2048 on the CPU.
+        # The fused kernels update every tensor in one pass (benchmarks/results_engine.md).
         adam_kw = {"betas": tuple(betas)} if betas else {}
         if capturable:  # only adam/adamw (see Fitter.graphed)
             adam_kw["capturable"] = True
@@ -330,8 +325,8 @@ class Fitter:
         keys = users.long() * self.n_items + items
         if self.seen_mask is not None:
             return torch.nonzero(self.seen_mask[keys]).squeeze(1)
-        # Queries in sorted order: each binary search then lands near the last one, in cache (8M random
-        # queries into 20M keys: 10.3 s unsorted, 1.6 s sort included). Positions come back ascending.
+        # Queries in sorted order: each binary search then lands near the last one, in cache (six times
+        # faster, sort included; benchmarks/results_engine.md). Positions come back ascending.
         keys, order = keys.sort()
         pos = torch.searchsorted(self.seen_keys, keys).clamp_(max=len(self.seen_keys) - 1)
         return order[self.seen_keys[pos] == keys].sort().values
@@ -407,7 +402,7 @@ def _is_set(stop) -> bool:
 class _Stage:
     """Runs the epochs of one model (one stage of a pipeline), emitting events."""
 
-    def __init__(self, fitter: Fitter, split: Split, tcfg: TrainConfig, stage: str, emit: Callable[[Event], None],
+    def __init__(self, fitter: Fitter, split: Split, tcfg: TrainConfig, stage: str, emit: Callable[[TrainEvent], None],
                  stop, clock_start: float, start_is_candidate: bool = False):
         self.fitter, self.split, self.tcfg, self.stage = fitter, split, tcfg, stage
         self.emit, self.stop, self.clock_start = emit, stop, clock_start
@@ -429,15 +424,14 @@ class _Stage:
         f, t = self.fitter, self.tcfg
         steps = f.steps_per_epoch(t.batch_size)
         total_steps = steps * t.epochs
-        start = {"event": "start", "device": str(f.device), "n_train": len(f.users), "steps_per_epoch": steps,
-                 "epochs": t.epochs, "stage": self.stage, "batch_size": t.batch_size, "lr": f.lr,
-                 "optimizer": f.optimizer_name, "sparse_embeddings": f.sparse,
-                 "row_wise_embeddings": f.rowwise}
+        start_metrics = None
         if self.start_is_candidate and self.split.has_validation and f.dist.is_main:
             with f.evaluating() as model:
-                start["start_metrics"] = evaluate_validation(model, self.split, k=t.k)
-            self._consider(0, start["start_metrics"])
-        self.emit(start)
+                start_metrics = evaluate_validation(model, self.split, k=t.k)
+            self._consider(0, start_metrics)
+        self.emit(Start(device=str(f.device), n_train=len(f.users), steps_per_epoch=steps, epochs=t.epochs,
+                        stage=self.stage, batch_size=t.batch_size, lr=f.lr, optimizer=f.optimizer_name,
+                        sparse_embeddings=f.sparse, row_wise_embeddings=f.rowwise, start_metrics=start_metrics))
         last_event = time.perf_counter()
         event_every = max(1, steps // BATCH_EVENTS_PER_EPOCH)
         f.model.train()
@@ -465,10 +459,10 @@ class _Stage:
                     last_event = now
                     rate = (self.samples + n_seen) / max(1e-9, self.train_seconds + now - epoch_start)
                     done = (epoch - 1) * steps + step + 1
-                    self.emit({"event": "batch", "epoch": epoch, "step": step + 1, "steps": steps,
-                               "loss": float(loss), "samples_per_second": rate * f.dist.world_size,
-                               "elapsed": now - self.clock_start, "eta": self._eta(done, total_steps, rate, epoch),
-                               "stage": self.stage})
+                    self.emit(Batch(epoch=epoch, step=step + 1, steps=steps, epochs=t.epochs,
+                                    loss=float(loss), samples_per_second=rate * f.dist.world_size,
+                                    elapsed=now - self.clock_start, eta=self._eta(done, total_steps, rate, epoch),
+                                    stage=self.stage))
             self._account(epoch_start, n_seen)
             self.epochs_done = epoch
             final = epoch == t.epochs
@@ -479,11 +473,11 @@ class _Stage:
                 distributed.barrier()  # a job of many: the other ranks wait while rank 0 evaluates
             rate = self.samples / max(1e-9, self.train_seconds)
             now = time.perf_counter()
-            self.emit({"event": "epoch", "epoch": epoch, "train_loss": float(loss_sum) / max(1, n_seen),
-                       "metrics": metrics, "elapsed": now - self.clock_start,
-                       "eta": self._eta(epoch * steps, total_steps, rate, epoch),
-                       "samples_per_second": rate * f.dist.world_size,  # a job of many: every rank's samples
-                       "stage": self.stage})
+            self.emit(Epoch(epoch=epoch, epochs=t.epochs, train_loss=float(loss_sum) / max(1, n_seen),
+                            metrics=metrics, elapsed=now - self.clock_start,
+                            eta=self._eta(epoch * steps, total_steps, rate, epoch),
+                            samples_per_second=rate * f.dist.world_size,  # a job of many: every rank's samples
+                            stage=self.stage))
         self._restore_best()
         distributed.broadcast_weights(f.model)  # only rank 0 knows the best epoch; it restored it alone
         return False
@@ -532,17 +526,17 @@ class _Stage:
     def _eta(self, steps_done: int, total_steps: int, rate: float, epoch: int) -> float:
         samples_left = (total_steps - steps_done) * self.tcfg.batch_size
         evals_left = max(0, self.tcfg.epochs - epoch) / self.tcfg.eval_every
-        eval_time = self.eval_seconds[-1] if self.eval_seconds else 0.0
-        return samples_left / max(rate, 1e-9) + evals_left * eval_time
+        return eta_seconds(samples_left, rate, evals_left, self.eval_seconds[-1] if self.eval_seconds else 0.0)
 
 
 def _stage_model(cfg: RunConfig, name: str, split: Split) -> Recommender:
     return build_model(cfg.model.replace(model=name, pretrain=False), split.n_users, split.n_items)
 
 
-def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | None = None, stop=None,
+def train(cfg: RunConfig, split: Split, *, on_event: Callable[[TrainEvent], None] | None = None, stop=None,
           model: Recommender | None = None) -> TrainResult:
-    """Fits `cfg.model` on `split` (or continues `model`), emitting events; see the module docstring.
+    """Fits `cfg.model` on `split` (or continues `model`), emitting typed events (ncf.events) to
+    `on_event`; the result's `history` holds them as JSON objects, as a run saves them.
 
     `cfg.model.pretrain` runs He et al.'s pipeline in one call: GMF, then MLP, then NeuMF
     initialised from both and fine-tuned (see PRETRAINED_NEUMF_OPTIMIZER). A set `stop` event ends the run within
@@ -561,8 +555,8 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
     if not ctx.is_main:  # a job of many: rank 0 alone reports
         on_event = None
 
-    def emit(event: dict) -> None:
-        history.append(event)
+    def emit(event: TrainEvent) -> None:
+        history.append(event.to_dict())
         if on_event is not None:
             on_event(event)
 
@@ -604,8 +598,8 @@ def train(cfg: RunConfig, split: Split, *, on_event: Callable[[dict], None] | No
         train_seconds, samples, best_epoch = fit_seconds, 0, None
     result_model.eval()
     rate = samples / train_seconds if train_seconds > 0 else 0.0
-    emit({"event": "done", "metrics": metrics, "stopped": stopped, "epochs": epochs, "best_epoch": best_epoch,
-          "train_seconds": train_seconds, "samples_per_second": rate, "elapsed": time.perf_counter() - clock})
+    emit(Done(metrics=metrics, stopped=stopped, epochs=epochs, best_epoch=best_epoch, train_seconds=train_seconds,
+              samples_per_second=rate, elapsed=time.perf_counter() - clock))
     return TrainResult(model=result_model, history=history, metrics=metrics, epochs=epochs,
                        train_seconds=train_seconds, samples_per_second=rate, stopped=stopped,
                        device=str(device), train_config=tcfg, best_epoch=best_epoch)
@@ -619,8 +613,7 @@ def _fit_direct(model, split: Split, tcfg: TrainConfig, emit, stop, clock: float
     (stopped, metrics, steps done, seconds fitting)."""
     stage = model.config.model
     total = model.fit_steps
-    emit({"event": "start", "device": str(device), "n_train": split.n_train, "steps_per_epoch": 1, "epochs": total,
-          "stage": stage})
+    emit(Start(device=str(device), n_train=split.n_train, steps_per_epoch=1, epochs=total, stage=stage))
     started = time.perf_counter()
     done = {"steps": 0}
     last_info: dict = {}
@@ -628,9 +621,8 @@ def _fit_direct(model, split: Split, tcfg: TrainConfig, emit, stop, clock: float
     def progress(step: int, info: dict) -> None:
         done["steps"] = step
         if step < total:
-            emit({"event": "epoch", "epoch": step, "metrics": {}, "info": info,
-                  "elapsed": time.perf_counter() - clock, "eta": (time.perf_counter() - started) / step * (total - step),
-                  "samples_per_second": 0.0, "stage": stage})
+            emit(Epoch(epoch=step, epochs=total, metrics={}, info=info, elapsed=time.perf_counter() - clock,
+                       eta=(time.perf_counter() - started) / step * (total - step), samples_per_second=0.0, stage=stage))
         else:
             last_info.update(info)
 
@@ -642,8 +634,8 @@ def _fit_direct(model, split: Split, tcfg: TrainConfig, emit, stop, clock: float
         metrics = evaluate(model, split, k=tcfg.k, full=not stopped or split.test_negatives is None)
         metrics.update(evaluate_validation(model, split, k=tcfg.k))  # what a sweep or search may choose on
     if not stopped:
-        emit({"event": "epoch", "epoch": total, "metrics": metrics, "info": last_info,
-              "elapsed": time.perf_counter() - clock, "eta": 0.0, "samples_per_second": 0.0, "stage": stage})
+        emit(Epoch(epoch=total, epochs=total, metrics=metrics, info=last_info, elapsed=time.perf_counter() - clock,
+                   eta=0.0, samples_per_second=0.0, stage=stage))
     return stopped, metrics, done["steps"], seconds
 
 
@@ -658,8 +650,7 @@ def _pretrain_pipeline(cfg: RunConfig, split: Split, tcfg: TrainConfig, device, 
 
     for name in ("gmf", "mlp"):
         # Each stage starts from the seed, as if run on its own: the pipeline's GMF and MLP are exactly
-        # `--model gmf` and `--model mlp` with the same settings (before, the MLP's initial weights
-        # were drawn after GMF's and matched no run a user could make alone).
+        # `--model gmf` and `--model mlp` with the same settings.
         torch.manual_seed(tcfg.seed)
         model = _stage_model(cfg, name, split)
         stage_cfg = stage_config(name)

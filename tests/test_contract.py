@@ -42,7 +42,7 @@ def fitted(split):
     for name in ALL:
         events: list[dict] = []
         cfg = small_config(name)
-        results[name] = (cfg, train(cfg, split, on_event=events.append), events)
+        results[name] = (cfg, train(cfg, split, on_event=lambda e, seen=events: seen.append(e.to_dict())), events)
     return results
 
 

@@ -88,7 +88,7 @@ def test_a_stop_request_ends_gpu_training_within_a_second():
 
     threading.Thread(target=request_stop, daemon=True).start()
     result = train(on_cuda("neumf", epochs=200), big, stop=stop,
-                   on_event=lambda e: training.set() if e["event"] == "batch" else None)
+                   on_event=lambda e: training.set() if e.kind == "batch" else None)
     assert result.stopped and set_at
     assert time.perf_counter() - set_at[0] < 1.0
 

@@ -79,7 +79,8 @@ def test_events_follow_the_contract_and_are_json(default_result):
 def test_batch_events_report_progress(small_split, monkeypatch):
     monkeypatch.setattr(trainer, "BATCH_EVENT_SECONDS", 0.0)
     events = []
-    train(RunConfig(train=TrainConfig(epochs=1, batch_size=256)), small_split, on_event=events.append)
+    train(RunConfig(train=TrainConfig(epochs=1, batch_size=256)), small_split,
+          on_event=lambda e: events.append(e.to_dict()))
     batches = [e for e in events if e["event"] == "batch"]
     assert len(batches) == events[0]["steps_per_epoch"]
     assert {"epoch", "step", "steps", "loss", "samples_per_second", "elapsed", "eta", "stage"} <= set(batches[0])
@@ -88,7 +89,8 @@ def test_batch_events_report_progress(small_split, monkeypatch):
 
 def test_a_short_epoch_still_draws_a_loss_curve(small_split):
     events = []
-    train(RunConfig(train=TrainConfig(epochs=2, batch_size=256)), small_split, on_event=events.append)
+    train(RunConfig(train=TrainConfig(epochs=2, batch_size=256)), small_split,
+          on_event=lambda e: events.append(e.to_dict()))
     steps = events[0]["steps_per_epoch"]
     for epoch in (1, 2):  # each epoch takes well under BATCH_EVENT_SECONDS here
         batches = [e for e in events if e["event"] == "batch" and e["epoch"] == epoch]
@@ -110,7 +112,7 @@ def test_a_stop_request_ends_training_within_a_second_keeping_the_model():
         stop.set()
 
     def on_event(event):
-        if event["event"] == "batch":
+        if event.kind == "batch":
             training.set()
 
     threading.Thread(target=request_stop, daemon=True).start()

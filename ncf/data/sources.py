@@ -27,6 +27,7 @@ from ncf.data.uploads import upload_key, upload_name
 from ncf.errors import DataError
 
 Progress = Callable[[int, "int | None"], None]
+Stage = Callable[[str], None]  # told each stage of a load as it begins: "reading the cache", "parsing", ...
 
 
 def max_upload_bytes() -> int:
@@ -38,8 +39,10 @@ def max_upload_bytes() -> int:
 
 
 def load(source: str = "synthetic", *, columns: dict | None = None, progress: Progress | None = None,
-         use_cache: bool = True) -> Dataset:
-    """Any source as a Dataset. See the module docstring of `ncf.data` for what `source` may be."""
+         use_cache: bool = True, on_stage: Stage | None = None) -> Dataset:
+    """Any source as a Dataset. See the module docstring of `ncf.data` for what `source` may be.
+    `progress` follows a download; `on_stage` is told each stage (reading the cache, or parsing
+    and then writing the cache), so a long load can say what it is doing."""
     text = str(source).strip()
     if text == "synthetic":
         return synthetic()
@@ -47,15 +50,15 @@ def load(source: str = "synthetic", *, columns: dict | None = None, progress: Pr
         location = movielens.locate(text.lower(), progress)
         release = movielens.RELEASES[text.lower()]
         return _cached(text.lower(), _paths(location), columns, use_cache,
-                       lambda: _load_path(location, columns, release=release, source=release.name))
+                       lambda: _load_path(location, columns, release=release, source=release.name), on_stage)
     path = Path(text).expanduser()
     prefix = published_prefix(path)
     if prefix is not None:
         return _cached(str(prefix.resolve()), published_files(prefix), None, use_cache,
-                       lambda: load_published(prefix))
+                       lambda: load_published(prefix), on_stage)
     if path.exists():
         return _cached(str(path.resolve()), _paths(path), columns, use_cache,
-                       lambda: _load_path(path, columns, source=str(path)))
+                       lambda: _load_path(path, columns, source=str(path)), on_stage)
     raise DataError(
         f"{text!r}: no such file or folder, and not a known source. Expected 'synthetic', a MovieLens release "
         f"({', '.join(movielens.RELEASES)}), or a path to a .csv/.tsv/.dat/.txt/.zip file, a MovieLens folder, "
@@ -92,17 +95,27 @@ def _paths(location: Path) -> list[Path]:
     return [location] + [p for p in siblings if p.is_file()]
 
 
-def _cached(source: str, paths: list[Path], columns, use_cache: bool, parse: Callable[[], Dataset]) -> Dataset:
+def _cached(source: str, paths: list[Path], columns, use_cache: bool, parse: Callable[[], Dataset],
+            on_stage: Stage | None = None) -> Dataset:
+    say = on_stage or _silent
     if not use_cache:
+        say("parsing")
         return parse()
     key = cache.source_key(source, paths, json.dumps(columns, sort_keys=True, default=str))
-    return _from_cache(key, parse)
+    return _from_cache(key, parse, say)
 
 
-def _from_cache(key: str, parse: Callable[[], Dataset]) -> Dataset:
+def _silent(stage: str) -> None:
+    pass
+
+
+def _from_cache(key: str, parse: Callable[[], Dataset], on_stage: Stage = _silent) -> Dataset:
+    on_stage("reading the cache")
     ds = cache.load(key)
     if ds is None:
+        on_stage("parsing (once: later loads read the cache)")
         ds = parse()
+        on_stage("writing the cache")
         with contextlib.suppress(OSError):  # a read-only or full cache costs speed, never the data
             cache.save(ds, key)
     return ds
@@ -188,11 +201,14 @@ def format_summary(ds: Dataset) -> str:
     return "\n".join(lines)
 
 
-def load_split(data: DataConfig, objective: str = "implicit", progress=None):
+def load_split(data: DataConfig, objective: str = "implicit", progress=None, on_stage: Stage | None = None):
     """The evaluation split a data configuration describes (loads the source, filters, splits).
 
-    Used by the job worker and the CLI alike, so both train on exactly the same split."""
-    ds = load(data.source, columns=data.columns, progress=progress)
+    Used by the job worker and the CLI alike, so both train on exactly the same split. `progress`
+    and `on_stage` follow the load as in `load`; the split is its last stage, "splitting"."""
+    ds = load(data.source, columns=data.columns, progress=progress, on_stage=on_stage)
+    if on_stage is not None:
+        on_stage("splitting")
     if data.min_per_user > 1:
         ds = filter_min_interactions(ds, min_per_user=data.min_per_user)
     if objective == "explicit" and ds.implicit:

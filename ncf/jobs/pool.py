@@ -10,7 +10,7 @@ session's five clicks cannot starve everyone else.
 Everything a page needs to show lives on disk, in `models_dir/.jobs/<job_id>/`:
 
 - `job.json`   owner, name, config, state, run id, error, times (replaced atomically);
-- `events.jsonl` the trainer's events, one JSON line each, appended and flushed as they come;
+- `events.jsonl` the trainer's events (ncf.events), one JSON line each, appended and flushed as they come;
 - `stop`       present once the owner asked the job to stop (the worker polls for it).
 
 So any page, a reload or a restarted server reads the same truth. Jobs that a dead server left
@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ncf import events as ev
 from ncf.config import RunConfig
 from ncf.data.sources import load_split
 from ncf.errors import ConfigError, NCFError, RunError, UnknownIdError
@@ -68,6 +69,12 @@ class JobStatus:
     @property
     def ahead(self) -> int:
         return max(0, self.position - 1)
+
+    @property
+    def progress(self) -> ev.Progress:
+        """Where the job stands (ncf.events.Progress): from all its events when they were read, else
+        from the newest one, which alone tells the stage, epoch, step, rate and time left."""
+        return ev.progress(self.events or ([self.last_event] if self.last_event else []))
 
     @property
     def finished_state(self) -> bool:
@@ -233,8 +240,8 @@ def _run_job(job_dir: str, cfg_dict: dict, name: str, models_dir: str, resume: s
     _update_job(jdir, state="running", started=_now(), worker_pid=os.getpid())
     events_file = open(jdir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in finally
 
-    def on_event(event: dict) -> None:
-        events_file.write(json.dumps(event, default=float) + "\n")
+    def on_event(event: ev.TrainEvent) -> None:
+        events_file.write(json.dumps(event.to_dict(), default=float) + "\n")
         events_file.flush()
 
     try:
@@ -246,13 +253,14 @@ def _run_job(job_dir: str, cfg_dict: dict, name: str, models_dir: str, resume: s
 
         model = None
         if resume is not None:
-            on_event({"event": "job", "message": f"Loading run {resume}"})
+            on_event(ev.Job(f"Loading run {resume}"))
             run = load_run(resume, models_dir=Path(models_dir))
             split, model = run.split(), run.model_copy()
             cfg = cfg.replace(model=run.config.model, data=run.config.data)  # the weights decide these
         else:
-            on_event({"event": "job", "message": f"Loading {cfg.data.source}"})
-            split = load_split(cfg.data, cfg.model.resolved_objective)
+            on_event(ev.Job(f"Loading {cfg.data.source}"))
+            split = load_split(cfg.data, cfg.model.resolved_objective,
+                               on_stage=lambda stage: on_event(ev.Job(f"Loading {cfg.data.source}: {stage}")))
         result = train(cfg, split, on_event=on_event, stop=stop, model=model)
         run = save_run(result, cfg, split, name=name or cfg.name, models_dir=Path(models_dir))
         state = "stopped" if result.stopped else "done"
