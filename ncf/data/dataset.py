@@ -116,6 +116,7 @@ class Dataset:
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> rows dropped
     source: str = ""  # how to load it again ("synthetic", "ml-100k", a path)
     published_test: PublishedTest | None = None
+    notes: tuple[str, ...] = ()  # what reading it found worth saying (a file's column not used as a feature)
 
     @property
     def n_users(self) -> int:

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from ncf.data.extra import EXTRA
 from ncf.errors import ConfigError
 
 # name -> (side, kind, column it is read from, description)
@@ -136,9 +137,32 @@ def _frame(ds, side: str) -> pd.DataFrame | None:
     return ds.user_info if side == "user" else ds.item_info
 
 
+def _extras(ds) -> dict[str, tuple[str, str, str, str]]:
+    """Features from the user's own files (ncf.data.extra): name -> (side, kind, column, description)."""
+    out = {}
+    for side in ("user", "item"):
+        frame = _frame(ds, side)
+        for column in (frame.columns if frame is not None else ()):
+            if str(column).startswith(EXTRA):
+                kind = "numeric" if frame[column].dtype.kind in "iuf" else "categorical"
+                out[str(column)] = (side, kind, column, f"column {str(column).removeprefix(EXTRA)!r} of your file "
+                                    f"({kind}, one value per {side})")
+    return out
+
+
+def meta(ds, name: str) -> tuple[str, str, str, str]:
+    """(side, kind, column, description) of a built-in feature or of one from the user's files."""
+    if name in FEATURES:
+        return FEATURES[name]
+    found = _extras(ds).get(name)
+    if found is None:
+        raise ConfigError(f"{ds.name} has no side feature {name!r}.")
+    return found
+
+
 def _raw_column(ds, name: str) -> pd.Series | None:
     """The values a feature is read from, one per user or item index; None when the source lacks them."""
-    side, kind, column, _ = FEATURES[name]
+    side, kind, column, _ = meta(ds, name)
     if side == "context":  # per interaction: there when the source has timestamps (and, for ages, years)
         if ds.timestamp is None or (name == "years_since_release" and _raw_column(ds, "year") is None):
             return None
@@ -147,7 +171,9 @@ def _raw_column(ds, name: str) -> pd.Series | None:
     if frame is None or column not in frame.columns:
         return None
     values = frame[column].reset_index(drop=True)
-    if name == "zip":
+    if name.startswith(EXTRA):
+        values = values.astype(float) if kind == "numeric" else values.fillna("").astype(str).str.strip()
+    elif name == "zip":
         values = values.astype(str).str.strip().str[:1]
     elif name == "year":
         values = values.astype(str).str.extract(_YEAR, expand=False).astype(float)
@@ -166,15 +192,15 @@ def _raw_column(ds, name: str) -> pd.Series | None:
 
 
 def available(ds) -> tuple[str, ...]:
-    """The side features this dataset has, in the order of FEATURES."""
-    return tuple(name for name in FEATURES if _raw_column(ds, name) is not None)
+    """The side features this dataset has, in the order of FEATURES, then those from the user's files."""
+    return tuple(name for name in (*FEATURES, *_extras(ds)) if _raw_column(ds, name) is not None)
 
 
 def describe_available(ds) -> list[dict]:
     """One row per feature this dataset has: name, side, kind, number of categories, description."""
     rows = []
     for name in available(ds):
-        side, kind, _, text = FEATURES[name]
+        side, kind, _, text = meta(ds, name)
         values = _raw_column(ds, name)
         if name in ("hour", "weekday"):
             n = 24 if name == "hour" else 7
@@ -202,7 +228,7 @@ def resolve(names, ds) -> tuple[str, ...]:
     if missing:
         raise ConfigError(f"{ds.name} has no side feature {', '.join(missing)}; it has "
                           f"{', '.join(have) or 'none'} (python -m ncf data SOURCE lists them).")
-    return tuple(n for n in FEATURES if n in names)  # one order, whatever order they were asked in
+    return tuple(n for n in have if n in names)  # one order, whatever order they were asked in
 
 
 def check_names(names) -> None:
@@ -210,10 +236,10 @@ def check_names(names) -> None:
     names = tuple(names)
     if names == ("all",):
         return
-    unknown = [n for n in names if n not in FEATURES]
+    unknown = [n for n in names if n not in FEATURES and not (n.startswith(EXTRA) and len(n) > len(EXTRA))]
     if unknown:
         raise ConfigError(f"Unknown feature {', '.join(map(repr, unknown))}; expected 'all', 'none' or a comma "
-                          f"list of {', '.join(FEATURES)}.")
+                          f"list of {', '.join(FEATURES)}, or {EXTRA}COLUMN for a column of your own file.")
     if len(set(names)) != len(names):
         raise ConfigError(f"A feature is named twice in {', '.join(names)}.")
 
@@ -265,13 +291,13 @@ def build(ds, names, train_index: dict[str, np.ndarray] | None = None, train_pai
     learn from: the spread of years since release, and each user's last time."""
     names = resolve(names, ds)
     specs, tables, notes = [], {}, []
-    if any(FEATURES[n][0] == "context" for n in names):
+    if any(meta(ds, n)[0] == "context" for n in names):
         user, item, time = train_pairs if train_pairs is not None else (ds.user, ds.item, ds.timestamp)
         years = item_years(ds)
         tables[USER_TIME] = last_times(ds.n_users, np.asarray(user), np.asarray(time))
         tables[ITEM_YEAR] = years
     for name in names:
-        side, kind, _, _ = FEATURES[name]
+        side, kind, _, _ = meta(ds, name)
         if side == "context":
             if name == "years_since_release":
                 age = to_context(time)[:, 2] - years[item]
@@ -344,7 +370,7 @@ def for_split(model_cfg, split) -> tuple:
     if not model_cfg.features:
         return model_cfg, None
     names = resolve(model_cfg.features, split.dataset)
-    time_names = [n for n in names if FEATURES[n][0] == "context"]
+    time_names = [n for n in names if n in FEATURES and FEATURES[n][0] == "context"]
     if time_names and model_cfg.model != "embnn":
         if tuple(model_cfg.features) != ("all",):
             raise ConfigError(f"The time features ({', '.join(time_names)}) are per interaction, which only "

@@ -38,7 +38,12 @@ def max_upload_bytes() -> int:
 
 def load(source: str = "synthetic", *, columns: dict | None = None, progress: Progress | None = None,
          use_cache: bool = True) -> Dataset:
-    """Any source as a Dataset. See the module docstring of `ncf.data` for what `source` may be."""
+    """Any source as a Dataset. See the module docstring of `ncf.data` for what `source` may be.
+    `columns["join"]` (one or a list of {"path", "kinds"}) joins features files by user or item id
+    (ncf.data.extra), after the source itself is read (and cached) as usual."""
+    if columns and columns.get("join"):
+        base = {k: v for k, v in columns.items() if k != "join"} or None
+        return _joined(load(source, columns=base, progress=progress, use_cache=use_cache), columns["join"])
     text = str(source).strip()
     if text == "synthetic":
         return synthetic()
@@ -72,6 +77,9 @@ def load_upload(filename: str, data: bytes, *, columns: dict | None = None, use_
             "Expected a smaller file (or raise NCF_MAX_UPLOAD_MB)."
         )
     name = Path(filename).name or "upload"
+    if columns and columns.get("join"):
+        base = {k: v for k, v in columns.items() if k != "join"} or None
+        return _joined(load_upload(filename, data, columns=base, use_cache=use_cache), columns["join"])
 
     def parse() -> Dataset:
         if looks_like_zip(data[:4]):
@@ -82,6 +90,14 @@ def load_upload(filename: str, data: bytes, *, columns: dict | None = None, use_
         return parse()
     key = cache.bytes_key(name, data, json.dumps(columns, sort_keys=True, default=str))
     return _from_cache(key, parse)
+
+
+def _joined(ds: Dataset, specs) -> Dataset:
+    from ncf.data.extra import apply_join
+
+    for spec in specs if isinstance(specs, list) else [specs]:
+        ds = apply_join(ds, spec)
+    return ds
 
 
 def _paths(location: Path) -> list[Path]:
