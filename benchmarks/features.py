@@ -17,7 +17,11 @@ Four comparisons, each over the seeds given (model initialisation, sampling and 
 - time: the explicit and implicit recipes above with the time features (hour, weekday, years since
   release; each interaction's own for training, the user's last training interaction's for the test):
   ids only, ids + time, user/item features, user/item features + time. Reports the training-time
-  ratio of each with time against the same without.
+  ratio of each with time against the same without;
+- timing: one epoch of the trainer's own loop (ncf.train.Fitter: the epoch's negatives and shuffle,
+  then every step, batch contexts included), for the four feature sets above, interleaved and repeated
+  (--repeats), the fastest of each kept, wall and CPU time: on a shared machine a single run's time
+  swings by 2x with the load, the fastest of several does not.
 
 "all" in the first three is the user and item features only (the time features came later and are
 measured in their own part, so the older figures keep their meaning).
@@ -118,6 +122,7 @@ def main() -> None:
     p.add_argument("--parts", default="explicit,implicit,cold,time")
     p.add_argument("--id-dropout", type=float, default=0.5, help="the cold part also trains EmbeddingNN with "
                    "this id dropout (0: not)")
+    p.add_argument("--repeats", type=int, default=5, help="timing: epochs per feature set (the fastest is kept)")
     p.add_argument("--json", help="write every row (with its per-bucket metrics) to this file")
     args = p.parse_args()
     os.environ.setdefault("NCF_DATA_DIR", "/work/shared/data")
@@ -134,6 +139,18 @@ def main() -> None:
             Path(args.json).write_text(json.dumps(rows, indent=1))
 
     static = static_features(ds)
+    if "timing" in parts:
+        timings = time_epochs(ds, static, args.repeats)
+        print("one epoch of the trainer's loop, the fastest of", args.repeats, "(wall s, CPU s; ratio to the same "
+              "without time)")
+        for t in timings:
+            base = next(x for x in timings if x["objective"] == t["objective"]
+                        and x["features"] == ("none" if t["features"] in ("none", "time") else "all"))
+            print(f"  {t['objective']:8s} {t['features']:10s} batch {t['batch_size']:5d} {t['samples']:,} samples: "
+                  f"{t['wall_s']:.2f} s wall ({t['wall_s'] / base['wall_s']:.2f}x), {t['cpu_s']:.2f} s CPU "
+                  f"({t['cpu_s'] / base['cpu_s']:.2f}x)", flush=True)
+        if args.json:
+            Path(args.json).with_suffix(".timing.json").write_text(json.dumps(timings, indent=1))
     for seed in seeds:
         for features in ((), static):
             if "explicit" in parts:
@@ -172,6 +189,45 @@ def main() -> None:
                     ratios = [a / b for a, b in pairs]
                     print(f"  {kind}: {with_time} / {base}: {statistics.mean(ratios):.2f}x "
                           f"(per seed {', '.join(f'{x:.2f}' for x in ratios)})")
+
+
+def time_epochs(ds, static: tuple, repeats: int) -> list[dict]:
+    """The fastest of `repeats` epochs of Fitter's loop per (objective, features), interleaved."""
+    import torch
+
+    from ncf.data.features import for_split
+    from ncf.device import configure_threads
+    from ncf.train import Fitter, resolve_train_config
+
+    configure_threads()  # as train() does: one thread on a small CPU box, so CPU time is the step's time
+    plans = []
+    for objective, kind in (("explicit", "ratio"), ("implicit", "leave_one_out")):
+        split = make_split(ds, kind, seed=0, test_fraction=0.2)
+        for features in ((), TIME, static, (*static, *TIME)):
+            cfg = RunConfig(model=ModelConfig(model="embnn", objective=objective, features=features),
+                            train=TrainConfig(seed=0, epochs=1, device="cpu"))
+            model_cfg, fs = for_split(cfg.model, split)
+            plans.append((objective, label_of(features, static), cfg.replace(model=model_cfg), fs, split))
+    best: dict = {}
+    for _ in range(repeats):
+        for objective, label, cfg, fs, split in plans:
+            from ncf.models import build_model
+
+            torch.manual_seed(0)
+            tcfg = resolve_train_config(cfg, split)
+            fitter = Fitter(build_model(cfg.model, split.n_users, split.n_items, fs), split, tcfg, torch.device("cpu"))
+            wall, cpu = time.perf_counter(), time.thread_time()
+            users, items, target = fitter.epoch_data()
+            for step in range(fitter.steps_per_epoch(tcfg.batch_size)):
+                batch = slice(step * tcfg.batch_size, (step + 1) * tcfg.batch_size)
+                fitter.step(users[batch], items[batch], target[batch], fitter.batch_context(batch))
+            wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+            key = (objective, label)
+            old = best.get(key, {"wall_s": float("inf"), "cpu_s": float("inf")})
+            best[key] = {"objective": objective, "features": label, "batch_size": tcfg.batch_size,
+                         "samples": fitter.samples_per_epoch, "wall_s": round(min(old["wall_s"], wall), 3),
+                         "cpu_s": round(min(old["cpu_s"], cpu), 3)}
+    return list(best.values())
 
 
 def kind_done(rows: list[dict], kind: str, objective: str, features: tuple, seed: int, static: tuple) -> bool:
