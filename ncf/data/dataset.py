@@ -184,6 +184,8 @@ class Dataset:
             "user_info": self.user_info is not None,
             "dropped": dict(self.dropped),
         }
+        if self.notes:
+            s["notes"] = list(self.notes)
         if self.published_test is not None:
             s["test_users"] = len(self.published_test.user)
             s["negatives_per_test_user"] = int(self.published_test.negatives.shape[1])

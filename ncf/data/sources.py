@@ -201,6 +201,7 @@ def format_summary(ds: Dataset) -> str:
         lines.append("Dropped:        " + "; ".join(f"{n:,} {why}" for why, n in s["dropped"].items()))
     else:
         lines.append("Dropped:        none")
+    lines += [f"Note:           {note}" for note in ds.notes]
     return "\n".join(lines)
 
 

@@ -51,6 +51,9 @@ def test_each_extra_column_becomes_a_user_or_item_feature_where_it_is_constant(t
     assert plan[ds.users.index(list(PLANS))].tolist() == list(PLANS.values())
     price = ds.item_info["extra:price"].to_numpy()
     assert np.allclose(price[ds.items.index(list(PRICES))], list(PRICES.values()))
+    from ncf.data import format_summary
+
+    assert "Note:" in format_summary(ds) and ds.summary()["notes"] == list(ds.notes)
     # The parsed copy in the cache keeps the features and the notes.
     again = load(str(tmp_path / "views.csv"))
     assert available(again) == available(ds) and again.notes == ds.notes
