@@ -84,7 +84,7 @@ elif mode == MODES[1]:
 
 else:
     from ncf.data import detect_columns
-    from ncf.data.extra import KINDS, keep_file, read_feature_file
+    from ncf.data.extra import KINDS, keep_file, kept_path, read_feature_file
 
     uploaded = st.file_uploader(
         "Drop a ratings file", type=["csv", "tsv", "dat", "txt", "data", "rating", "zip"],
@@ -115,9 +115,8 @@ else:
                     columns[role] = picked
             try:  # the other columns, for the roles as chosen: side features, kind guessed, correctable
                 extras = detect_columns(uploaded.name, data, columns).extras
-            except NCFError as e:
-                st.error(_named(uploaded.name, e))
-                st.stop()
+            except NCFError:  # roles that do not fit: loading says why
+                extras = {}
             if extras:
                 st.caption("Other columns are side features for EmbeddingNN: one that is the same in every row of "
                            "a user becomes a user feature, of an item an item feature; one that changes with the "
@@ -136,15 +135,20 @@ else:
                                               type=["csv", "tsv", "txt", "dat"],
                                               help="A table with a header: an id column (user or item) and attribute "
                                                    "columns, one row per user or item.")
+                found = None
                 if extra_file is not None:
                     try:
                         found = read_feature_file(appstate.current_dataset(), extra_file.name, extra_file.getvalue())
                     except NCFError as e:
                         st.error(_named(extra_file.name, e))
-                        st.stop()
+                if found is not None and join and join["path"] == str(kept_path(extra_file.name, extra_file.getvalue())):
+                    st.success(f"{appstate.plain(extra_file.name)} is joined: its {found.side} features are listed "
+                               "below.", icon=":material/check:")
+                elif found is not None:
                     st.write(f"Joins the **{found.side}s** by column `{appstate.plain(found.id_column)}`: "
-                             f"{found.matched:,} found" + (f"; {found.unknown:,} rows with ids the ratings do not have "
-                                                          "are skipped" if found.unknown else "") + ".")
+                             f"{found.matched:,} of {found.total:,} found" + (
+                                 f"; {found.unknown:,} rows with ids the ratings do not have are skipped"
+                                 if found.unknown else "") + ".")
                     st.dataframe(found.preview, hide_index=True, width="stretch")
                     jcols = st.columns(min(4, len(found.kinds)))
                     kinds = {name: jcols[j % len(jcols)].selectbox(name, KINDS, index=KINDS.index(kind), key=f"jkind_{name}")

@@ -111,7 +111,8 @@ class FeatureFile:
     kinds: dict[str, str]  # column -> categorical / numeric / ignore (guessed, or as asked)
     frame: pd.DataFrame  # every column as text
     matched: int  # ids of the dataset found in the file
-    unknown: int  # ids in the file the dataset does not have
+    unknown: int  # rows of the file whose id the dataset does not have
+    total: int = 0  # the dataset's users or items
 
     @property
     def preview(self) -> pd.DataFrame:
@@ -156,7 +157,8 @@ def read_feature_file(ds, filename: str, data: bytes, kinds: dict | None = None,
     kinds = {c: asked.get(c) or guess_kind(frame[c].head(1000)) for c in attributes}
     index = vocab[side]._index().get_indexer(_coerce(vocab[side], frame[id_column]))
     return FeatureFile(side=side, id_column=id_column, kinds=kinds, frame=frame,
-                       matched=len(np.unique(index[index >= 0])), unknown=int((index < 0).sum()))
+                       matched=len(np.unique(index[index >= 0])), unknown=int((index < 0).sum()),
+                       total=len(vocab[side]))
 
 
 def _coerce(vocab, ids: pd.Series) -> list:
@@ -211,16 +213,21 @@ def apply_join(ds, spec: dict):
     return join(ds, found, path.name)
 
 
-def keep_file(filename: str, data: bytes) -> Path:
-    """Keeps an uploaded features file in the cache folder, named by its content's hash (a training job is
-    another process and reads it by path); returns its path."""
+def kept_path(filename: str, data: bytes) -> Path:
+    """Where `keep_file` keeps these bytes (nothing is written)."""
     from ncf.data.cache import cache_dir
 
     digest = hashlib.sha256(data).hexdigest()[:20]
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name)[:80].lstrip(".") or "features.csv"
-    folder = cache_dir() / "features" / digest
+    return cache_dir() / "features" / digest / safe
+
+
+def keep_file(filename: str, data: bytes) -> Path:
+    """Keeps an uploaded features file in the cache folder, named by its content's hash (a training job is
+    another process and reads it by path); returns its path."""
+    path = kept_path(filename, data)
+    folder, safe = path.parent, path.name
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / safe
     if not path.exists():
         tmp = folder / f".{safe}.tmp"
         tmp.write_bytes(data)

@@ -45,8 +45,9 @@ def test_extra_columns_are_offered_as_features_with_their_kind_and_a_second_file
     uploader = next(u for u in at.file_uploader if u.key == "features_file")
     uploader.upload("studios.csv", studios.encode(), "text/csv").run()
     assert not at.exception and not at.error, shown(at.error[0].value) if at.error else ""
-    assert any("items" in m.value and "movieId" in shown(m.value) for m in at.markdown)
+    assert any("items" in m.value and "movieId" in shown(m.value) and "40 of 40" in m.value for m in at.markdown)
     next(b for b in at.button if b.label == "Join these features").click().run()
     assert not at.exception and not at.error, shown(at.error[0].value) if at.error else ""
     assert feature_table(at)["extra:studio"].side == "item"
     assert any("is the current dataset" in s.value for s in at.success)  # the join is part of the source
+    assert any("is joined" in s.value for s in at.success)
