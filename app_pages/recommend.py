@@ -111,6 +111,9 @@ with tab_user:
         left.dataframe(history, hide_index=True, width="stretch", height=420,
                        column_order=[c for c in ("title", "rating", "held_out", "timestamp", "genres", "item")
                                      if c in history], column_config=COLUMNS)
+        if any(s.side == "context" for s in getattr(run.model, "feature_specs", ())):
+            st.caption("This model also reads the time of an interaction: it recommends as at this user's last "
+                       "training interaction (hour, weekday, and each film's age then).")
         hits = int(recs["held_out"].sum()) if "held_out" in recs else 0
         right.markdown(f"**Top {k} recommendations** (unseen items only)"
                        + (" · ✅ the held-out test item is among them" if hits else ""))
