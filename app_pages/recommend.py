@@ -174,7 +174,9 @@ with tab_new:
     lists = {}
     for title, (given, about) in asks.items():
         try:
-            lists[title] = readable(explore.fold_in(run, given, k=10, user_features=about))
+            # The same person has seen what they rated: the profile's list leaves those out too.
+            recs = explore.fold_in(run, given, k=10 + len(ratings), user_features=about)
+            lists[title] = readable(recs[~recs["item"].isin(list(ratings))].head(10))
         except NCFError as e:
             st.error(f"{title}: {appstate.plain(e)}")
     if len(lists) == 1:
@@ -185,7 +187,7 @@ with tab_new:
     elif lists:
         shared = set.intersection(*(set(r["item"]) for r in lists.values()))
         st.caption(f"The same person three ways: what the profile alone, the ratings alone and both together "
-                   f"recommend. {len(shared)} of the 10 are in all three lists. With ratings alone, the profile "
+                   f"recommend. {len(shared)} of the {max(map(len, lists.values()))} are in all three lists. With ratings alone, the profile "
                    f"stays at the average trained user.")
         # Narrow columns: short headers, so the score is not cut off beside the title.
         compact = {**COLUMNS, "rank": st.column_config.NumberColumn("#", width=32),
