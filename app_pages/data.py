@@ -5,6 +5,7 @@ import streamlit as st
 import appstate
 from app_pages import PAGES
 from ncf import plots
+from ncf.data.features import describe_available
 from ncf.errors import NCFError
 
 st.header("Data")
@@ -84,6 +85,7 @@ elif mode == MODES[1]:
 
 else:
     from ncf.data import detect_columns
+    from ncf.data.extra import KINDS, keep_file, kept_path, read_feature_file
 
     uploaded = st.file_uploader(
         "Drop a ratings file", type=["csv", "tsv", "dat", "txt", "data", "rating", "zip"],
@@ -112,11 +114,60 @@ else:
                 picked = col.selectbox(role, choices, index=idx, key=f"role_{role}")
                 if picked != "(none)":
                     columns[role] = picked
-            if ss.source == appstate.upload_key(uploaded.name, data, columns):
+            try:  # the other columns, for the roles as chosen: side features, kind guessed, correctable
+                extras = detect_columns(uploaded.name, data, columns).extras
+            except NCFError:  # roles that do not fit: loading says why
+                extras = {}
+            if extras:
+                st.caption("Other columns are side features for EmbeddingNN: one that is the same in every row of "
+                           "a user becomes a user feature, of an item an item feature; one that changes with the "
+                           "interaction is left out. Check each kind.")
+                kcols = st.columns(min(4, len(extras)))
+                columns["features"] = {name: kcols[j % len(kcols)].selectbox(
+                    name, KINDS, index=KINDS.index(kind), key=f"kind_{name}",
+                    help="categorical: each value its own embedding (unseen values: an unknown bucket); numeric: "
+                         "a number, normalised; ignore: not used") for j, (name, kind) in enumerate(extras.items())}
+            base_key = appstate.upload_key(uploaded.name, data, columns)
+            join = ss.setdefault("upload_join", {}).get(base_key)
+            full = {**columns, "join": join} if join else columns
+            if ss.source == appstate.upload_key(uploaded.name, data, full):
                 st.success(f"{appstate.plain(uploaded.name)} is the current dataset.", icon=":material/check:")
+                extra_file = st.file_uploader("Optional: a features file joined by user or item id", key="features_file",
+                                              type=["csv", "tsv", "txt", "dat"],
+                                              help="A table with a header: an id column (user or item) and attribute "
+                                                   "columns, one row per user or item.")
+                found = None
+                if extra_file is not None:
+                    try:
+                        found = read_feature_file(appstate.current_dataset(), extra_file.name, extra_file.getvalue())
+                    except NCFError as e:
+                        st.error(_named(extra_file.name, e))
+                if found is not None and join and join["path"] == str(kept_path(extra_file.name, extra_file.getvalue())):
+                    st.success(f"{appstate.plain(extra_file.name)} is joined: its {found.side} features are listed "
+                               "below.", icon=":material/check:")
+                elif found is not None:
+                    st.write(f"Joins the **{found.side}s** by column `{appstate.plain(found.id_column)}`: "
+                             f"{found.matched:,} of {found.total:,} found" + (
+                                 f"; {found.unknown:,} rows with ids the ratings do not have are skipped"
+                                 if found.unknown else "") + ".")
+                    st.dataframe(found.preview, hide_index=True, width="stretch")
+                    jcols = st.columns(min(4, len(found.kinds)))
+                    kinds = {name: jcols[j % len(jcols)].selectbox(name, KINDS, index=KINDS.index(kind), key=f"jkind_{name}")
+                             for j, (name, kind) in enumerate(found.kinds.items())}
+                    if st.button("Join these features", type="primary"):
+                        spec = {"path": str(keep_file(extra_file.name, extra_file.getvalue())), "kinds": kinds,
+                                "side": found.side}
+                        try:
+                            key = appstate.open_upload(uploaded.name, data, {**columns, "join": spec})
+                        except NCFError as e:
+                            st.error(_named(extra_file.name, e))
+                        else:
+                            ss.upload_join[base_key] = spec
+                            use_source(key)
+                            st.rerun()
             elif st.button("Load this file", type="primary"):
                 try:
-                    key = appstate.open_upload(uploaded.name, data, columns)
+                    key = appstate.open_upload(uploaded.name, data, full)
                 except NCFError as e:
                     st.error(_named(uploaded.name, e))
                     st.info("The previously loaded dataset is still in use.")
@@ -146,6 +197,16 @@ c[4].metric("Feedback", "implicit" if ds.implicit else "{:g}–{:g} stars".forma
             help="Explicit ratings can be predicted (RMSE) or turned into 'interacted' (implicit, as in NCF).")
 if ds.dropped:
     st.caption(appstate.plain("Dropped while reading: " + ", ".join(f"{n:,} rows ({why})" for why, n in ds.dropped.items())))
+
+for note in ds.notes:
+    st.caption(appstate.plain(note))
+features = describe_available(ds)
+if features:
+    with st.expander(f"Side features: {len(features)}, for EmbeddingNN"):
+        st.dataframe(features, hide_index=True, width="stretch")
+        st.caption("Train with them from the command line: `python -m ncf train --model embnn --features all` "
+                   "(or a comma list of these names); the Recommendations page then takes a new user's own "
+                   "attributes.")
 
 g = st.columns(3)
 g[0].plotly_chart(plots.rating_histogram(ds.rating), width="stretch")

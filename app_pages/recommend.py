@@ -74,8 +74,10 @@ COLUMNS = {
         help="The model's output squashed into 0-100% (a sigmoid of its score): how sure it is that this user "
              "would pick the item. Trained on 1 positive to 4 sampled negatives, so read it as an ordering, "
              "not a calibrated chance; the rank is what counts."),
-    "predicted stars": st.column_config.NumberColumn("predicted stars", format="%.2f", width="small",
-                                                     help="The rating the model predicts this user would give."),
+    "predicted stars": st.column_config.NumberColumn(
+        "predicted stars", format="%.2f", width="small",
+        help="The rating the model predicts this user would give. Its output range ends a little above the top "
+             "star (fastai's y_range), so that the top is reachable: above it reads as 'a sure top rating'."),
     "times chosen": st.column_config.NumberColumn("times chosen", format="%d", width="small",
                                                   help="How many training users interacted with the item."),
     "held_out": st.column_config.CheckboxColumn("held out?", width="small",
@@ -110,6 +112,9 @@ with tab_user:
         left.dataframe(history, hide_index=True, width="stretch", height=420,
                        column_order=[c for c in ("title", "rating", "held_out", "timestamp", "genres", "item")
                                      if c in history], column_config=COLUMNS)
+        if any(s.side == "context" for s in getattr(run.model, "feature_specs", ())):
+            st.caption("This model also reads the time of an interaction: it recommends as at this user's last "
+                       "training interaction (hour, weekday, and each film's age then).")
         hits = int(recs["held_out"].sum()) if "held_out" in recs else 0
         right.markdown(f"**Top {k} recommendations** (unseen items only)"
                        + (" · ✅ the held-out test item is among them" if hits else ""))
@@ -141,20 +146,18 @@ with tab_new:
                             filter_mode="contains", select_all=False)
     profile = {}
     if specs := explore.user_feature_specs(run):  # a run with side features: the user may say who they are
-        with st.expander("About you (optional: this model also reads what it knows about users)"):
+        with st.expander("About you (optional: this model also reads what it knows about users)", expanded=True):
             for col, spec in zip(st.columns(len(specs)), specs, strict=True):
-                profile[spec.name] = (col.number_input(spec.name, value=None, step=1.0, key=f"fold_{spec.name}")
+                label = spec.name.removeprefix("extra:")
+                profile[spec.name] = (col.number_input(label, value=None, step=1.0, format="%g",
+                                                       key=f"fold_{spec.name}")
                                       if spec.kind == "numeric" else
-                                      col.selectbox(spec.name, ["", *spec.categories], key=f"fold_{spec.name}"))
+                                      col.selectbox(label, ["", *spec.categories], key=f"fold_{spec.name}"))
         profile = {name: v for name, v in profile.items() if v not in (None, "")}
-    if not picked and profile:
-        try:
-            recs = explore.fold_in(run, {}, k=10, user_features=profile)
-        except NCFError as e:
-            st.error(appstate.plain(e))
-        else:
-            st.markdown("**Recommended from your profile alone** (no ratings yet: a cold start)")
-            st.dataframe(readable(recs), hide_index=True, width="stretch", column_config=COLUMNS)
+    if any(s.side == "context" for s in getattr(run.model, "feature_specs", ())):
+        st.caption("This model also reads the time of an interaction (hour, weekday, years since release): a new "
+                   "user is recommended at the latest time in its training data.")
+    ratings = {}
     if picked:
         table = pd.DataFrame({"item": [str(i) for i in picked], "title": [titles.get(i, "") for i in picked],
                               "rating": [5.0] * len(picked)})
@@ -163,13 +166,41 @@ with tab_new:
                                     "rating": st.column_config.NumberColumn("your rating", min_value=0.5,
                                                                             max_value=5.0, step=0.5)})
         ratings = {raw: float(r) for raw, r in zip(picked, edited["rating"], strict=True)}
+    # With a profile and ratings, the three lists side by side show what each source of evidence adds.
+    if ratings and profile:
+        asks = {"From your profile alone": ({}, profile), "From your ratings alone": (ratings, {}),
+                "From both": (ratings, profile)}
+    else:  # one list, from whichever was given
+        asks = {"From your ratings": (ratings, {})} if ratings else {"From your profile": ({}, profile)} if profile else {}
+    lists = {}
+    for title, (given, about) in asks.items():
         try:
-            recs = explore.fold_in(run, ratings, k=10, user_features=profile)
+            # The same person has seen what they rated: the profile's list leaves those out too.
+            recs = explore.fold_in(run, given, k=10 + len(ratings), user_features=about)
+            lists[title] = readable(recs[~recs["item"].isin(list(ratings))].head(10))
         except NCFError as e:
-            st.error(appstate.plain(e))
-        else:
-            st.markdown("**Recommended for you**")
-            st.dataframe(readable(recs), hide_index=True, width="stretch", column_config=COLUMNS)
+            st.error(f"{title}: {appstate.plain(e)}")
+    if len(lists) == 1:
+        recs = next(iter(lists.values()))
+        st.markdown("**Recommended for you**" + (" from your profile alone (no ratings yet: a cold start)"
+                                                   if not ratings else ""))
+        st.dataframe(recs, hide_index=True, width="stretch", column_config=COLUMNS)
+    elif lists:
+        shared = set.intersection(*(set(r["item"]) for r in lists.values()))
+        st.caption(f"The same person three ways: what the profile alone, the ratings alone and both together "
+                   f"recommend. {len(shared)} of the {max(map(len, lists.values()))} are in all three lists. With ratings alone, the profile "
+                   f"stays at the average trained user.")
+        # Narrow columns: short headers, so the score is not cut off beside the title.
+        compact = {**COLUMNS, "rank": st.column_config.NumberColumn("#", width=32),
+                   "title": st.column_config.TextColumn("title", width=190),
+                   "chance": st.column_config.ProgressColumn("prob.", min_value=0.0, max_value=1.0, format="percent",
+                                                             width=64, help=COLUMNS["chance"].get("help")),
+                   "predicted stars": st.column_config.NumberColumn("stars", format="%.2f", width=52,
+                                                                    help=COLUMNS["predicted stars"].get("help"))}
+        for col, (title, recs) in zip(st.columns(len(lists)), lists.items(), strict=True):
+            col.markdown(f"**{title}**")
+            col.dataframe(recs, hide_index=True, width="stretch", column_config=compact, height=388,
+                          column_order=[c for c in ("rank", "title", "chance", "predicted stars") if c in recs])
 
 with tab_similar:
     if not run.model.embedding_tables() and getattr(run.model, "item_similarity", lambda i: None)(0) is None:

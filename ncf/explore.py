@@ -286,11 +286,23 @@ def _one_user_model(run):
         state[key] = full[key].float().mean(dim=0, keepdim=True).to(full[key].dtype)
     model = build_model(_sized_config(run), 1, run.n_items, _feature_shapes(run, 1, run.n_items))
     model.load_state_dict(state, strict=True)
+    _new_user_time(model, run)
     model.eval()  # dropout off and batch-norm statistics frozen while the user vector is fitted
     params = dict(model.named_parameters())
     for name, p in params.items():
         p.requires_grad_(name in user_keys)
     return model, [params[k] for k in sorted(user_keys) if k in params]
+
+
+def _new_user_time(model, run) -> None:
+    """Time features: a new user is recommended at the latest time in the training data (the moment of
+    the trained users' last interaction), not at an average of their hours and weekdays."""
+    from ncf.models import TimeFeatures
+
+    for name, module in model.named_modules():
+        if isinstance(module, TimeFeatures):
+            trained = run.model.get_submodule(name).user_time  # (n_users, 3)
+            module.user_time.copy_(trained[trained[:, 2].argmax()][None])
 
 
 def positive_threshold(run) -> float:

@@ -125,7 +125,7 @@ class Recommender(nn.Module):
     @property
     def feature_specs(self) -> tuple:
         """The side features' specs (ncf.data.features.FeatureSpec), users' first; () for ids only."""
-        return tuple(s for m in self.modules() if isinstance(m, SideFeatures) for s in m.specs)
+        return tuple(s for m in self.modules() if isinstance(m, (SideFeatures, TimeFeatures)) for s in m.specs)
 
     def embedding_tables(self) -> dict[str, tuple[nn.Embedding, nn.Embedding]]:
         return {}
@@ -174,6 +174,10 @@ class _MLPPath(nn.Module):
     def __init__(self, layers: tuple[int, ...], n_users: int, n_items: int, dropout: float = 0.0, features=None):
         super().__init__()
         half = layers[0] // 2
+        if features is not None and features.side("context"):
+            from ncf.errors import ConfigError
+
+            raise ConfigError("The time features are per interaction; only EmbeddingNN takes them.")
         self.user_emb = _embedding(n_users, half)
         self.item_emb = _embedding(n_items, half)
         self.user_features = self.item_features = None
@@ -350,6 +354,55 @@ class SideFeatures(nn.Module):
         return x @ torch.block_diag(*blocks)  # (B, K) @ (K, width)
 
 
+class TimeFeatures(nn.Module):
+    """The time features of one interaction (ncf.data.features: hour, weekday, years since release), from a
+    (B, 3) context [hour, weekday, time in years] beside the (user, item) pair. Hour and weekday are
+    embeddings (code 0 unknown, hour h is code h + 1); years since release is the context's time minus the
+    item's release year (a buffer), normalised, 0 where the year is unknown. Without a context (evaluation,
+    recommendation) a user's row of `user_time` is used: their last training interaction, or the latest
+    time in the training data for a user with none. Both buffers are saved with the weights."""
+
+    def __init__(self, specs, tables: dict):
+        super().__init__()
+        from ncf.data.features import ITEM_YEAR, USER_TIME
+
+        self.specs = tuple(specs)
+        self.weights = nn.ParameterDict({s.name: nn.Parameter(torch.randn(s.cardinality, s.width) * EMBEDDING_STD)
+                                         for s in self.specs if s.kind != "numeric"})
+        self.register_buffer("user_time", torch.as_tensor(tables[USER_TIME], dtype=torch.float32))  # (n_users, 3)
+        self.register_buffer("item_year", torch.as_tensor(tables[ITEM_YEAR], dtype=torch.float32))  # (n_items,)
+        self.age = next((s for s in self.specs if s.name == "years_since_release"), None)
+
+    @property
+    def width(self) -> int:
+        return sum(s.width for s in self.specs)
+
+    def context(self, user: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:  # -> (B, 3)
+        return self.user_time.index_select(0, user) if context is None else context
+
+    def per_context(self, ctx: torch.Tensor) -> list[torch.Tensor]:
+        """The hour and weekday embeddings of (B, 3) contexts, in spec order: [(B, w), ...]."""
+        out = []
+        for spec in self.specs:
+            if spec.kind != "numeric":
+                column = 0 if spec.name == "hour" else 1
+                out.append(self.weights[spec.name].index_select(0, ctx[:, column].long() + 1))
+        return out
+
+    def ages(self, ctx: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
+        """Normalised years since release: (B,) for paired items, (B, n_items) for every item (items None)."""
+        year = self.item_year if items is None else self.item_year.index_select(0, items)
+        age = (ctx[:, 2:3] - year[None, :]) if items is None else ctx[:, 2] - year
+        return torch.nan_to_num((age - self.age.mean) / self.age.std, nan=0.0)
+
+    def forward(self, user, item, context=None) -> torch.Tensor:  # (B,), (B,), (B, 3) -> (B, width)
+        ctx = self.context(user, context)
+        parts, embedded = [], iter(self.per_context(ctx))
+        for spec in self.specs:
+            parts.append(self.ages(ctx, item)[:, None] if spec.kind == "numeric" else next(embedded))
+        return torch.cat(parts, dim=-1)
+
+
 class EmbeddingNN(Recommender):
     """fastai's EmbeddingNN (a TabularModel on two categorical columns): embeddings sized by
     `get_emb_sz` unless given, concatenated, then LinBnDrop blocks (Linear, ReLU, optional
@@ -357,7 +410,9 @@ class EmbeddingNN(Recommender):
 
     With side features (`config.features`, tables from `ncf.data.features.build`), the input is
     [user embedding ; user features ; item embedding ; item features], as TabularModel concatenates
-    every categorical embedding and the continuous columns."""
+    every categorical embedding and the continuous columns. Time features (per interaction) come last:
+    [... ; item features ; hour ; weekday ; years since release], from the context `forward` takes
+    (see TimeFeatures)."""
 
     def __init__(self, config: ModelConfig, n_users: int, n_items: int, features=None):
         super().__init__(config, n_users, n_items)
@@ -369,9 +424,13 @@ class EmbeddingNN(Recommender):
             self.user_features = SideFeatures(features.side("user"), features.tables)
         if features is not None and features.side("item"):
             self.item_features = SideFeatures(features.side("item"), features.tables)
+        self.time_features = None
+        if features is not None and features.side("context"):
+            self.time_features = TimeFeatures(features.side("context"), features.tables)
         self.user_width = user_dim + (self.user_features.width if self.user_features is not None else 0)
-        item_width = item_dim + (self.item_features.width if self.item_features is not None else 0)
-        sizes = (self.user_width + item_width, *config.resolved_layers)
+        self.item_width = item_dim + (self.item_features.width if self.item_features is not None else 0)
+        time_width = self.time_features.width if self.time_features is not None else 0
+        sizes = (self.user_width + self.item_width + time_width, *config.resolved_layers)
         blocks: list[nn.Module] = []
         for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False):
             # fastai drops the Linear bias when a BatchNorm follows it (lin_first=True order).
@@ -401,17 +460,33 @@ class EmbeddingNN(Recommender):
             return e
         return e * (torch.rand(len(e), 1, device=e.device) >= p).to(e.dtype)
 
-    def forward(self, user, item):
-        x = torch.cat([self.user_input(user), self.item_input(item)], dim=-1)
+    def forward(self, user, item, context=None):  # context: (B, 3) for time features, else unused
+        parts = [self.user_input(user), self.item_input(item)]
+        if self.time_features is not None:
+            parts.append(self.time_features(user, item, context))
+        x = torch.cat(parts, dim=-1)
         return self.output(self.out(self.layers(x)).squeeze(-1))
 
     def score_users(self, users):
         first: nn.Linear = self.layers[0]
+        split = self.user_width + self.item_width
         user_part = self.user_input(users) @ first.weight[:, :self.user_width].T  # (B, d1)
         if first.bias is not None:
             user_part = user_part + first.bias
-        item_part = self.item_input() @ first.weight[:, self.user_width:].T  # (n_items, d1)
-        h = (user_part[:, None, :] + item_part[None, :, :]).flatten(0, 1)  # (B * n_items, d1)
+        item_part = self.item_input() @ first.weight[:, self.user_width:split].T  # (n_items, d1)
+        h = user_part[:, None, :] + item_part[None, :, :]  # (B, n_items, d1)
+        if self.time_features is not None:  # a user's context is the same for every item; the age is not
+            tf = self.time_features
+            ctx = tf.context(users, None)
+            start, embedded = split, iter(tf.per_context(ctx))
+            for spec in tf.specs:
+                w = first.weight[:, start:start + spec.width]  # (d1, width)
+                if spec.kind == "numeric":  # (B, n_items, 1) * (d1,)
+                    h = h + tf.ages(ctx, None)[:, :, None] * w[:, 0]
+                else:
+                    h = h + (next(embedded) @ w.T)[:, None, :]
+                start += spec.width
+        h = h.flatten(0, 1)  # (B * n_items, d1)
         h = self.layers[1:](h)
         return self.output(self.out(h).view(len(users), self.n_items))
 
@@ -478,7 +553,16 @@ def describe_architecture(cfg: ModelConfig, n_users: int, n_items: int, features
                 f"{n_in}→{n_out}")
 
     def feature_row(spec, widths: dict) -> None:
-        widths[spec.side].append((spec.name, spec.width))
+        widths.setdefault(spec.side, []).append((spec.name, spec.width))
+        if spec.name == "years_since_release":
+            row("time feature: years since release (number)", 1, 0,
+                f"(interaction year − item's release year − {spec.mean:.4g}) / {spec.std:.4g}; unknown year → 0")
+            return
+        if spec.side == "context":
+            row(f"time feature: {spec.name} (embedding)", spec.width, spec.cardinality * spec.width,
+                f"{spec.cardinality - 1} values + unknown × {spec.width}; recommending: the user's last "
+                "interaction time")
+            return
         if spec.kind == "numeric":
             row(f"{spec.side} feature: {spec.name} (number)", 1, 0,
                 f"(x − {spec.mean:.4g}) / {spec.std:.4g}; missing → 0")
@@ -538,11 +622,12 @@ def describe_architecture(cfg: ModelConfig, n_users: int, n_items: int, features
         row("item embedding", di, n_items * di, f"{n_items:,} items × {di} ({rule})")
         for spec in features.side("item") if features is not None else ():
             feature_row(spec, widths)
-        parts = widths["user"] + widths["item"]
+        for spec in features.side("context") if features is not None else ():
+            feature_row(spec, widths)
+        parts = widths["user"] + widths["item"] + widths.get("context", [])
         total = sum(w for _, w in parts)
         row("concatenate", total, 0, f"h0 = {' + '.join(str(w) for _, w in parts)} = {total} features")
-        du, di = sum(w for _, w in widths["user"]), sum(w for _, w in widths["item"])
-        sizes = (du + di, *layers)
+        sizes = (total, *layers)
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False), start=1):
             extras = [" + BatchNorm" if cfg.batch_norm else "", f" + Dropout({cfg.dropout:g})" if cfg.dropout else ""]
             params = n_in * n_out + (2 * n_out if cfg.batch_norm else n_out)

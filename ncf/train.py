@@ -24,6 +24,7 @@ from ncf.config import TRAIN_DEFAULTS, RunConfig, TrainConfig, default_batch_siz
 from ncf.cuda_graph import CapturedStep
 from ncf.data import Split
 from ncf.data.features import for_split as feature_tables
+from ncf.data.features import train_context
 from ncf.device import configure_threads, pick_device
 from ncf.errors import ConfigError
 from ncf.evaluate import evaluate, evaluate_validation
@@ -130,6 +131,14 @@ class Fitter:
         index = torch.int32 if max(model.n_users, model.n_items) < 2**31 else torch.long
         self.users = torch.as_tensor(split.train_user, device=device).to(index)
         self.items = torch.as_tensor(split.train_item, device=device).to(index)
+        # Time features (EmbeddingNN): each training interaction's (hour, weekday, time) context; an epoch
+        # sample carries the row of its positive (a negative shares its positive's moment), and a batch
+        # gathers its contexts by those rows. Without timestamps in the split (a saved run's), the model
+        # falls back to each user's last training time.
+        self.context = None
+        self.epoch_rows: torch.Tensor | None = None
+        if getattr(model, "time_features", None) is not None and (ctx := train_context(split)) is not None:
+            self.context = torch.as_tensor(ctx, device=device)  # (n_train, 3)
         if self.explicit:
             if split.train_rating is None:
                 raise ConfigError("The explicit objective fits ratings, but this dataset has none (implicit "
@@ -164,7 +173,7 @@ class Fitter:
         # beta1, so one-cycle runs (which move beta1 every step) stay eager.
         self.graphed = (device.type == "cuda" and tcfg.cuda_graph is not False and not tcfg.one_cycle
                         and not self.sparse and not self.rowwise and self.optimizer_name in ("adam", "adamw")
-                        and not self.dist.active)
+                        and not self.dist.active and self.context is None)
         self.optimizers = self._make_optimizers()
         self.net = distributed.wrap(model, device)  # what a step calls: DDP in a job of many, else the model
         self.amp = device.type == "cuda" and tcfg.mixed_precision
@@ -337,18 +346,25 @@ class Fitter:
         intermediate is freed as soon as it is used: at ML-25M's size an epoch is 124M samples."""
         pos_users, pos_items = self.users, self.items
         ratings = self.ratings if self.explicit else None
+        rows = None
+        if self.context is not None:
+            rows = torch.arange(len(self.users), device=self.device, dtype=pos_users.dtype)
         if self.dist.active:  # this rank's share of the positives, the same size on every rank
             mine = distributed.shard(len(self.users), self.shard_generator, self.device)
             pos_users, pos_items = pos_users[mine], pos_items[mine]
             ratings = ratings[mine] if ratings is not None else None
+            rows = rows[mine] if rows is not None else None
         if self.explicit:
             perm = torch.randperm(len(pos_users), generator=self.generator, device=self.device,
                                   dtype=pos_users.dtype)
+            self.epoch_rows = rows[perm] if rows is not None else None
             return pos_users[perm], pos_items[perm], ratings[perm]
         n_neg, n_pos = self.tcfg.n_negatives, len(pos_users)
         neg_users, neg_items = self.draw_negatives(n_neg, pos_users) if n_neg else (pos_users[:0], pos_items[:0])
         perm = torch.randperm(n_pos * (1 + n_neg), generator=self.generator, device=self.device,
                               dtype=pos_users.dtype)
+        if rows is not None:  # a negative (drawn as positives.repeat(n_neg)) shares its positive's context
+            self.epoch_rows = rows.repeat(1 + n_neg)[perm]
         users = torch.cat([pos_users, neg_users])[perm]
         del neg_users
         items = torch.cat([pos_items, neg_items])[perm]
@@ -369,25 +385,35 @@ class Fitter:
             steps -= 1
         return max(1, steps)
 
-    # -- one step ---------------------------------------------------------------------------------
-    def step(self, users: torch.Tensor, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        target = target.float()  # epoch_data keeps implicit targets as bool
-        if self.captured is not None:
-            return self.captured(users, items, target)
-        return self.eager_step(users, items, target)
+    def batch_context(self, batch: slice) -> torch.Tensor | None:
+        """(B, 3) time contexts of the epoch's samples `batch` (see __init__); None without time features."""
+        if self.context is None or self.epoch_rows is None:
+            return None
+        return self.context.index_select(0, self.epoch_rows[batch])
 
-    def eager_step(self, users: torch.Tensor, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    # -- one step ---------------------------------------------------------------------------------
+    def step(self, users: torch.Tensor, items: torch.Tensor, target: torch.Tensor,
+             context: torch.Tensor | None = None) -> torch.Tensor:
+        target = target.float()  # epoch_data keeps implicit targets as bool
+        if self.captured is not None and context is None:
+            return self.captured(users, items, target)
+        return self.eager_step(users, items, target, context)
+
+    def eager_step(self, users: torch.Tensor, items: torch.Tensor, target: torch.Tensor,
+                   context: torch.Tensor | None = None) -> torch.Tensor:
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
-        return self.compute_step(users, items, target)
+        return self.compute_step(users, items, target, context)
 
-    def compute_step(self, users: torch.Tensor, items: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def compute_step(self, users: torch.Tensor, items: torch.Tensor, target: torch.Tensor,
+                     context: torch.Tensor | None = None) -> torch.Tensor:
         """Forward, loss, backward and update, gradients starting from None (what a CUDA graph records)."""
+        inputs = (users, items) if context is None else (users, items, context)
         if self.amp:
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                out = self.net(users, items).float()
+                out = self.net(*inputs).float()
         else:  # no autocast context at all: at small batches its entry and exit cost is measurable
-            out = self.net(users, items)
+            out = self.net(*inputs)
         loss = F.mse_loss(out, target) if self.explicit else F.binary_cross_entropy_with_logits(out, target)
         loss.backward()
         for opt in self.optimizers:
@@ -449,7 +475,7 @@ class _Stage:
                     f.set_schedule(*one_cycle_lr((epoch - 1) * steps + step, total_steps, f.lr))
                 lo = step * t.batch_size
                 batch = slice(lo, lo + t.batch_size)
-                loss = f.step(users[batch], items[batch], target[batch])
+                loss = f.step(users[batch], items[batch], target[batch], f.batch_context(batch))
                 self.metrics_current = False
                 n_batch = len(users[batch])
                 loss_sum += loss * n_batch
@@ -719,7 +745,7 @@ def lr_find(cfg: RunConfig, split: Split, start: float = 1e-6, end: float = 1.0,
                 offset = 0
             batch = slice(offset, offset + tcfg.batch_size)
             offset += tcfg.batch_size
-            loss = float(fitter.step(users[batch], items[batch], target[batch]))
+            loss = float(fitter.step(users[batch], items[batch], target[batch], fitter.batch_context(batch)))
             if not math.isfinite(loss):
                 break
             avg = 0.98 * avg + 0.02 * loss

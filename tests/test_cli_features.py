@@ -16,7 +16,7 @@ def test_data_lists_the_side_features_of_a_source(tmp_path, capsys):
     assert "side features" in out and "occupation" in out and "genres" in out
     assert main(["data", str(folder), "--json"]) == 0
     names = [f["feature"] for f in json.loads(capsys.readouterr().out)["features"]]
-    assert names == ["age", "gender", "occupation", "zip", "genres", "year"]
+    assert names == ["age", "gender", "occupation", "zip", "genres", "year", "hour", "weekday", "years_since_release"]
 
 
 def test_features_flag_parses_none_all_and_lists():
@@ -44,7 +44,8 @@ def test_train_records_the_features_and_evaluate_reproduces_them(tmp_path, capsy
     assert "by_activity" in json.loads(lines[-1])
     run = json.loads(lines[-2])
     config = json.loads((out / run["run_id"] / "config.json").read_text())
-    assert config["config"]["model"]["features"] == ["age", "gender", "occupation", "zip", "genres", "year"]
+    assert config["config"]["model"]["features"] == ["age", "gender", "occupation", "zip", "genres", "year", "hour",
+                                                     "weekday", "years_since_release"]
     assert main(["evaluate", str(out / run["run_id"]), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["rmse"] == run["rmse"]

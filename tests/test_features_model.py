@@ -68,7 +68,8 @@ def test_a_run_with_features_saves_and_loads_with_the_same_encoders_and_scores(d
                     layers=(8,)), train=TrainConfig(epochs=1, batch_size=4, device="cpu"))
     result = train(cfg, split)
     run = save_run(result, cfg, split, models_dir=tmp_path / "models")
-    assert run.config.model.features == ALL  # "all" recorded as what it meant for this data
+    # "all" recorded as what it meant for this data: its user and item features, and the time features
+    assert run.config.model.features == (*ALL, "hour", "weekday", "years_since_release")
     runs.clear_cache()
     loaded = load_run(run.path)
     assert (run.path / "features.json").is_file()

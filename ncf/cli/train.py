@@ -250,7 +250,10 @@ def add_parser(sub) -> None:
     t.add_argument("--dropout", type=float, help="dropout after each ReLU of the tower (EmbeddingNN, MLP, NeuMF)")
     t.add_argument("--batch-norm", action="store_true", help="EmbeddingNN batch norm (fastai's use_bn)")
     t.add_argument("--features", help="EmbeddingNN side features beside the ids: none (default), all, or a comma "
-                   "list such as age,occupation,genres (python -m ncf data SOURCE lists a source's)")
+                   "list such as age,occupation,genres (python -m ncf data SOURCE lists a source's). The time "
+                   "features hour,weekday,years_since_release (EmbeddingNN only) are each interaction's; "
+                   "evaluate and recommend use each user's last training interaction time, a new user the "
+                   "latest time in the training data")
     t.add_argument("--id-dropout", type=float, help="EmbeddingNN with features: chance of zeroing a training "
                    "pair's id embeddings, so it learns to rank cold-start users from features alone (default 0)")
     t.add_argument("--by-activity", action="store_true", help="after training, print the metrics by the "

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ncf.data.dataset import Dataset, Vocab
+from ncf.data.extra import EXTRA, by_side, merge_info
 from ncf.errors import DataError
 
 EXPECTED = "Expected a table of user, item[, rating[, timestamp]] rows."
@@ -142,6 +143,14 @@ def to_dataset(
         user, item = user[keep], item[keep]
         rating = None if rating is None else rating[keep]
         timestamp = None if timestamp is None else timestamp[keep]
+    item_info, user_info = align_info(item_info, items), align_info(user_info, users)
+    notes: list[str] = []
+    extras = {c: frame[c].reset_index(drop=True) for c in frame.columns if str(c).startswith(EXTRA)}
+    if extras:  # a table's extra columns: features of the users or of the items, where constant
+        if keep is not None:
+            extras = {c: v.iloc[keep].reset_index(drop=True) for c, v in extras.items()}
+        by_user, by_item, notes = by_side(user, item, len(users), len(items), extras)
+        user_info, item_info = merge_info(user_info, by_user), merge_info(item_info, by_item)
     return Dataset(
         name=name,
         user=user,
@@ -150,8 +159,9 @@ def to_dataset(
         timestamp=timestamp,
         users=users,
         items=items,
-        item_info=align_info(item_info, items),
-        user_info=align_info(user_info, users),
+        item_info=item_info,
+        user_info=user_info,
         dropped=dropped,
         source=source,
+        notes=tuple(notes),
     )

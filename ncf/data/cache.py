@@ -83,6 +83,7 @@ def save(ds: Dataset, key: str) -> Path:
         "name": ds.name,
         "source": ds.source,
         "dropped": ds.dropped,
+        "notes": list(ds.notes),
         "item_info": _frame_arrays("item_info", ds.item_info, arrays),
         "user_info": _frame_arrays("user_info", ds.user_info, arrays),
         "arrays": sorted(arrays),
@@ -137,6 +138,7 @@ def load(key: str) -> Dataset | None:
             dropped=meta["dropped"],
             source=meta["source"],
             published_test=published,
+            notes=tuple(meta.get("notes", ())),
         )
     except (OSError, ValueError, KeyError, TypeError):
         shutil.rmtree(entry, ignore_errors=True)

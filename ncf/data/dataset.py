@@ -116,6 +116,7 @@ class Dataset:
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> rows dropped
     source: str = ""  # how to load it again ("synthetic", "ml-100k", a path)
     published_test: PublishedTest | None = None
+    notes: tuple[str, ...] = ()  # what reading it found worth saying (a file's column not used as a feature)
 
     @property
     def n_users(self) -> int:
@@ -183,6 +184,8 @@ class Dataset:
             "user_info": self.user_info is not None,
             "dropped": dict(self.dropped),
         }
+        if self.notes:
+            s["notes"] = list(self.notes)
         if self.published_test is not None:
             s["test_users"] = len(self.published_test.user)
             s["negatives_per_test_user"] = int(self.published_test.negatives.shape[1])

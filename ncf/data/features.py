@@ -13,8 +13,14 @@ and one table indexed by user or item index:
 The specs round-trip through JSON, so a saved run encodes a new user's or item's attributes with the
 same categories; a value unseen when the run was trained maps to the unknown code 0, with a note.
 
-Timestamp features (hour, weekday, years since release) are per interaction, not per user or item,
-and would need the trainer's batches to carry them; they are not offered yet.
+Timestamp features (hour, weekday, years since release) are per interaction: side "context". Their
+encoders are fixed (24 hours, 7 weekdays, UTC) or fitted on the training interactions (years since
+release: mean and spread). The model reads a (B, 3) context [hour, weekday, time in years] beside the
+ids (`train_context`: one row per training interaction, which a sampled negative shares with its
+positive) and computes years since release itself from the item's release year, so a negative item
+gets its own age at the positive's moment. With no context given (evaluation, recommendation) the
+model uses each user's last training interaction (`FeatureSet.tables[USER_TIME]`); a user with none,
+or a new user, the latest time in the training data.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from ncf.data.extra import EXTRA
 from ncf.errors import ConfigError
 
 # name -> (side, kind, column it is read from, description)
@@ -35,7 +42,20 @@ FEATURES: dict[str, tuple[str, str, str, str]] = {
     "zip": ("user", "categorical", "zip", "the first character of the user's zip code (a US region)"),
     "genres": ("item", "bag", "genres", "the item's genres, a multi-hot set"),
     "year": ("item", "numeric", "title", "the item's release year, read from its title '(1995)'"),
+    "hour": ("context", "categorical", "timestamp", "the interaction's hour of day (UTC); recommending: the "
+             "user's last interaction's"),
+    "weekday": ("context", "categorical", "timestamp", "the interaction's day of the week (UTC); recommending: "
+                "the user's last interaction's"),
+    "years_since_release": ("context", "numeric", "timestamp", "the interaction's year minus the item's release "
+                            "year; recommending: at the user's last interaction"),
 }
+TIME_FEATURES = ("hour", "weekday", "years_since_release")
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# Context tables (not features themselves): keys of FeatureSet.tables that a time-feature model keeps as
+# buffers; the per-interaction context is built by `train_context` for the trainer alone.
+USER_TIME = "_user_time"  # (n_users, 3) float32: hour, weekday, time in years of the user's last training interaction
+ITEM_YEAR = "_item_year"  # (n_items,) float32: release year, NaN where unknown
+SECONDS_PER_YEAR = 365.25 * 86400
 UNKNOWN = 0  # the code of a category unseen when the encoder was built (and of padding in a bag)
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 
@@ -101,7 +121,12 @@ class FeatureSet:
             raise ConfigError("features.json does not hold a list of feature specs.")
         specs = tuple(FeatureSpec.from_dict(s) for s in obj["specs"])
         tables = {}
+        if any(s.side == "context" for s in specs):
+            tables[USER_TIME] = np.zeros((n_users, 3), np.float32)
+            tables[ITEM_YEAR] = np.zeros(n_items, np.float32)
         for s in specs:
+            if s.side == "context":
+                continue
             n = n_users if s.side == "user" else n_items
             tables[s.name] = (np.zeros((n, s.max_len), np.int64) if s.kind == "bag" else
                               np.zeros(n, np.float32) if s.kind == "numeric" else np.zeros(n, np.int64))
@@ -112,14 +137,43 @@ def _frame(ds, side: str) -> pd.DataFrame | None:
     return ds.user_info if side == "user" else ds.item_info
 
 
+def _extras(ds) -> dict[str, tuple[str, str, str, str]]:
+    """Features from the user's own files (ncf.data.extra): name -> (side, kind, column, description)."""
+    out = {}
+    for side in ("user", "item"):
+        frame = _frame(ds, side)
+        for column in (frame.columns if frame is not None else ()):
+            if str(column).startswith(EXTRA):
+                kind = "numeric" if frame[column].dtype.kind in "iuf" else "categorical"
+                out[str(column)] = (side, kind, column, f"column {str(column).removeprefix(EXTRA)!r} of your file "
+                                    f"({kind}, one value per {side})")
+    return out
+
+
+def meta(ds, name: str) -> tuple[str, str, str, str]:
+    """(side, kind, column, description) of a built-in feature or of one from the user's files."""
+    if name in FEATURES:
+        return FEATURES[name]
+    found = _extras(ds).get(name)
+    if found is None:
+        raise ConfigError(f"{ds.name} has no side feature {name!r}.")
+    return found
+
+
 def _raw_column(ds, name: str) -> pd.Series | None:
     """The values a feature is read from, one per user or item index; None when the source lacks them."""
-    side, kind, column, _ = FEATURES[name]
+    side, kind, column, _ = meta(ds, name)
+    if side == "context":  # per interaction: there when the source has timestamps (and, for ages, years)
+        if ds.timestamp is None or (name == "years_since_release" and _raw_column(ds, "year") is None):
+            return None
+        return pd.Series(ds.timestamp)
     frame = _frame(ds, side)
     if frame is None or column not in frame.columns:
         return None
     values = frame[column].reset_index(drop=True)
-    if name == "zip":
+    if name.startswith(EXTRA):
+        values = values.astype(float) if kind == "numeric" else values.fillna("").astype(str).str.strip()
+    elif name == "zip":
         values = values.astype(str).str.strip().str[:1]
     elif name == "year":
         values = values.astype(str).str.extract(_YEAR, expand=False).astype(float)
@@ -138,17 +192,19 @@ def _raw_column(ds, name: str) -> pd.Series | None:
 
 
 def available(ds) -> tuple[str, ...]:
-    """The side features this dataset has, in the order of FEATURES."""
-    return tuple(name for name in FEATURES if _raw_column(ds, name) is not None)
+    """The side features this dataset has, in the order of FEATURES, then those from the user's files."""
+    return tuple(name for name in (*FEATURES, *_extras(ds)) if _raw_column(ds, name) is not None)
 
 
 def describe_available(ds) -> list[dict]:
     """One row per feature this dataset has: name, side, kind, number of categories, description."""
     rows = []
     for name in available(ds):
-        side, kind, _, text = FEATURES[name]
+        side, kind, _, text = meta(ds, name)
         values = _raw_column(ds, name)
-        if kind == "bag":
+        if name in ("hour", "weekday"):
+            n = 24 if name == "hour" else 7
+        elif kind == "bag":
             n = len({g for v in values for g in _split_bag(v)})
         elif kind == "categorical":
             n = int(values[values != ""].nunique())
@@ -172,7 +228,7 @@ def resolve(names, ds) -> tuple[str, ...]:
     if missing:
         raise ConfigError(f"{ds.name} has no side feature {', '.join(missing)}; it has "
                           f"{', '.join(have) or 'none'} (python -m ncf data SOURCE lists them).")
-    return tuple(n for n in FEATURES if n in names)  # one order, whatever order they were asked in
+    return tuple(n for n in have if n in names)  # one order, whatever order they were asked in
 
 
 def check_names(names) -> None:
@@ -180,24 +236,80 @@ def check_names(names) -> None:
     names = tuple(names)
     if names == ("all",):
         return
-    unknown = [n for n in names if n not in FEATURES]
+    unknown = [n for n in names if n not in FEATURES and not (n.startswith(EXTRA) and len(n) > len(EXTRA))]
     if unknown:
         raise ConfigError(f"Unknown feature {', '.join(map(repr, unknown))}; expected 'all', 'none' or a comma "
-                          f"list of {', '.join(FEATURES)}.")
+                          f"list of {', '.join(FEATURES)}, or {EXTRA}COLUMN for a column of your own file.")
     if len(set(names)) != len(names):
         raise ConfigError(f"A feature is named twice in {', '.join(names)}.")
 
 
-def build(ds, names, train_index: dict[str, np.ndarray] | None = None) -> FeatureSet:
+def to_context(timestamp: np.ndarray) -> np.ndarray:
+    """(n,) int seconds since 1970 (UTC) -> (n, 3) float32 [hour 0-23, weekday 0-6 (Monday 0), time in years]."""
+    t = np.asarray(timestamp, dtype=np.int64)
+    days = t // 86400
+    out = np.empty((len(t), 3), dtype=np.float64)
+    out[:, 0] = (t % 86400) // 3600
+    out[:, 1] = (days + 3) % 7  # 1 January 1970 was a Thursday
+    out[:, 2] = 1970.0 + t / SECONDS_PER_YEAR
+    return out.astype(np.float32)
+
+
+def item_years(ds) -> np.ndarray:
+    """(n_items,) float32 release years, NaN where the title gives none."""
+    years = _raw_column(ds, "year")
+    if years is None:
+        return np.full(ds.n_items, np.nan, np.float32)
+    return years.to_numpy(dtype=np.float64).astype(np.float32)
+
+
+def last_times(n_users: int, user: np.ndarray, time: np.ndarray) -> np.ndarray:
+    """(n_users, 3) context of each user's last interaction among (user, time); a user with none gets the
+    latest time overall (what a new user is recommended at)."""
+    out = np.repeat(to_context(np.array([time.max() if len(time) else 0]))[None, 0], n_users, axis=0)
+    if len(time):
+        last = np.full(n_users, np.iinfo(np.int64).min, np.int64)
+        np.maximum.at(last, user, time)
+        has = last > np.iinfo(np.int64).min
+        out[has] = to_context(last[has])
+    return out
+
+
+def train_context(split) -> np.ndarray | None:
+    """(n_train, 3) context of every training interaction, or None when the split has no timestamps."""
+    time = getattr(split, "train_time", None)
+    return None if time is None else to_context(time)
+
+
+def build(ds, names, train_index: dict[str, np.ndarray] | None = None, train_pairs: tuple | None = None) -> FeatureSet:
     """Encoders fitted on `ds` and its tables for the features `names`.
 
     `train_index` ({"user": indices, "item": indices}), when given, restricts what the encoders learn
     (categories, mean and spread) to those users or items: a category only a held-out user has then
-    maps to unknown, as it would for a user who arrives after training."""
+    maps to unknown, as it would for a user who arrives after training. `train_pairs` (user, item,
+    timestamp arrays of the training interactions; all of `ds` by default) is what the time features
+    learn from: the spread of years since release, and each user's last time."""
     names = resolve(names, ds)
     specs, tables, notes = [], {}, []
+    if any(meta(ds, n)[0] == "context" for n in names):
+        user, item, time = train_pairs if train_pairs is not None else (ds.user, ds.item, ds.timestamp)
+        years = item_years(ds)
+        tables[USER_TIME] = last_times(ds.n_users, np.asarray(user), np.asarray(time))
+        tables[ITEM_YEAR] = years
     for name in names:
-        side, kind, _, _ = FEATURES[name]
+        side, kind, _, _ = meta(ds, name)
+        if side == "context":
+            if name == "years_since_release":
+                age = to_context(time)[:, 2] - years[item]
+                age = age[np.isfinite(age)]
+                spec = FeatureSpec(name, side, "numeric", mean=float(age.mean()) if len(age) else 0.0,
+                                   std=float(age.std()) if len(age) > 1 and age.std() > 0 else 1.0)
+            else:
+                cats = tuple(str(h) for h in range(24)) if name == "hour" else WEEKDAYS
+                spec = FeatureSpec(name, side, kind, cardinality=len(cats) + 1, width=emb_width(len(cats) + 1),
+                                   categories=cats)
+            specs.append(spec)
+            continue
         values = _raw_column(ds, name)
         fit = values if train_index is None or side not in train_index else values.iloc[train_index[side]]
         if kind == "numeric":
@@ -258,8 +370,21 @@ def for_split(model_cfg, split) -> tuple:
     if not model_cfg.features:
         return model_cfg, None
     names = resolve(model_cfg.features, split.dataset)
+    time_names = [n for n in names if n in FEATURES and FEATURES[n][0] == "context"]
+    if time_names and model_cfg.model != "embnn":
+        if tuple(model_cfg.features) != ("all",):
+            raise ConfigError(f"The time features ({', '.join(time_names)}) are per interaction, which only "
+                              f"EmbeddingNN takes; train --model embnn, or name the user and item features only.")
+        names = tuple(n for n in names if n not in time_names)  # "all" for NeuMF or the MLP: what they take
+    if time_names and getattr(split, "train_time", None) is None:
+        if tuple(model_cfg.features) != ("all",):
+            raise ConfigError(f"The time features ({', '.join(time_names)}) need the training interactions' "
+                              f"timestamps, which this split does not carry.")
+        names = tuple(n for n in names if n not in time_names)
     model_cfg = model_cfg.replace(features=names)
     if not names:
         return model_cfg, None
     seen = {"user": np.unique(split.train_user), "item": np.unique(split.train_item)}
-    return model_cfg, build(split.dataset, names, train_index=seen)
+    pairs = (split.train_user, split.train_item, split.train_time) if getattr(split, "train_time", None) is not None \
+        else None
+    return model_cfg, build(split.dataset, names, train_index=seen, train_pairs=pairs)

@@ -62,6 +62,9 @@ class ColumnGuess:
     header: bool
     encoding: str
     positions: dict[str, int] = field(default_factory=dict)  # role -> 0-based field number
+    # columns with no role -> "categorical", "numeric" or "ignore": side features (ncf.data.extra), guessed
+    # from the sampled rows unless the caller chose (columns={"features": {...}})
+    extras: dict[str, str] = field(default_factory=dict)
 
 
 # --- sniffing -------------------------------------------------------------------------------------
@@ -185,8 +188,12 @@ def detect_roles(names: list[str], rows: list[list[str]], header: bool, label: s
 
 
 def _apply_override(roles: dict[str, int], names: list[str], columns: dict, label: str) -> dict[str, int]:
+    from ncf.data.extra import CONFIG_KEYS
+
     roles = dict(roles)
     for role, choice in columns.items():
+        if role in CONFIG_KEYS:  # feature columns and a joined file: not roles
+            continue
         if role not in ROLES:
             raise DataError(f"Unknown column role {role!r}; expected some of {', '.join(ROLES)}.")
         if choice is None or choice == "":
@@ -244,6 +251,11 @@ def sniff(head: bytes, label: str, columns: dict | None = None) -> ColumnGuess:
     roles = detect_roles(names, rows, header, label)
     if columns:
         roles = _apply_override(roles, names, columns, label)
+    from ncf.data.extra import check_kinds, guess_kind
+
+    free = [j for j in range(len(names)) if j not in roles.values()]
+    asked = check_kinds((columns or {}).get("features"), [names[j] for j in free], label)
+    extras = {names[j]: asked.get(names[j]) or guess_kind([r[j] for r in rows if j < len(r)]) for j in free}
     preview = pd.DataFrame([r + [""] * (width - len(r)) for r in rows[:10]], columns=names)
     return ColumnGuess(
         roles={role: names[pos] for role, pos in roles.items()},
@@ -253,6 +265,7 @@ def sniff(head: bytes, label: str, columns: dict | None = None) -> ColumnGuess:
         header=header,
         encoding=encoding,
         positions=roles,
+        extras=extras,
     )
 
 
@@ -297,9 +310,13 @@ def read_table(source, label: str, guess: ColumnGuess) -> pd.DataFrame:
 
     `source` is a path, bytes, or a binary stream positioned at the start.
     """
+    from ncf.data.extra import convert, feature_name
+
     if isinstance(source, bytes):
         source = io.BytesIO(source)
-    positions = guess.positions
+    # The extra columns used as features are read beside the roles, under their feature names.
+    positions = {**guess.positions, **{feature_name(name): guess.columns.index(name)
+                                       for name, kind in guess.extras.items() if kind != "ignore"}}
     if guess.delimiter == "::":
         # Keep the C engine: split on ':' and take every other field ("1::2" -> "1", "", "2").
         sep, usecols = ":", {role: 2 * pos for role, pos in positions.items()}
@@ -312,11 +329,14 @@ def read_table(source, label: str, guess: ColumnGuess) -> pd.DataFrame:
     every_column = guess.delimiter != "::" and len(positions) == len(guess.columns)
 
     def read(rating_dtype: str | None) -> pd.DataFrame:
+        dtype = {pos: str for role, pos in usecols.items() if role not in ROLES}
+        if rating_dtype and "rating" in usecols:
+            dtype[usecols["rating"]] = rating_dtype
         return pd.read_csv(
             source, sep=sep, header=None, skiprows=1 if guess.header else 0,
             usecols=None if every_column else sorted(by_column),
             encoding=guess.encoding, encoding_errors="replace", engine="c", skip_blank_lines=True,
-            dtype={usecols["rating"]: rating_dtype} if rating_dtype and "rating" in usecols else None,
+            dtype=dtype or None,
         )
 
     try:
@@ -356,6 +376,9 @@ def read_table(source, label: str, guess: ColumnGuess) -> pd.DataFrame:
             value = frame["rating"][bad].iloc[0]
             raise _non_numeric_rating(label, guess, ValueError(f"could not convert {value!r}"))
         frame["rating"] = rating.astype(np.float32)
+    for name, kind in guess.extras.items():
+        if kind != "ignore":
+            frame[feature_name(name)] = convert(frame[feature_name(name)], kind)
     return frame
 
 

@@ -42,7 +42,13 @@ def load(source: str = "synthetic", *, columns: dict | None = None, progress: Pr
          use_cache: bool = True, on_stage: Stage | None = None) -> Dataset:
     """Any source as a Dataset. See the module docstring of `ncf.data` for what `source` may be.
     `progress` follows a download; `on_stage` is told each stage (reading the cache, or parsing
-    and then writing the cache), so a long load can say what it is doing."""
+    and then writing the cache), so a long load can say what it is doing. `columns["join"]` (one
+    or a list of {"path", "kinds"}) joins features files by user or item id (ncf.data.extra),
+    after the source itself is read (and cached) as usual."""
+    if columns and columns.get("join"):
+        base = {k: v for k, v in columns.items() if k != "join"} or None
+        return _joined(load(source, columns=base, progress=progress, use_cache=use_cache, on_stage=on_stage),
+                       columns["join"])
     text = str(source).strip()
     if text == "synthetic":
         return synthetic()
@@ -76,6 +82,9 @@ def load_upload(filename: str, data: bytes, *, columns: dict | None = None, use_
             "Expected a smaller file (or raise NCF_MAX_UPLOAD_MB)."
         )
     name = upload_name(filename)
+    if columns and columns.get("join"):
+        base = {k: v for k, v in columns.items() if k != "join"} or None
+        return _joined(load_upload(filename, data, columns=base, use_cache=use_cache), columns["join"])
 
     def parse() -> Dataset:
         if looks_like_zip(data[:4]):
@@ -85,6 +94,14 @@ def load_upload(filename: str, data: bytes, *, columns: dict | None = None, use_
     if not use_cache:
         return parse()
     return _from_cache(upload_key(filename, data, columns), parse)
+
+
+def _joined(ds: Dataset, specs) -> Dataset:
+    from ncf.data.extra import apply_join
+
+    for spec in specs if isinstance(specs, list) else [specs]:
+        ds = apply_join(ds, spec)
+    return ds
 
 
 def _paths(location: Path) -> list[Path]:
@@ -198,6 +215,7 @@ def format_summary(ds: Dataset) -> str:
         lines.append("Dropped:        " + "; ".join(f"{n:,} {why}" for why, n in s["dropped"].items()))
     else:
         lines.append("Dropped:        none")
+    lines += [f"Note:           {note}" for note in ds.notes]
     return "\n".join(lines)
 
 

@@ -40,6 +40,9 @@ class Split:
     valid_item: np.ndarray | None = None
     valid_rating: np.ndarray | None = None
     valid_negatives: np.ndarray | None = None  # (n_valid, n_negatives) int64
+    # (n_train,) / (n_valid,) int64 seconds of those interactions, for the time features; None without timestamps
+    train_time: np.ndarray | None = None
+    valid_time: np.ndarray | None = None
 
     @property
     def has_validation(self) -> bool:
@@ -51,9 +54,12 @@ class Split:
         if self.valid_user is None:
             return self
         rating = None if self.train_rating is None else np.concatenate([self.train_rating, self.valid_rating])
+        time = None if self.train_time is None or self.valid_time is None else \
+            np.concatenate([self.train_time, self.valid_time])
         return replace(self, train_user=np.concatenate([self.train_user, self.valid_user]),
                        train_item=np.concatenate([self.train_item, self.valid_item]), train_rating=rating,
-                       valid_user=None, valid_item=None, valid_rating=None, valid_negatives=None)
+                       train_time=time, valid_user=None, valid_item=None, valid_rating=None, valid_negatives=None,
+                       valid_time=None)
 
     @property
     def n_users(self) -> int:
@@ -269,6 +275,7 @@ def leave_one_out(ds: Dataset, n_negatives: int = 99, seed: int = 0, validation:
         valid_idx = np.flatnonzero(second)[np.argsort(ds.user[second], kind="stable")]
         valid = {"valid_user": ds.user[valid_idx], "valid_item": ds.item[valid_idx],
                  "valid_rating": None if ds.rating is None else ds.rating[valid_idx],
+                 "valid_time": None if ds.timestamp is None else ds.timestamp[valid_idx],
                  "valid_negatives": sample_negatives(ds.user, ds.item, ds.n_items, ds.user[valid_idx],
                                                      n_negatives, rng)}
         train &= ~second
@@ -278,6 +285,7 @@ def leave_one_out(ds: Dataset, n_negatives: int = 99, seed: int = 0, validation:
         train_user=ds.user[train],
         train_item=ds.item[train],
         train_rating=None if ds.rating is None else ds.rating[train],
+        train_time=None if ds.timestamp is None else ds.timestamp[train],
         test_user=ds.user[test_idx],
         test_item=ds.item[test_idx],
         test_rating=None if ds.rating is None else ds.rating[test_idx],
@@ -300,6 +308,7 @@ def ratio_split(ds: Dataset, test_fraction: float = 0.2, seed: int = 0) -> Split
         train_user=ds.user[~is_test],
         train_item=ds.item[~is_test],
         train_rating=None if ds.rating is None else ds.rating[~is_test],
+        train_time=None if ds.timestamp is None else ds.timestamp[~is_test],
         test_user=ds.user[is_test],
         test_item=ds.item[is_test],
         test_rating=None if ds.rating is None else ds.rating[is_test],
@@ -320,6 +329,7 @@ def published(ds: Dataset) -> Split:
         train_user=ds.user,
         train_item=ds.item,
         train_rating=ds.rating,
+        train_time=ds.timestamp,
         test_user=t.user,
         test_item=t.item,
         test_rating=None,
@@ -369,6 +379,7 @@ def cold_start(ds: Dataset, side: str = "users", fraction: float = 0.2, n_negati
         kind=f"cold_{side}", dataset=ds,
         train_user=ds.user[train], train_item=ds.item[train],
         train_rating=None if ds.rating is None else ds.rating[train],
+        train_time=None if ds.timestamp is None else ds.timestamp[train],
         test_user=ds.user[test_idx], test_item=ds.item[test_idx],
         test_rating=None if ds.rating is None else ds.rating[test_idx],
         test_negatives=negatives, seed=seed,

@@ -11,11 +11,12 @@ from ncf.errors import ConfigError
 
 from .conftest import LAYOUTS
 
+TIME = ("hour", "weekday", "years_since_release")  # every layout here has timestamps and titles with years
 EXPECTED = {
-    "ml-100k": ("age", "gender", "occupation", "zip", "genres", "year"),
-    "ml-1m": ("age", "gender", "occupation", "zip", "genres", "year"),
-    "ml-10m": ("genres", "year"),
-    "csv": ("genres", "year"),
+    "ml-100k": ("age", "gender", "occupation", "zip", "genres", "year", *TIME),
+    "ml-1m": ("age", "gender", "occupation", "zip", "genres", "year", *TIME),
+    "ml-10m": ("genres", "year", *TIME),
+    "csv": ("genres", "year", *TIME),
 }
 
 
@@ -26,6 +27,8 @@ def test_each_layout_offers_its_side_features(layout, tmp_path):
     fs = build(ds, ["all"])
     assert fs.names == EXPECTED[layout]
     for spec in fs.specs:
+        if spec.side == "context":  # per interaction: the model reads them from the batch's context
+            continue
         n = ds.n_users if spec.side == "user" else ds.n_items
         assert len(fs.tables[spec.name]) == n
 
