@@ -3,7 +3,7 @@
 import streamlit as st
 
 import appstate
-from ncf import plots
+from ncf import aggregates, plots
 from ncf.errors import NCFError
 
 st.header("Data")
@@ -147,9 +147,10 @@ if ds.dropped:
     st.caption(appstate.plain("Dropped while reading: " + ", ".join(f"{n:,} rows ({why})" for why, n in ds.dropped.items())))
 
 g = st.columns(3)
-g[0].plotly_chart(plots.rating_histogram(ds.rating), width="stretch")
-g[1].plotly_chart(plots.long_tail(ds.per_item_counts()), width="stretch")
-g[2].plotly_chart(plots.per_user_histogram(ds.per_user_counts()), width="stretch")
+summary = aggregates.summarize(ds)  # counts of bounded size, once per parsed dataset: never every rating
+g[0].plotly_chart(plots.rating_histogram(summary), width="stretch")
+g[1].plotly_chart(plots.long_tail(summary), width="stretch")
+g[2].plotly_chart(plots.per_user_histogram(summary), width="stretch")
 
 # ---------------------------------------------------------------- the split
 st.subheader("How the model will be tested")

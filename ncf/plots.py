@@ -14,6 +14,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from ncf import registry
+from ncf.aggregates import DataSummary
 from ncf.labels import is_full_ranking, is_rating_metric, metric_label
 
 ACCENT = "#d1495b"
@@ -34,42 +35,44 @@ def _fig(**layout) -> go.Figure:
 # ---------------------------------------------------------------- the data page
 
 
-def rating_histogram(ratings: np.ndarray | None) -> go.Figure:
-    """Counts of each rating value; a note instead of bars for implicit feedback."""
+def rating_histogram(summary: DataSummary) -> go.Figure:
+    """Counts of each rating value (`ncf.aggregates.summarize`); a note instead of bars for implicit feedback."""
     fig = _fig(title="Ratings", xaxis_title="rating", yaxis_title="interactions", height=300)
-    if ratings is None or len(ratings) == 0:
+    if summary.rating_values is None or not len(summary.rating_values):
         fig.add_annotation(text="Implicit feedback: every interaction counts as a 1", showarrow=False,
                            x=0.5, y=0.5, xref="paper", yref="paper")
         return fig
-    values, counts = np.unique(np.asarray(ratings), return_counts=True)
-    if len(values) > 30:  # continuous ratings: bin them
-        counts, edges = np.histogram(ratings, bins=30)
-        values = (edges[:-1] + edges[1:]) / 2
+    values, counts = summary.rating_values, summary.rating_counts
     fig.add_bar(x=values, y=counts, marker_color=ACCENT, hovertemplate="rating %{x}: %{y:,} interactions")
     if len(values) <= 12:  # a tick under every star value (1…5, or 0.5…5 in half stars)
         fig.update_xaxes(tickvals=[float(v) for v in values])
     return fig
 
 
-def long_tail(item_counts: np.ndarray) -> go.Figure:
-    """Items sorted by popularity: a few items carry most interactions (the 'long tail')."""
-    counts = np.sort(np.asarray(item_counts))[::-1]
-    share = np.cumsum(counts) / max(1, counts.sum())
-    head = int(np.searchsorted(share, 0.5)) + 1
-    fig = _fig(title=f"Long tail of popularity<br><sup>the top {head:,} of {len(counts):,} items hold half of "
+def long_tail(summary: DataSummary) -> go.Figure:
+    """Items sorted by popularity: a few items carry most interactions (the 'long tail'). Drawn from at
+    most a few hundred ranks of the curve, whatever the size of the catalogue."""
+    head, n = summary.head_items, summary.n_items
+    fig = _fig(title=f"Long tail of popularity<br><sup>the top {head:,} of {n:,} items hold half of "
                      "all interactions</sup>",
                xaxis_title="items, most popular first", yaxis_title="interactions per item", height=300)
-    fig.add_scatter(x=np.arange(1, len(counts) + 1), y=counts, mode="lines", fill="tozeroy",
-                    line_color=ACCENT, hovertemplate="item rank %{x}: %{y:,} interactions", name="items")
+    fig.add_scatter(x=summary.tail_rank, y=summary.tail_count, mode="lines", fill="tozeroy",
+                    line_color=ACCENT, hovertemplate="item rank %{x:,}: %{y:,} interactions", name="items")
     fig.add_vrect(x0=0.5, x1=head + 0.5, fillcolor=MUTED, opacity=0.15, line_width=0)
     return fig
 
 
-def per_user_histogram(user_counts: np.ndarray) -> go.Figure:
-    counts = np.asarray(user_counts)
-    fig = _fig(title=f"Interactions per user (median {np.median(counts):g})" if len(counts) else "Interactions per user",
+def per_user_histogram(summary: DataSummary) -> go.Figure:
+    """Users per number of interactions, as bars counted in `ncf.aggregates` (not one value per user)."""
+    median = summary.user_median
+    fig = _fig(title=f"Interactions per user (median {median:g})" if np.isfinite(median) else "Interactions per user",
                xaxis_title="interactions of a user", yaxis_title="users", height=300)
-    fig.add_histogram(x=counts, nbinsx=40, marker_color=MUTED, hovertemplate="%{x}: %{y:,} users")
+    edges, counts = summary.user_edges, summary.user_counts
+    if len(counts):
+        width = float(edges[1] - edges[0])
+        label = [f"{lo:,.0f}" if width == 1 else f"{lo:,.0f}–{lo + width - 1:,.0f}" for lo in edges[:-1]]
+        fig.add_bar(x=(edges[:-1] + width / 2 - 0.5), y=counts, width=width, marker_color=MUTED, customdata=label,
+                    hovertemplate="%{customdata} interactions: %{y:,} users<extra></extra>")
     return fig
 
 

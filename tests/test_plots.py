@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ncf import plots
+from ncf import aggregates, plots
 from ncf.data import synthetic
+from ncf.data.dataset import Dataset
 
 EVENTS = [
     {"event": "start", "epochs": 2, "stage": "neumf"},
@@ -80,11 +81,16 @@ def test_no_events_gives_an_empty_figure():
 
 def test_data_figures_count_what_is_there():
     ds = synthetic()
-    hist = plots.rating_histogram(ds.rating)
+    summary = aggregates.summarize(ds)
+    hist = plots.rating_histogram(summary)
     assert sum(hist.data[0].y) == ds.n_interactions
-    tail = plots.long_tail(ds.per_item_counts())
+    tail = plots.long_tail(summary)
     assert list(tail.data[0].y) == sorted(ds.per_item_counts(), reverse=True)
-    assert "Implicit" in plots.rating_histogram(None).layout.annotations[0].text
+    users = plots.per_user_histogram(summary)
+    assert sum(users.data[0].y) == ds.n_users and users.data[0].type == "bar"  # bars, not a value per user
+    implicit = aggregates.summarize(Dataset(name="i", user=ds.user, item=ds.item, rating=None, timestamp=None,
+                                            users=ds.users, items=ds.items))
+    assert "Implicit" in plots.rating_histogram(implicit).layout.annotations[0].text
 
 
 def test_pca_scatter_highlights_matches_in_2d_and_3d():
