@@ -267,47 +267,84 @@ def genre_groups(genres: pd.Series, *, focus: str | None = None, max_groups: int
     return first.where(first.isin(keep), "other genres")
 
 
+def hover_sample(coords: pd.DataFrame, max_hover: int, seed: int = 0) -> np.ndarray:
+    """(len(coords),) bool: the rows whose names a large scatter carries for hovering: the `max_hover`
+    most popular where `coords` has a popularity column, else a seeded random sample; all when few."""
+    n = len(coords)
+    keep = np.zeros(n, dtype=bool)
+    if n <= max_hover:
+        keep[:] = True
+    elif "popularity" in coords:
+        keep[np.argsort(-coords["popularity"].to_numpy(), kind="stable")[:max_hover]] = True
+    else:
+        keep[np.random.default_rng(seed).choice(n, max_hover, replace=False)] = True
+    return keep
+
+
 def pca_scatter(coords: pd.DataFrame, color: str, *, dims: int = 2, highlight: Sequence[int] = (),
-                kind: str = "item", focus: str | None = None, max_labels: int = 12) -> go.Figure:
+                kind: str = "item", focus: str | None = None, max_labels: int = 12,
+                max_hover: int = 5000) -> go.Figure:
     """Items (or users) at their first principal components; hover shows the title.
 
     `coords` has pc1..pcN, `title`, and the colour column; `highlight` lists row positions of search
     matches, drawn as large labelled markers (the first `max_labels` get their title written).
     Genres colour by primary genre (at most ten colours) or one `focus` genre against the rest;
-    numbers by a colour scale. WebGL traces, one per colour: a few, not one per genre combination.
+    numbers by a colour scale. WebGL traces (Scattergl; Scatter3d is WebGL too), one per colour: a
+    few, not one per genre combination. Beyond `max_hover` points every point is still drawn, but
+    only a sample (`hover_sample`: the most popular) carries its name for hovering, in a trace of
+    its own beside an unnamed one per colour: names are most of what a figure of 59,000 items
+    weighs, and the search finds any title.
     """
     three = dims == 3 and "pc3" in coords
+    named = hover_sample(coords, max_hover)
+    sampled = not named.all()
     hover = coords["title"].astype(str) if "title" in coords else coords.get("id", pd.Series(range(len(coords)))).astype(str)
     if "genres" in coords:
         hover = hover + "<br>" + coords["genres"].fillna("").astype(str).str.replace("|", ", ", regex=False)
-    fig = _fig(height=580, title=f"{kind.capitalize()} embeddings, first principal components",
-               legend=dict(itemsizing="constant", title=None))
+    title = f"{kind.capitalize()} embeddings, first principal components"
+    if sampled:
+        which = "most popular" if "popularity" in coords else "sampled"
+        title += (f"<br><sup>all {len(coords):,} {kind}s drawn; names on hover for the {int(named.sum()):,} "
+                  f"{which}, search to find any other</sup>")
+    fig = _fig(height=580, title=title, legend=dict(itemsizing="constant", title=None))
     xyz = ("pc1", "pc2", "pc3") if three else ("pc1", "pc2")
 
-    def add(rows: pd.Index, name: str, marker: dict, show: bool = True) -> None:
-        pts = {a: coords.loc[rows, c].to_numpy() for a, c in zip("xyz", xyz, strict=False)}
-        kw = dict(mode="markers", name=name, hovertext=hover.loc[rows].to_numpy(), hoverinfo="text", showlegend=show)
-        if three:
-            fig.add_scatter3d(**pts, marker={**marker, "size": 3.5}, **kw)
-        else:
-            fig.add_trace(go.Scattergl(**pts, marker={**marker, "size": 7}, **kw))
+    def trace(rows: np.ndarray, name: str, marker: dict, show: bool, with_names: bool) -> None:
+        pts = {a: coords[c].to_numpy()[rows] for a, c in zip("xyz", xyz, strict=False)}
+        marker = {**marker, "size": 3.5 if three else 7}
+        if isinstance(marker.get("color"), np.ndarray):
+            marker["color"] = marker["color"][rows]
+        kw = dict(mode="markers", name=name, showlegend=show, legendgroup=name, hoverinfo="skip")
+        if with_names:
+            kw.update(hovertext=hover.to_numpy()[rows], hoverinfo="text")
+        elif "colorbar" in marker:
+            marker["showscale"] = False  # one colour bar, on the named trace
+        fig.add_trace(go.Scatter3d(**pts, marker=marker, **kw) if three else go.Scattergl(**pts, marker=marker, **kw))
+
+    def add(mask: np.ndarray, name: str, marker: dict, show: bool = True) -> None:
+        if sampled:  # the unnamed points first, under the named ones; one legend entry toggles both
+            trace(np.flatnonzero(mask & ~named), name, marker, show=False, with_names=False)
+        trace(np.flatnonzero(mask & named), name, marker, show=show, with_names=True)
 
     if color == "genres" and "genres" in coords:
         groups = genre_groups(coords["genres"], focus=focus)
         order = ([focus, f"not {focus}"] if focus else
                  [g for g in groups.value_counts().index if g != "other genres"] + ["other genres"])
         for i, g in enumerate(order):
-            rows = groups.index[groups == g]
-            if len(rows):
+            mask = (groups == g).to_numpy()
+            if mask.any():
                 grey = g in ("other genres", f"not {focus}")
-                add(rows, g, dict(color=OTHER_COLOUR if grey else GENRE_COLOURS[i % len(GENRE_COLOURS)],
+                add(mask, g, dict(color=OTHER_COLOUR if grey else GENRE_COLOURS[i % len(GENRE_COLOURS)],
                                   opacity=0.45 if grey else 0.8))
     elif color in coords:
-        values = coords[color].astype(float)
-        add(coords.index, color.replace("_", " "), dict(color=values.to_numpy(), colorscale="Viridis", opacity=0.8,
-                                                        colorbar=dict(title=color.replace("_", " "))), show=False)
+        values = coords[color].astype(np.float32).to_numpy()
+        everything = np.ones(len(coords), dtype=bool)
+        finite = values[np.isfinite(values)]
+        scale = dict(cmin=float(finite.min()), cmax=float(finite.max())) if len(finite) else {}  # both traces alike
+        add(everything, color.replace("_", " "), dict(color=values, colorscale="Viridis", opacity=0.8, **scale,
+                                                      colorbar=dict(title=color.replace("_", " "))), show=False)
     else:
-        add(coords.index, kind, dict(color=MUTED, opacity=0.8))
+        add(np.ones(len(coords), dtype=bool), kind, dict(color=MUTED, opacity=0.8))
     if len(highlight):
         sel = coords.iloc[list(highlight)]
         names = sel["title"].astype(str) if "title" in sel else sel.get("id", pd.Series(dtype=str)).astype(str)

@@ -296,3 +296,18 @@ def test_movielens_100k_run_answers_with_titles(shared_data, tmp_path):
     trilogy = {50: 5, 172: 5, 181: 5}
     recs = explore.fold_in(run, trilogy, k=10)
     assert not set(trilogy) & set(recs["item"]) and recs["title"].str.len().gt(0).all()
+
+
+def test_pca_takes_the_randomized_path_for_wide_tables_and_agrees_with_the_exact_one():
+    rng = np.random.default_rng(0)
+    scale = np.r_[10.0, 6.0, 3.0, np.full(37, 0.3)]  # three planted directions, well apart, then noise
+    weight = rng.normal(size=(3000, 40)) * scale @ np.linalg.qr(rng.normal(size=(40, 40)))[0]  # (rows, d), rotated
+    exact, exact_ratios, solver = explore.pca(weight, 3)
+    assert solver == "covariance_eigh"
+    fast, fast_ratios, solver = explore.pca(weight, 3, randomized_min_dims=40)
+    assert solver == "randomized"
+    signs = np.sign((exact * fast).sum(axis=0))  # components agree up to sign
+    assert np.allclose(exact, fast * signs, atol=1e-4 * np.abs(exact).max())
+    assert np.allclose(exact_ratios, fast_ratios)
+    assert explore.pca(rng.normal(size=(59_047, 32)), 8)[2] == "covariance_eigh"  # ML-25M's items: exact, faster
+    assert explore.RANDOMIZED_MIN_DIMS > 256  # every registry model's tables stay on the exact path
