@@ -95,3 +95,15 @@ def test_100m_interactions_are_refused_within_an_8_gib_budget_and_the_estimate_s
     with pytest.raises(ConfigError, match="100,000,000 interactions"):
         memory.check_pipeline_fits(100_000_000, 200_000, 87_000, available=8 * 2**30)
     memory.check_pipeline_fits(25_000_000, 162_541, 59_047, available=8 * 2**30)  # ML-25M fits in 8 GiB
+
+
+def test_a_file_too_large_to_parse_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    import ncf.data.files as files
+    from ncf.data import load
+
+    csv = tmp_path / "ratings.csv"
+    csv.write_text("userId,movieId,rating\n" + "".join(f"{u},{u % 97},4\n" for u in range(200_000)))
+    monkeypatch.setattr(files, "read_table", lambda *a, **k: pytest.fail("the file was read"))
+    _budget_leaving(monkeypatch, csv.stat().st_size)  # room for the file, not for parsing it (3.5x)
+    with pytest.raises(ConfigError, match="Reading ratings.csv .* more memory"):
+        load(str(csv), use_cache=False)
