@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -465,6 +466,22 @@ def _user_top_genre(run) -> np.ndarray:
     return top
 
 
+_per_run: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_per_run_lock = threading.Lock()
+
+
+def _remembered(run, key: str, compute):
+    """`compute()` once per (shared, immutable) run: counts over every training row (25M at ML-25M's
+    size, 2 s under load) are not redone when the Embeddings page switches table or dimensions."""
+    with _per_run_lock:
+        if key in _per_run.get(run, {}):
+            return _per_run[run][key]
+    value = compute()
+    with _per_run_lock:
+        _per_run.setdefault(run, {})[key] = value
+    return value
+
+
 def _mean_rating(index: np.ndarray, rating: np.ndarray | None, n: int) -> np.ndarray:
     if rating is None:
         return np.full(n, np.nan)
@@ -494,12 +511,15 @@ def project(run, kind: str = "item", which: str | None = None, n: int = 2) -> Pr
     if kind == "item":
         meta = _item_frame(run, np.arange(run.n_items)).rename(columns={"item": "id"})
         popularity = run.item_popularity
-        mean_rating = _mean_rating(run.train_item, run.train_rating, run.n_items)
+        mean_rating = _remembered(run, "item_mean_rating",
+                                  lambda: _mean_rating(run.train_item, run.train_rating, run.n_items))
     else:
         raw = run.users.raw(np.arange(run.n_users))
-        meta = pd.DataFrame({"id": raw, "title": [f"user {x}" for x in raw], "genres": _user_top_genre(run)})
-        popularity = np.bincount(run.train_user, minlength=run.n_users)
-        mean_rating = _mean_rating(run.train_user, run.train_rating, run.n_users)
+        meta = pd.DataFrame({"id": raw, "title": [f"user {x}" for x in raw],
+                             "genres": _remembered(run, "user_top_genre", lambda: _user_top_genre(run))})
+        popularity = _remembered(run, "user_activity", lambda: np.bincount(run.train_user, minlength=run.n_users))
+        mean_rating = _remembered(run, "user_mean_rating",
+                                  lambda: _mean_rating(run.train_user, run.train_rating, run.n_users))
         if run.user_info is not None:
             extra = run.user_info.drop(columns=[c for c in run.user_info.columns if c in meta.columns or
                                                  c in coords.columns])

@@ -258,11 +258,13 @@ def genre_groups(genres: pd.Series, *, focus: str | None = None, max_groups: int
     Without `focus`: the primary (first-listed) genre, the `max_groups - 1` most common kept and the
     rest called 'other genres', so a legend never outgrows the colours people can tell apart.
     With `focus`: that genre against the rest ('Comedy' / 'not Comedy')."""
-    text = genres.fillna("").astype(str)
+    # Split each distinct genre list once: 59,000 items have a few hundred of them.
+    codes, lists = pd.factorize(genres.fillna("").astype(str))
     if focus:
-        has = text.str.split("|").apply(lambda gs: focus in gs)
+        has = np.asarray([focus in g.split("|") for g in lists], dtype=bool)[codes]
         return pd.Series(np.where(has, focus, f"not {focus}"), index=genres.index)
-    first = text.str.split("|").str[0].replace("", "unknown")
+    first = pd.Series(np.asarray([g.split("|")[0] or "unknown" for g in lists], dtype=object)[codes],
+                      index=genres.index)
     keep = first.value_counts().index[: max_groups - 1]
     return first.where(first.isin(keep), "other genres")
 
@@ -298,9 +300,16 @@ def pca_scatter(coords: pd.DataFrame, color: str, *, dims: int = 2, highlight: S
     three = dims == 3 and "pc3" in coords
     named = hover_sample(coords, max_hover)
     sampled = not named.all()
-    hover = coords["title"].astype(str) if "title" in coords else coords.get("id", pd.Series(range(len(coords)))).astype(str)
-    if "genres" in coords:
-        hover = hover + "<br>" + coords["genres"].fillna("").astype(str).str.replace("|", ", ", regex=False)
+    # Hover names for the named rows only: building 59,000 strings costs as much as the rest of the figure.
+    shown = coords.loc[named]
+    if "title" in shown or "id" in shown:
+        hover = shown["title" if "title" in shown else "id"].astype(str)
+    else:
+        hover = pd.Series(np.flatnonzero(named).astype(str), index=shown.index)
+    if "genres" in shown:
+        hover = hover + "<br>" + shown["genres"].fillna("").astype(str).str.replace("|", ", ", regex=False)
+    hover_of = np.full(len(coords), None, dtype=object)
+    hover_of[named] = hover.to_numpy()
     title = f"{kind.capitalize()} embeddings, first principal components"
     if sampled:
         which = "most popular" if "popularity" in coords else "sampled"
@@ -316,7 +325,7 @@ def pca_scatter(coords: pd.DataFrame, color: str, *, dims: int = 2, highlight: S
             marker["color"] = marker["color"][rows]
         kw = dict(mode="markers", name=name, showlegend=show, legendgroup=name, hoverinfo="skip")
         if with_names:
-            kw.update(hovertext=hover.to_numpy()[rows], hoverinfo="text")
+            kw.update(hovertext=hover_of[rows], hoverinfo="text")
         elif "colorbar" in marker:
             marker["showscale"] = False  # one colour bar, on the named trace
         fig.add_trace(go.Scatter3d(**pts, marker=marker, **kw) if three else go.Scattergl(**pts, marker=marker, **kw))

@@ -311,3 +311,23 @@ def test_pca_takes_the_randomized_path_for_wide_tables_and_agrees_with_the_exact
     assert np.allclose(exact_ratios, fast_ratios)
     assert explore.pca(rng.normal(size=(59_047, 32)), 8)[2] == "covariance_eigh"  # ML-25M's items: exact, faster
     assert explore.RANDOMIZED_MIN_DIMS > 256  # every registry model's tables stay on the exact path
+
+
+@pytest.mark.parametrize("layout", ["sorted", "grouped by a sort", "scanned"])
+def test_a_users_training_rows_are_found_alike_however_the_run_holds_them(neumf, monkeypatch, layout):
+    import dataclasses
+
+    import ncf.runs
+
+    run = neumf
+    expected = [np.sort(run.train_item[run.train_rows(u)]) for u in range(run.n_users)]
+    order = np.argsort(run.train_user, kind="stable")
+    if layout != "sorted":  # rows in no particular order, as a split of an unsorted file leaves them
+        order = np.random.default_rng(0).permutation(len(order))
+    run = dataclasses.replace(run, train_user=run.train_user[order], train_item=run.train_item[order])
+    if layout == "scanned":
+        monkeypatch.setattr(ncf.runs, "SCAN_MIN_ROWS", 0)
+    for u in range(run.n_users):
+        assert (np.sort(run.train_item[run.train_rows(u)]) == expected[u]).all()
+    assert run._train_sorted_by_user == (layout == "sorted")
+    assert ("_train_by_user" in run.__dict__) == (layout == "grouped by a sort")
