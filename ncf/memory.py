@@ -113,7 +113,8 @@ def _refusal(what: str, n: int, n_negatives: int, need: int, available: int) -> 
     limit = os.environ.get("NCF_MEMORY_LIMIT_GB")
     where = f" (under NCF_MEMORY_LIMIT_GB={limit})" if limit else ""
     return (f"{what} {n:,} interactions with {n_negatives} negatives each needs about {need / gib:.1f} GiB "
-            f"more memory, but only {available / gib:.1f} GiB are available{where}. Train on a smaller sample "
+            f"more memory, but only {available / gib:.1f} GiB are available{where}, of which a run plans on "
+            f"{USABLE_SHARE:.0%} ({USABLE_SHARE * available / gib:.1f} GiB). Train on a smaller sample "
             f"(about {fit:,} interactions would fit), keep only users with more interactions (the data's "
             f"min_per_user), use fewer negatives (--neg), or run on a machine with more memory.")
 
