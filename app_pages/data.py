@@ -4,7 +4,7 @@ import streamlit as st
 
 import appstate
 from app_pages import PAGES
-from ncf import plots
+from ncf import aggregates, plots
 from ncf.data.features import describe_available
 from ncf.errors import NCFError
 
@@ -209,9 +209,10 @@ if features:
                    "attributes.")
 
 g = st.columns(3)
-g[0].plotly_chart(plots.rating_histogram(ds.rating), width="stretch")
-g[1].plotly_chart(plots.long_tail(ds.per_item_counts()), width="stretch")
-g[2].plotly_chart(plots.per_user_histogram(ds.per_user_counts()), width="stretch")
+summary = aggregates.summarize(ds)  # counts of bounded size, once per parsed dataset: never every rating
+g[0].plotly_chart(plots.rating_histogram(summary), width="stretch")
+g[1].plotly_chart(plots.long_tail(summary), width="stretch")
+g[2].plotly_chart(plots.per_user_histogram(summary), width="stretch")
 
 # ---------------------------------------------------------------- the split
 st.subheader("How the model will be tested")

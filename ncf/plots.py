@@ -15,6 +15,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from ncf import registry
+from ncf.aggregates import DataSummary
 from ncf.events import Batch, Done, Epoch, Start, TrainEvent, parse_all
 from ncf.labels import is_full_ranking, is_rating_metric, metric_label
 
@@ -36,42 +37,44 @@ def _fig(**layout) -> go.Figure:
 # ---------------------------------------------------------------- the data page
 
 
-def rating_histogram(ratings: np.ndarray | None) -> go.Figure:
-    """Counts of each rating value; a note instead of bars for implicit feedback."""
+def rating_histogram(summary: DataSummary) -> go.Figure:
+    """Counts of each rating value (`ncf.aggregates.summarize`); a note instead of bars for implicit feedback."""
     fig = _fig(title="Ratings", xaxis_title="rating", yaxis_title="interactions", height=300)
-    if ratings is None or len(ratings) == 0:
+    if summary.rating_values is None or not len(summary.rating_values):
         fig.add_annotation(text="Implicit feedback: every interaction counts as a 1", showarrow=False,
                            x=0.5, y=0.5, xref="paper", yref="paper")
         return fig
-    values, counts = np.unique(np.asarray(ratings), return_counts=True)
-    if len(values) > 30:  # continuous ratings: bin them
-        counts, edges = np.histogram(ratings, bins=30)
-        values = (edges[:-1] + edges[1:]) / 2
+    values, counts = summary.rating_values, summary.rating_counts
     fig.add_bar(x=values, y=counts, marker_color=ACCENT, hovertemplate="rating %{x}: %{y:,} interactions")
     if len(values) <= 12:  # a tick under every star value (1…5, or 0.5…5 in half stars)
         fig.update_xaxes(tickvals=[float(v) for v in values])
     return fig
 
 
-def long_tail(item_counts: np.ndarray) -> go.Figure:
-    """Items sorted by popularity: a few items carry most interactions (the 'long tail')."""
-    counts = np.sort(np.asarray(item_counts))[::-1]
-    share = np.cumsum(counts) / max(1, counts.sum())
-    head = int(np.searchsorted(share, 0.5)) + 1
-    fig = _fig(title=f"Long tail of popularity<br><sup>the top {head:,} of {len(counts):,} items hold half of "
+def long_tail(summary: DataSummary) -> go.Figure:
+    """Items sorted by popularity: a few items carry most interactions (the 'long tail'). Drawn from at
+    most a few hundred ranks of the curve, whatever the size of the catalogue."""
+    head, n = summary.head_items, summary.n_items
+    fig = _fig(title=f"Long tail of popularity<br><sup>the top {head:,} of {n:,} items hold half of "
                      "all interactions</sup>",
                xaxis_title="items, most popular first", yaxis_title="interactions per item", height=300)
-    fig.add_scatter(x=np.arange(1, len(counts) + 1), y=counts, mode="lines", fill="tozeroy",
-                    line_color=ACCENT, hovertemplate="item rank %{x}: %{y:,} interactions", name="items")
+    fig.add_scatter(x=summary.tail_rank, y=summary.tail_count, mode="lines", fill="tozeroy",
+                    line_color=ACCENT, hovertemplate="item rank %{x:,}: %{y:,} interactions", name="items")
     fig.add_vrect(x0=0.5, x1=head + 0.5, fillcolor=MUTED, opacity=0.15, line_width=0)
     return fig
 
 
-def per_user_histogram(user_counts: np.ndarray) -> go.Figure:
-    counts = np.asarray(user_counts)
-    fig = _fig(title=f"Interactions per user (median {np.median(counts):g})" if len(counts) else "Interactions per user",
+def per_user_histogram(summary: DataSummary) -> go.Figure:
+    """Users per number of interactions, as bars counted in `ncf.aggregates` (not one value per user)."""
+    median = summary.user_median
+    fig = _fig(title=f"Interactions per user (median {median:g})" if np.isfinite(median) else "Interactions per user",
                xaxis_title="interactions of a user", yaxis_title="users", height=300)
-    fig.add_histogram(x=counts, nbinsx=40, marker_color=MUTED, hovertemplate="%{x}: %{y:,} users")
+    edges, counts = summary.user_edges, summary.user_counts
+    if len(counts):
+        width = float(edges[1] - edges[0])
+        label = [f"{lo:,.0f}" if width == 1 else f"{lo:,.0f}–{lo + width - 1:,.0f}" for lo in edges[:-1]]
+        fig.add_bar(x=(edges[:-1] + width / 2 - 0.5), y=counts, width=width, marker_color=MUTED, customdata=label,
+                    hovertemplate="%{customdata} interactions: %{y:,} users<extra></extra>")
     return fig
 
 
@@ -250,56 +253,102 @@ def genre_groups(genres: pd.Series, *, focus: str | None = None, max_groups: int
     Without `focus`: the primary (first-listed) genre, the `max_groups - 1` most common kept and the
     rest called 'other genres', so a legend never outgrows the colours people can tell apart.
     With `focus`: that genre against the rest ('Comedy' / 'not Comedy')."""
-    text = genres.fillna("").astype(str)
+    # Split each distinct genre list once: 59,000 items have a few hundred of them.
+    codes, lists = pd.factorize(genres.fillna("").astype(str))
     if focus:
-        has = text.str.split("|").apply(lambda gs: focus in gs)
+        has = np.asarray([focus in g.split("|") for g in lists], dtype=bool)[codes]
         return pd.Series(np.where(has, focus, f"not {focus}"), index=genres.index)
-    first = text.str.split("|").str[0].replace("", "unknown")
+    first = pd.Series(np.asarray([g.split("|")[0] or "unknown" for g in lists], dtype=object)[codes],
+                      index=genres.index)
     keep = first.value_counts().index[: max_groups - 1]
     return first.where(first.isin(keep), "other genres")
 
 
+def hover_sample(coords: pd.DataFrame, max_hover: int, seed: int = 0) -> np.ndarray:
+    """(len(coords),) bool: the rows whose names a large scatter carries for hovering: the `max_hover`
+    most popular where `coords` has a popularity column, else a seeded random sample; all when few."""
+    n = len(coords)
+    keep = np.zeros(n, dtype=bool)
+    if n <= max_hover:
+        keep[:] = True
+    elif "popularity" in coords:
+        keep[np.argsort(-coords["popularity"].to_numpy(), kind="stable")[:max_hover]] = True
+    else:
+        keep[np.random.default_rng(seed).choice(n, max_hover, replace=False)] = True
+    return keep
+
+
 def pca_scatter(coords: pd.DataFrame, color: str, *, dims: int = 2, highlight: Sequence[int] = (),
-                kind: str = "item", focus: str | None = None, max_labels: int = 12) -> go.Figure:
+                kind: str = "item", focus: str | None = None, max_labels: int = 12,
+                max_hover: int = 5000) -> go.Figure:
     """Items (or users) at their first principal components; hover shows the title.
 
     `coords` has pc1..pcN, `title`, and the colour column; `highlight` lists row positions of search
     matches, drawn as large labelled markers (the first `max_labels` get their title written).
     Genres colour by primary genre (at most ten colours) or one `focus` genre against the rest;
-    numbers by a colour scale. WebGL traces, one per colour: a few, not one per genre combination.
+    numbers by a colour scale. WebGL traces (Scattergl; Scatter3d is WebGL too), one per colour: a
+    few, not one per genre combination. Beyond `max_hover` points every point is still drawn, but
+    only a sample (`hover_sample`: the most popular) carries its name for hovering, in a trace of
+    its own beside an unnamed one per colour: names are most of what a figure of 59,000 items
+    weighs, and the search finds any title.
     """
     three = dims == 3 and "pc3" in coords
-    hover = coords["title"].astype(str) if "title" in coords else coords.get("id", pd.Series(range(len(coords)))).astype(str)
-    if "genres" in coords:
-        hover = hover + "<br>" + coords["genres"].fillna("").astype(str).str.replace("|", ", ", regex=False)
-    fig = _fig(height=580, title=f"{kind.capitalize()} embeddings, first principal components",
-               legend=dict(itemsizing="constant", title=None))
+    named = hover_sample(coords, max_hover)
+    sampled = not named.all()
+    # Hover names for the named rows only: building 59,000 strings costs as much as the rest of the figure.
+    shown = coords.loc[named]
+    if "title" in shown or "id" in shown:
+        hover = shown["title" if "title" in shown else "id"].astype(str)
+    else:
+        hover = pd.Series(np.flatnonzero(named).astype(str), index=shown.index)
+    if "genres" in shown:
+        hover = hover + "<br>" + shown["genres"].fillna("").astype(str).str.replace("|", ", ", regex=False)
+    hover_of = np.full(len(coords), None, dtype=object)
+    hover_of[named] = hover.to_numpy()
+    title = f"{kind.capitalize()} embeddings, first principal components"
+    if sampled:
+        which = "most popular" if "popularity" in coords else "sampled"
+        title += (f"<br><sup>all {len(coords):,} {kind}s drawn; names on hover for the {int(named.sum()):,} "
+                  f"{which}, search to find any other</sup>")
+    fig = _fig(height=580, title=title, legend=dict(itemsizing="constant", title=None))
     xyz = ("pc1", "pc2", "pc3") if three else ("pc1", "pc2")
 
-    def add(rows: pd.Index, name: str, marker: dict, show: bool = True) -> None:
-        pts = {a: coords.loc[rows, c].to_numpy() for a, c in zip("xyz", xyz, strict=False)}
-        kw = dict(mode="markers", name=name, hovertext=hover.loc[rows].to_numpy(), hoverinfo="text", showlegend=show)
-        if three:
-            fig.add_scatter3d(**pts, marker={**marker, "size": 3.5}, **kw)
-        else:
-            fig.add_trace(go.Scattergl(**pts, marker={**marker, "size": 7}, **kw))
+    def trace(rows: np.ndarray, name: str, marker: dict, show: bool, with_names: bool) -> None:
+        pts = {a: coords[c].to_numpy()[rows] for a, c in zip("xyz", xyz, strict=False)}
+        marker = {**marker, "size": 3.5 if three else 7}
+        if isinstance(marker.get("color"), np.ndarray):
+            marker["color"] = marker["color"][rows]
+        kw = dict(mode="markers", name=name, showlegend=show, legendgroup=name, hoverinfo="skip")
+        if with_names:
+            kw.update(hovertext=hover_of[rows], hoverinfo="text")
+        elif "colorbar" in marker:
+            marker["showscale"] = False  # one colour bar, on the named trace
+        fig.add_trace(go.Scatter3d(**pts, marker=marker, **kw) if three else go.Scattergl(**pts, marker=marker, **kw))
+
+    def add(mask: np.ndarray, name: str, marker: dict, show: bool = True) -> None:
+        if sampled:  # the unnamed points first, under the named ones; one legend entry toggles both
+            trace(np.flatnonzero(mask & ~named), name, marker, show=False, with_names=False)
+        trace(np.flatnonzero(mask & named), name, marker, show=show, with_names=True)
 
     if color == "genres" and "genres" in coords:
         groups = genre_groups(coords["genres"], focus=focus)
         order = ([focus, f"not {focus}"] if focus else
                  [g for g in groups.value_counts().index if g != "other genres"] + ["other genres"])
         for i, g in enumerate(order):
-            rows = groups.index[groups == g]
-            if len(rows):
+            mask = (groups == g).to_numpy()
+            if mask.any():
                 grey = g in ("other genres", f"not {focus}")
-                add(rows, g, dict(color=OTHER_COLOUR if grey else GENRE_COLOURS[i % len(GENRE_COLOURS)],
+                add(mask, g, dict(color=OTHER_COLOUR if grey else GENRE_COLOURS[i % len(GENRE_COLOURS)],
                                   opacity=0.45 if grey else 0.8))
     elif color in coords:
-        values = coords[color].astype(float)
-        add(coords.index, color.replace("_", " "), dict(color=values.to_numpy(), colorscale="Viridis", opacity=0.8,
-                                                        colorbar=dict(title=color.replace("_", " "))), show=False)
+        values = coords[color].astype(np.float32).to_numpy()
+        everything = np.ones(len(coords), dtype=bool)
+        finite = values[np.isfinite(values)]
+        scale = dict(cmin=float(finite.min()), cmax=float(finite.max())) if len(finite) else {}  # both traces alike
+        add(everything, color.replace("_", " "), dict(color=values, colorscale="Viridis", opacity=0.8, **scale,
+                                                      colorbar=dict(title=color.replace("_", " "))), show=False)
     else:
-        add(coords.index, kind, dict(color=MUTED, opacity=0.8))
+        add(np.ones(len(coords), dtype=bool), kind, dict(color=MUTED, opacity=0.8))
     if len(highlight):
         sel = coords.iloc[list(highlight)]
         names = sel["title"].astype(str) if "title" in sel else sel.get("id", pd.Series(dtype=str)).astype(str)

@@ -296,3 +296,38 @@ def test_movielens_100k_run_answers_with_titles(shared_data, tmp_path):
     trilogy = {50: 5, 172: 5, 181: 5}
     recs = explore.fold_in(run, trilogy, k=10)
     assert not set(trilogy) & set(recs["item"]) and recs["title"].str.len().gt(0).all()
+
+
+def test_pca_takes_the_randomized_path_for_wide_tables_and_agrees_with_the_exact_one():
+    rng = np.random.default_rng(0)
+    scale = np.r_[10.0, 6.0, 3.0, np.full(37, 0.3)]  # three planted directions, well apart, then noise
+    weight = rng.normal(size=(3000, 40)) * scale @ np.linalg.qr(rng.normal(size=(40, 40)))[0]  # (rows, d), rotated
+    exact, exact_ratios, solver = explore.pca(weight, 3)
+    assert solver == "covariance_eigh"
+    fast, fast_ratios, solver = explore.pca(weight, 3, randomized_min_dims=40)
+    assert solver == "randomized"
+    signs = np.sign((exact * fast).sum(axis=0))  # components agree up to sign
+    assert np.allclose(exact, fast * signs, atol=1e-4 * np.abs(exact).max())
+    assert np.allclose(exact_ratios, fast_ratios)
+    assert explore.pca(rng.normal(size=(59_047, 32)), 8)[2] == "covariance_eigh"  # ML-25M's items: exact, faster
+    assert explore.RANDOMIZED_MIN_DIMS > 256  # every registry model's tables stay on the exact path
+
+
+@pytest.mark.parametrize("layout", ["sorted", "grouped by a sort", "scanned"])
+def test_a_users_training_rows_are_found_alike_however_the_run_holds_them(neumf, monkeypatch, layout):
+    import dataclasses
+
+    import ncf.runs.run
+
+    run = neumf
+    expected = [np.sort(run.train_item[run.train_rows(u)]) for u in range(run.n_users)]
+    order = np.argsort(run.train_user, kind="stable")
+    if layout != "sorted":  # rows in no particular order, as a split of an unsorted file leaves them
+        order = np.random.default_rng(0).permutation(len(order))
+    run = dataclasses.replace(run, train_user=run.train_user[order], train_item=run.train_item[order])
+    if layout == "scanned":
+        monkeypatch.setattr(ncf.runs.run, "SCAN_MIN_ROWS", 0)
+    for u in range(run.n_users):
+        assert (np.sort(run.train_item[run.train_rows(u)]) == expected[u]).all()
+    assert run._train_sorted_by_user == (layout == "sorted")
+    assert ("_train_by_user" in run.__dict__) == (layout == "grouped by a sort")

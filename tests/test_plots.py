@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ncf import plots
+from ncf import aggregates, plots
 from ncf.data import synthetic
+from ncf.data.dataset import Dataset
 
 EVENTS = [
     {"event": "start", "epochs": 2, "stage": "neumf"},
@@ -80,11 +81,16 @@ def test_no_events_gives_an_empty_figure():
 
 def test_data_figures_count_what_is_there():
     ds = synthetic()
-    hist = plots.rating_histogram(ds.rating)
+    summary = aggregates.summarize(ds)
+    hist = plots.rating_histogram(summary)
     assert sum(hist.data[0].y) == ds.n_interactions
-    tail = plots.long_tail(ds.per_item_counts())
+    tail = plots.long_tail(summary)
     assert list(tail.data[0].y) == sorted(ds.per_item_counts(), reverse=True)
-    assert "Implicit" in plots.rating_histogram(None).layout.annotations[0].text
+    users = plots.per_user_histogram(summary)
+    assert sum(users.data[0].y) == ds.n_users and users.data[0].type == "bar"  # bars, not a value per user
+    implicit = aggregates.summarize(Dataset(name="i", user=ds.user, item=ds.item, rating=None, timestamp=None,
+                                            users=ds.users, items=ds.items))
+    assert "Implicit" in plots.rating_histogram(implicit).layout.annotations[0].text
 
 
 def test_pca_scatter_highlights_matches_in_2d_and_3d():
@@ -128,3 +134,22 @@ def test_the_embedding_scatter_has_few_traces_and_labels_the_highlighted_titles(
     assert len(fig.data) <= 11  # ten colours and the matches, not one trace per genre combination
     matches = next(t for t in fig.data if t.name == "search matches")
     assert list(matches.text) == ["t0", "t1", "t2"]
+
+
+def test_a_large_scatter_is_webgl_with_names_only_for_the_popular_sample_and_the_matches():
+    n, sample = 20_000, 500
+    rng = np.random.default_rng(0)
+    coords = pd.DataFrame({"pc1": rng.normal(size=n), "pc2": rng.normal(size=n), "title": [f"t{i}" for i in range(n)],
+                           "genres": rng.choice(["A", "B|C", "C", "D|A"], n), "popularity": rng.permutation(n)})
+    for colour in ("genres", "popularity"):
+        fig = plots.pca_scatter(coords, colour, highlight=[7, 8], max_hover=sample)
+        points = [t for t in fig.data if t.name != "search matches"]
+        assert {t.type for t in points} == {"scattergl"}
+        assert sum(len(t.x) for t in points) == n  # every point drawn
+        named = [h for t in points if t.hovertext is not None for h in t.hovertext]
+        most_popular = coords.nlargest(sample, "popularity")["title"]
+        assert len(named) == sample and {h.split("<br>")[0] for h in named} == set(most_popular)
+        assert all(t.hoverinfo == "skip" for t in points if t.hovertext is None)
+        assert list(traces(fig)["search matches"].text) == ["t7", "t8"]  # labels: the matches only
+        assert "names on hover for the 500 most popular" in fig.layout.title.text
+    assert plots.hover_sample(coords.drop(columns="popularity"), sample).sum() == sample  # seeded sample

@@ -20,6 +20,7 @@ from ncf.data.builder import EXPECTED, to_dataset
 from ncf.data.dataset import Dataset
 from ncf.data.folders import FolderFiles, read_item_info
 from ncf.errors import DataError
+from ncf.memory import check_parse_fits
 
 ROLES = ("user", "item", "rating", "timestamp")
 SNIFF_BYTES = 1 << 16
@@ -404,6 +405,7 @@ def _non_numeric_rating(label: str, guess: ColumnGuess, error: Exception) -> Dat
 def load_file(path: Path, columns: dict | None = None) -> Dataset:
     """A ratings table on disk; a sibling movies file (movies.csv, movies.dat, u.item) adds titles."""
     path = Path(path)
+    check_parse_fits(path.stat().st_size, path.name)  # refused before reading, not half-way through
     with open(path, "rb") as f:
         head = f.read(SNIFF_BYTES)
     guess = sniff(head, path.name, columns)

@@ -25,6 +25,7 @@ from ncf.data.split import filter_min_interactions, make_split
 from ncf.data.synthetic import synthetic
 from ncf.data.uploads import upload_key, upload_name
 from ncf.errors import DataError
+from ncf.memory import check_pipeline_fits
 
 Progress = Callable[[int, "int | None"], None]
 Stage = Callable[[str], None]  # told each stage of a load as it begins: "reading the cache", "parsing", ...
@@ -232,5 +233,7 @@ def load_split(data: DataConfig, objective: str = "implicit", progress=None, on_
     if objective == "explicit" and ds.implicit:
         raise DataError(f"{ds.name} has no ratings, so the explicit (rating) objective cannot be trained; "
                         "choose the implicit objective.")
+    # Refused here, before the split's own peak (about 100 bytes a row), rather than half-way by the OOM killer.
+    check_pipeline_fits(ds.n_interactions, ds.n_users, ds.n_items, 0 if objective == "explicit" else 4)
     return make_split(ds, data.split, seed=data.seed, n_negatives=data.test_negatives,
                       test_fraction=data.test_fraction, validation=data.validation)

@@ -14,6 +14,10 @@ from ncf.config import RunConfig
 from ncf.data.dataset import Dataset, Vocab
 from ncf.data.split import Split
 
+# From this many training rows, a run whose rows are not grouped by user finds one user's rows by a
+# scan (0.03-0.2 s for 25M rows) instead of grouping them all by a stable sort first (10 s under load).
+SCAN_MIN_ROWS = 2_000_000
+
 
 @dataclass(frozen=True, eq=False)
 class Run:
@@ -66,6 +70,11 @@ class Run:
         return np.bincount(self.train_item, minlength=self.n_items)
 
     @cached_property
+    def _train_sorted_by_user(self) -> bool:
+        users = self.train_user
+        return bool(len(users) < 2 or (users[1:] >= users[:-1]).all())
+
+    @cached_property
     def _train_by_user(self) -> tuple[np.ndarray, np.ndarray]:
         """Training rows grouped by user: (order, offsets) so user u's rows are order[offsets[u]:offsets[u+1]]."""
         order = np.argsort(self.train_user, kind="stable")
@@ -74,7 +83,12 @@ class Run:
         return order, offsets
 
     def train_rows(self, user_index: int) -> np.ndarray:
-        """Indices into the train arrays of one user's training interactions."""
+        """Indices into the train arrays of one user's training interactions (in their stored order)."""
+        users = self.train_user
+        if self._train_sorted_by_user:  # a binary search
+            return np.arange(np.searchsorted(users, user_index, "left"), np.searchsorted(users, user_index, "right"))
+        if len(users) >= SCAN_MIN_ROWS:  # one pass per query rather than a stable sort of every row once
+            return np.flatnonzero(users == user_index)
         order, offsets = self._train_by_user
         return order[offsets[user_index]:offsets[user_index + 1]]
 
