@@ -122,6 +122,7 @@ def test_sessions_do_not_see_each_others_uploads_or_jobs(guarded_server, browser
         settle(b)
         assert "private ratings.csv" not in b.inner_text("body")  # the file chooser is empty here
         goto_page(b, "Train")
+        b.get_by_text("Press Train", exact=False).first.wait_for()  # a loaded box can still be rendering the page
         body = b.inner_text("body")
         assert "Press Train" in body and job not in body and "job=" not in b.url
         assert "synthetic" in body and "private ratings" not in body
