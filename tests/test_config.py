@@ -55,3 +55,18 @@ def test_dropout_reaches_the_ncf_tower():
 
     model = build_model(PRESETS["large-batch"].apply(RunConfig()).model, 10, 20)
     assert sum(isinstance(m, torch.nn.Dropout) for m in model.modules()) == 3
+
+
+def test_the_new_training_settings_default_to_the_old_behaviour_and_take_flags():
+    t = RunConfig().train
+    assert (t.loss_reduction, t.example_l2) == ("mean", 0.0)
+    m = RunConfig().model
+    assert (m.init_std, m.global_bias) == (None, False)
+    cfg = parse("--model", "dot", "--loss-reduction", "sum", "--example-l2", "0.01", "--init-std", "0.05",
+                "--global-bias")
+    assert (cfg.train.loss_reduction, cfg.train.example_l2) == ("sum", 0.01)
+    assert (cfg.model.init_std, cfg.model.global_bias) == (0.05, True)
+    with pytest.raises(ConfigError, match="mean or sum"):
+        RunConfig().train.replace(loss_reduction="max").validate()
+    with pytest.raises(ConfigError, match="cannot be negative"):
+        RunConfig().train.replace(example_l2=-1.0).validate()
