@@ -22,6 +22,7 @@ def main() -> None:
         st.Page("app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
         st.Page("app_pages/compare.py", title="Compare runs", icon=":material/compare_arrows:"),
         st.Page("app_pages/experiments.py", title="Experiments", icon=":material/science:"),
+        st.Page("app_pages/search.py", title="Search", icon=":material/travel_explore:"),
     ]
     page = st.navigation(pages)
     appstate.sidebar()
