@@ -121,9 +121,11 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
         features=True),
     ModelSpec(
         "dot", "Dot product", "Classic matrix factorisation fitted by gradient descent: a user's score for an "
-        "item is the dot product of their embeddings plus a bias for each.",
+        "item is the dot product of their embeddings plus a bias for each (and a global bias b, as Rendle et "
+        "al. 2020, with --global-bias).",
         r"\hat y_{ui} = \sigma\big(\mathbf p_u^\top \mathbf q_i + b_u + b_i\big)",
-        "ncf.models:DotProduct", settings=_NCF, defaults=NEURAL_FACTORS),
+        "ncf.models:DotProduct", settings=(*_NCF, "init_std", "global_bias"), defaults=NEURAL_FACTORS,
+        check=_positive("init_std", "The embeddings' initial standard deviation (--init-std)")),
     ModelSpec(
         "embnn", "EmbeddingNN", "fastai's collaborative-filtering network (fastbook ch. 8): embeddings sized by "
         "a rule of thumb, concatenated, a tower of layers, and a sigmoid squeezed into the rating range. It "
@@ -175,7 +177,7 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
 )}
 
 # The ModelConfig fields some models add; one given to a model it does not apply to is refused.
-EXTRA_SETTINGS = ("reg", "confidence", "iterations", "neighbours", "similarity")
+EXTRA_SETTINGS = ("reg", "confidence", "iterations", "neighbours", "similarity", "init_std")
 
 
 def names(gradient: bool | None = None) -> tuple[str, ...]:

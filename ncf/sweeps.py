@@ -241,6 +241,11 @@ class Sweep:
         return self.state == ACTIVE
 
     @property
+    def is_search(self) -> bool:
+        """An Optuna search (ncf.search): its points come one at a time, judged on validation only."""
+        return bool(self.extra.get("search"))
+
+    @property
     def base_config(self) -> RunConfig:
         return RunConfig.from_dict(self.base)
 
@@ -278,7 +283,7 @@ def _read(models_dir, sweep_id: str) -> dict:
 def _sweep(info: dict) -> Sweep:
     known = {k: info.get(k) for k in ("id", "owner", "name", "state", "created", "base", "params", "models", "seeds",
                                       "points", "finished", "note", "error")}
-    return Sweep(**known)
+    return Sweep(**known, extra={"search": info["search"]} if info.get("search") else {})
 
 
 def load_sweep(models_dir, sweep_id: str) -> Sweep:
@@ -305,10 +310,11 @@ def _now() -> str:
 
 
 def start_sweep(runner, base: RunConfig, models: list[str], params: dict[str, list], seeds: list[int], owner: str,
-                name: str = "") -> Sweep:
+                name: str = "", search: dict | None = None) -> Sweep:
     """Validates the whole grid, writes the sweep and queues its first run. A session runs one sweep at
-    a time; a second is refused while the first is running."""
-    points = grid(base, models, params, seeds)
+    a time; a second is refused while the first is running. With `search` (ncf.search.start_search) the
+    grid is empty and the driver asks ncf.search for each next point when the last has finished."""
+    points = grid(base, models, params, seeds) if search is None else []
     owner = str(owner)
     for sw in list_sweeps(runner.models_dir, owner):
         if sw.active:
@@ -321,6 +327,7 @@ def start_sweep(runner, base: RunConfig, models: list[str], params: dict[str, li
         "base": base.to_dict(), "models": list(models), "params": {k: list(v) for k, v in params.items()},
         "seeds": [int(s) for s in seeds], "note": None, "error": None,
         "driver": {"pid": os.getpid()},
+        **({"search": search} if search is not None else {}),
         "points": [{"values": p.values, "config": p.config.replace(name=f"{name} · {point_label(p.values)}").to_dict(),
                     "job": None, "state": "pending", "run_id": None, "error": None} for p in points],
     }
@@ -444,6 +451,18 @@ class SweepDriver:
                 changed = True
                 waiting = True
                 break
+            if not waiting and info["state"] == ACTIVE and info.get("search"):
+                from ncf.search import next_point
+
+                try:  # a search's next trial, from the finished ones' validation figures
+                    point = next_point(info, self.runner.models_dir)
+                except NCFError as e:
+                    info.update(state=FAILED, finished=_now(), error=f"The search stopped: {e}")
+                    point, changed = None, True
+                if point is not None:
+                    info["points"].append(point)
+                    changed = waiting = True
+                    self._wake.set()  # submitted on the next round, without waiting a poll
             if not waiting and info["state"] == ACTIVE:
                 info.update(state=DONE, finished=_now())
                 changed = True

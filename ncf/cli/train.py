@@ -41,7 +41,7 @@ def train_overrides(args) -> dict:
     train_kw = {}
     for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("neg", "n_negatives"),
                       ("wd", "weight_decay"), ("optimizer", "optimizer"), ("seed", "seed"), ("device", "device"),
-                      ("k", "k")):
+                      ("k", "k"), ("loss_reduction", "loss_reduction"), ("example_l2", "example_l2")):
         if getattr(args, flag) is not None:
             train_kw[key] = getattr(args, flag)
     if args.betas is not None:
@@ -68,9 +68,12 @@ def config_from_args(args):
     model_kw = {}
     for flag, key in (("model", "model"), ("objective", "objective"), ("factors", "factors"), ("alpha", "alpha"),
                       ("dropout", "dropout"), ("reg", "reg"), ("confidence", "confidence"),
-                      ("iterations", "iterations"), ("neighbours", "neighbours"), ("similarity", "similarity")):
+                      ("iterations", "iterations"), ("neighbours", "neighbours"), ("similarity", "similarity"),
+                      ("init_std", "init_std")):
         if getattr(args, flag) is not None:
             model_kw[key] = getattr(args, flag)
+    if args.global_bias:
+        model_kw["global_bias"] = True
     if args.layers is not None:
         model_kw["layers"] = int_list(args.layers, "Tower layers")
     if args.emb_sizes is not None:
@@ -233,7 +236,7 @@ def _resumed(args):
 
 def add_parser(sub) -> None:
     from ncf import registry
-    from ncf.config import OBJECTIVES, OPTIMIZERS, PRESETS
+    from ncf.config import LOSS_REDUCTIONS, OBJECTIVES, OPTIMIZERS, PRESETS
 
     t = sub.add_parser("train", help="train a model and save the run",
                        description="Train a model; flags not given keep the tuned defaults.")
@@ -276,6 +279,13 @@ def add_parser(sub) -> None:
     t.add_argument("--wd", type=float, help="weight decay")
     t.add_argument("--betas", help="Adam's beta1,beta2 (default 0.9,0.999)")
     t.add_argument("--optimizer", choices=OPTIMIZERS)
+    t.add_argument("--loss-reduction", choices=LOSS_REDUCTIONS, help="combine a batch's losses by their mean "
+                   "(default) or sum (plain SGD then steps as per-example SGD would, Rendle et al. 2020)")
+    t.add_argument("--example-l2", type=float, help="L2 on the rows each example touches, once per example "
+                   "(Rendle et al.'s --regularization; default 0)")
+    t.add_argument("--init-std", type=float, help="dot: standard deviation of the embeddings' initialisation "
+                   "(default 0.01)")
+    t.add_argument("--global-bias", action="store_true", help="dot: add a global bias b to b_u + b_i")
     t.add_argument("--one-cycle", action="store_true", help="fastai's one-cycle learning-rate schedule")
     t.add_argument("--seed", type=int, help="seed of initialisation, negatives and shuffling")
     t.add_argument("--device", help="auto (default), cpu, cuda or mps")
