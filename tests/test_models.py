@@ -166,14 +166,14 @@ def test_fast_embedding_backward_matches_torchs(sparse):
 
 
 def test_the_split_products_equal_the_layer_over_the_concatenation(monkeypatch):
-    import ncf.models as models
+    import ncf.models.ncf as ncf_models
 
     users, items = torch.arange(50) % 7, torch.arange(50) % 11
     for name in ("mlp", "neumf"):
         torch.manual_seed(0)
-        model = models.build_model(ModelConfig(model=name, factors=8, layers=(16, 8, 4)), 7, 11)
+        model = build_model(ModelConfig(model=name, factors=8, layers=(16, 8, 4)), 7, 11)
         split = model(users, items)  # the CPU's way
-        monkeypatch.setattr(models, "_split_products", lambda x: False)  # a GPU's way
+        monkeypatch.setattr(ncf_models, "_split_products", lambda x: False)  # a GPU's way
         assert torch.allclose(model(users, items), split, atol=1e-6), name
         monkeypatch.undo()
 
@@ -220,3 +220,12 @@ def test_a_global_bias_or_initial_spread_on_another_model_is_refused():
         ModelConfig(model="neumf", init_std=0.1).validate()
     with pytest.raises(ConfigError, match="must be positive"):
         ModelConfig(model="dot", init_std=0.0).validate()
+
+
+def test_each_neural_model_is_registered_by_its_familys_module_and_reexported_by_the_package():
+    import ncf.models as models
+
+    for name in registry.names(gradient=True):
+        spec = registry.get(name)
+        assert spec.factory.startswith("ncf.models.") and spec.factory.count(":") == 1, spec.factory
+        assert getattr(models, spec.cls.__name__) is spec.cls
