@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 
@@ -231,7 +232,35 @@ def _resumed(args):
     cfg = run.config.replace(train=train_cfg, name=args.name or run.name)
     print(f"continuing run {run.id} ({cfg.model.model}, {run.info.get('epochs', '?')} epochs so far) for "
           f"{train_cfg.epochs} more", flush=True)
-    return cfg, run.split(), run.model_copy()
+    cfg, split = _resumed_split(run, cfg)
+    return cfg, split, run.model_copy()
+
+
+def _resumed_split(run, cfg):
+    """The run's split, with its validation hold-out where it had one. A run folder keeps the
+    validation pairs among the known interactions, so the hold-out is drawn again from the source (the
+    same seeded split, checked against the saved test pairs); without that the resumed run would train
+    on the pairs it chooses its epoch by. Where that cannot be done it continues without choosing."""
+    import numpy as np
+
+    from ncf.data import load_split
+    from ncf.errors import NCFError
+
+    split = run.split()
+    if not cfg.data.validation:
+        return cfg, split
+    try:
+        again = load_split(cfg.data, cfg.model.resolved_objective)
+        why = None if (np.array_equal(again.test_user, split.test_user) and again.n_items == split.n_items
+                       and np.array_equal(again.test_item, split.test_item)) else "it now splits differently"
+    except NCFError as exc:
+        why = str(exc)
+    if why is None:
+        return cfg, again
+    print(f"note: run {run.id} chose its epoch on a validation hold-out that its folder does not keep apart, and "
+          f"its data {cfg.data.source!r} could not give it again ({why}); continuing without a hold-out, so "
+          "the last epoch is kept.", file=sys.stderr, flush=True)
+    return cfg.replace(data=cfg.data.replace(validation=False)), split
 
 
 def add_parser(sub) -> None:
