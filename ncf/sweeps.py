@@ -264,11 +264,11 @@ _io_lock = threading.RLock()  # the driver and the sessions' stop buttons write 
 
 
 def _write(models_dir, info: dict) -> None:
-    from ncf.jobs import _write_json_atomic
+    from ncf.jobs.files import write_json_atomic
 
     path = _path(models_dir, info["id"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(path, info)
+    write_json_atomic(path, info)
 
 
 def _read(models_dir, sweep_id: str) -> dict:
@@ -382,14 +382,14 @@ class SweepDriver:
 
     def _adopt(self) -> None:
         """Sweeps a dead server left running are resumed here (see the module docstring)."""
-        from ncf.jobs import _pid_alive
+        from ncf.jobs.pool import pid_alive
 
         for sw in list_sweeps(self.runner.models_dir):
             if not sw.active:
                 continue
             info = _read(self.runner.models_dir, sw.id)
             pid = (info.get("driver") or {}).get("pid")
-            if pid == os.getpid() or (isinstance(pid, int) and _pid_alive(pid)):
+            if pid == os.getpid() or (isinstance(pid, int) and pid_alive(pid)):
                 continue  # another live server drives it (or this process already does)
             with _io_lock:
                 info["driver"] = {"pid": os.getpid()}
