@@ -4,7 +4,7 @@
 across owners, the queue positions, the job files in `models_dir/.jobs/<job_id>/` and `stop()`
 are the pool's own code. Only what a worker process did locally crosses the network instead:
 
-- each job is a Ray task (`_ray_job`) that runs the pool's own `run_job` in a scratch folder on
+- each job is a Ray task (`_ray_job`) that runs the pool workers' own `run_job` in a scratch folder on
   its node, so a job trains, saves and reports exactly as it would in the pool;
 - its events go to one small actor per runner (the "board", placed on the server's node) with a
   push every 0.1 s; the server drains the board every `poll` seconds and appends the events to the
@@ -91,7 +91,7 @@ class _Board:
 
 def _ray_job(job_id: str, board, cfg_dict: dict, name: str, models_dir: str, resume: str | None,
              threads: int, env: dict[str, str]) -> dict:
-    """One job on a cluster node: the pool's `run_job` in a scratch folder, with a thread that
+    """One job on a cluster node: the pool workers' `run_job` in a scratch folder, with a thread that
     relays the folder's new event lines to the board and the board's stop flag to the folder."""
     os.environ.update(env)
     os.environ["NCF_THREADS"] = str(threads)  # read by ncf.device.configure_threads
