@@ -44,6 +44,7 @@ class Pages:
     embeddings = _Page("embeddings.py", "Embeddings", ":material/scatter_plot:")
     compare = _Page("compare.py", "Compare runs", ":material/compare_arrows:")
     experiments = _Page("experiments.py", "Experiments", ":material/science:")
+    search = _Page("search.py", "Search", ":material/travel_explore:")
 
     def all(self) -> list[st.Page]:
         return [getattr(self, name) for name, entry in vars(Pages).items() if isinstance(entry, _Page)]

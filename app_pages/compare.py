@@ -170,7 +170,6 @@ if ss.get("confirm_delete") == target and mine:
         except NCFError as e:
             st.error(appstate.plain(e))
         else:
-            appstate.load_run.clear()
             if ss.run_id == target:
                 ss.run_id = None
             ss.confirm_delete = None

@@ -25,6 +25,8 @@ def fmt_seconds(s: float) -> str:
 
 
 base, ds, runner = appstate.ready_to_train("Sweeps are")
+st.page_link(PAGES.search, label="Hyper-parameter search (Optuna): ranges and a budget of runs, chosen on "
+             "validation", icon=":material/travel_explore:")
 
 # ---------------------------------------------------------------- a new sweep
 with st.expander("New sweep", expanded=not ss.get("sweep_id"), icon=":material/grid_on:"):
@@ -79,7 +81,8 @@ with st.expander("New sweep", expanded=not ss.get("sweep_id"), icon=":material/g
             st.rerun()
 
 # ---------------------------------------------------------------- choosing a sweep
-all_sweeps = sweeps.list_sweeps(runner.models_dir)
+# Searches live on the Search page: this page's results would show every trial's test figures.
+all_sweeps = [s for s in sweeps.list_sweeps(runner.models_dir) if not s.is_search]
 if not all_sweeps:
     st.info("No sweeps yet: choose models, a setting and its values above, then **Start sweep**.")
     st.stop()

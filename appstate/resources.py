@@ -117,12 +117,13 @@ def current_split():
 # ---------------------------------------------------------------- runs and jobs
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading the run…")
 def load_run(run_id: str):
-    """A saved run, loaded once per server and shared read-only."""
-    from ncf.runs import load_run as _load
+    """A saved run, loaded once per server and shared read-only: through the core's one cache of
+    loaded runs (ncf.runs), which a deletion or a changed folder already invalidates."""
+    from ncf.runs import load_run as load
 
-    return _load(run_id)
+    with st.spinner("Loading the run…"):
+        return load(run_id)
 
 
 def list_runs():

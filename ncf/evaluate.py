@@ -166,15 +166,14 @@ def full_ranking_sample(test_user, test_item, n_items: int, max_pairs: int | Non
 
 
 def takes_features(model: Recommender) -> bool:
-    return bool(getattr(model, "feature_specs", ()))
+    return bool(model.feature_specs)
 
 
 def cold_start_model(model: Recommender, split: Split) -> Recommender:
     """What scores the held-out users or items of a cold-start split: the model itself when it takes
     side features; else most-popular fitted on the training pairs, since an id never trained on has
     only its random initial embedding to go by (the metrics then say `popularity_fallback` 1)."""
-    if split.kind not in COLD_KINDS or takes_features(model) or getattr(model, "config", None) is None \
-            or model.config.model == "pop":
+    if split.kind not in COLD_KINDS or takes_features(model) or model.config.model == "pop":
         return model
     from ncf.classical import ItemPop
 
@@ -202,7 +201,7 @@ def by_activity(model: Recommender, split: Split, k: int = 10) -> list[dict]:
         if split.test_negatives is not None:
             hit, ndcg = sampled_cases(scorer, split.test_user, split.test_item, split.test_negatives, k)
             columns.update({f"hr@{k}": hit.numpy(), f"ndcg@{k}": ndcg.numpy()})
-        if getattr(model, "explicit", False) and split.test_rating is not None:
+        if model.explicit and split.test_rating is not None:
             device = _model_device(scorer)
             preds = torch.cat([scorer(torch.as_tensor(split.test_user[s:s + PAIRS_PER_CHUNK], device=device),
                                       torch.as_tensor(split.test_item[s:s + PAIRS_PER_CHUNK], device=device)).double()
@@ -241,7 +240,7 @@ def evaluate(model: Recommender, split: Split, k: int = 10, full: bool = True) -
             metrics.update(full_ranking_metrics(model, known.train_user, known.train_item, test_user, test_item, k))
             if n_users is not None:  # the sample size goes beside the figures it qualifies
                 metrics["full_users"] = float(n_users)
-        if getattr(model, "explicit", False) and split.test_rating is not None:
+        if model.explicit and split.test_rating is not None:
             metrics.update(rating_metrics(model, split.test_user, split.test_item, split.test_rating))
         return metrics
     finally:

@@ -2,8 +2,8 @@
 
 Each figure names its source and the table it was read from; none is ever drawn as if measured here.
 They apply only to ML-1M under leave-one-out with 99 sampled negatives and k = 10 (`applies`). Rendle
-et al. 2020's figures are left out: they were not verified from the paper itself (their recipe is in
-`ncf.config.PRESETS`' notes and benchmarks/results_baselines.md).
+et al. 2020's figures are left out: they were not verified from the paper itself (their recipe is the
+`rendle-mf` preset in `ncf.config.PRESETS`; what it measures here is in benchmarks/results_baselines.md).
 """
 
 from __future__ import annotations

@@ -105,33 +105,35 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
         "starting NeuMF from them is the paper's recipe for the best accuracy.",
         r"\hat y_{ui} = \sigma\big(\mathbf h^\top [\,\mathbf p^G_u \odot \mathbf q^G_i \,;\, "
         r"\mathrm{MLP}([\mathbf p^M_u ; \mathbf q^M_i])\,] + b\big)",
-        "ncf.models:NeuMF", settings=(*_NCF, "layers", "dropout", "pretrain", "alpha", "features"),
+        "ncf.models.ncf:NeuMF", settings=(*_NCF, "layers", "dropout", "pretrain", "alpha", "features"),
         defaults=NEURAL_FACTORS, check=_even_first_layer, features=True),
     ModelSpec(
         "gmf", "GMF", "Each user and item gets a vector of k numbers (its embedding). GMF multiplies them "
         "element by element and a learned weight vector h decides how much each factor matters.",
         r"\hat y_{ui} = \sigma\big(\mathbf h^\top (\mathbf p_u \odot \mathbf q_i) + b\big)",
-        "ncf.models:GMF", settings=_NCF, defaults=NEURAL_FACTORS),
+        "ncf.models.ncf:GMF", settings=_NCF, defaults=NEURAL_FACTORS),
     ModelSpec(
         "mlp", "MLP", "The user and item embeddings are concatenated and passed through a tower of layers that "
         "halve in width; the network can learn interactions a dot product cannot express.",
         r"\mathbf h_0 = [\mathbf p_u ; \mathbf q_i],\quad \mathbf h_\ell = \mathrm{ReLU}(W_\ell \mathbf h_{\ell-1} "
         r"+ \mathbf b_\ell),\quad \hat y_{ui} = \sigma(\mathbf w^\top \mathbf h_L + b)",
-        "ncf.models:MLP", settings=("layers", "dropout", "objective", "features"), check=_even_first_layer,
+        "ncf.models.ncf:MLP", settings=("layers", "dropout", "objective", "features"), check=_even_first_layer,
         features=True),
     ModelSpec(
         "dot", "Dot product", "Classic matrix factorisation fitted by gradient descent: a user's score for an "
-        "item is the dot product of their embeddings plus a bias for each.",
+        "item is the dot product of their embeddings plus a bias for each (and a global bias b, as Rendle et "
+        "al. 2020, with --global-bias).",
         r"\hat y_{ui} = \sigma\big(\mathbf p_u^\top \mathbf q_i + b_u + b_i\big)",
-        "ncf.models:DotProduct", settings=_NCF, defaults=NEURAL_FACTORS),
+        "ncf.models.dot:DotProduct", settings=(*_NCF, "init_std", "global_bias"), defaults=NEURAL_FACTORS,
+        check=_positive("init_std", "The embeddings' initial standard deviation (--init-std)")),
     ModelSpec(
         "embnn", "EmbeddingNN", "fastai's collaborative-filtering network (fastbook ch. 8): embeddings sized by "
         "a rule of thumb, concatenated, a tower of layers, and a sigmoid squeezed into the rating range. It "
         "predicts ratings (explicit feedback) by default.",
         r"\hat r_{ui} = \mathrm{sigmoid\_range}\big(\mathrm{MLP}([\mathbf e_u ; \mathbf e_i]),\ "
         r"\mathrm{low},\ \mathrm{high}\big)",
-        "ncf.models:EmbeddingNN", settings=("objective", "layers", "emb_sizes", "dropout", "batch_norm", "y_range", "features",
-                                     "id_dropout"),
+        "ncf.models.embnn:EmbeddingNN", settings=("objective", "layers", "emb_sizes", "dropout", "batch_norm", "y_range",
+                                                  "features", "id_dropout"),
         defaults={"layers": (100, 50)}, objectives=("explicit", "implicit"), features=True),
     ModelSpec(
         "pop", "Most popular", "Recommends what most people interacted with, the same list for everyone. Any "
@@ -175,7 +177,7 @@ REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (
 )}
 
 # The ModelConfig fields some models add; one given to a model it does not apply to is refused.
-EXTRA_SETTINGS = ("reg", "confidence", "iterations", "neighbours", "similarity")
+EXTRA_SETTINGS = ("reg", "confidence", "iterations", "neighbours", "similarity", "init_std")
 
 
 def names(gradient: bool | None = None) -> tuple[str, ...]:

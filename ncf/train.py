@@ -166,7 +166,9 @@ class Fitter:
         self.optimizer_name = optimizer or tcfg.optimizer
         self.lr = lr if lr is not None else tcfg.lr
         # DDP all-reduces dense gradients: a job of many takes the plain dense optimizer path.
-        self.rowwise = self._use_rowwise() and not self.dist.active
+        # Per-example L2 looks each row up a second time, which would split RowAdamW's grouped tables
+        # (they share one set of unique rows): that path keeps the dense update, always correct.
+        self.rowwise = self._use_rowwise() and not self.dist.active and not tcfg.example_l2
         self.sparse = not self.rowwise and self._use_sparse() and not self.dist.active
         self._attach_tables()
         # A CUDA graph needs capturable optimizers (step count and rate on the device) and a constant
@@ -405,20 +407,40 @@ class Fitter:
             opt.zero_grad(set_to_none=True)
         return self.compute_step(users, items, target, context)
 
+    def _forward(self, inputs: tuple) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The outputs (B,), and with per-example L2 each example's squared row norms (B,), else None."""
+        if not self.tcfg.example_l2:
+            return self.net(*inputs), None
+        users, items = inputs[:2]
+        if not self.dist.active:  # one look-up serves both
+            return self.model.forward_and_sq_norms(users, items)
+        # DDP's forward must see the look-ups, so a job of many looks the rows up a second time.
+        return self.net(*inputs), self.model.example_sq_norms(users, items)
+
     def compute_step(self, users: torch.Tensor, items: torch.Tensor, target: torch.Tensor,
                      context: torch.Tensor | None = None) -> torch.Tensor:
         """Forward, loss, backward and update, gradients starting from None (what a CUDA graph records)."""
         inputs = (users, items) if context is None else (users, items, context)
         if self.amp:
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                out = self.net(*inputs).float()
+                out, norms = self._forward(inputs)
+                out = out.float()
         else:  # no autocast context at all: at small batches its entry and exit cost is measurable
-            out = self.net(*inputs)
-        loss = F.mse_loss(out, target) if self.explicit else F.binary_cross_entropy_with_logits(out, target)
-        loss.backward()
+            out, norms = self._forward(inputs)
+        reduction = self.tcfg.loss_reduction
+        if self.explicit:
+            loss = F.mse_loss(out, target, reduction=reduction)
+        else:
+            loss = F.binary_cross_entropy_with_logits(out, target, reduction=reduction)
+        objective = loss
+        if norms is not None:
+            penalty = norms.float().sum() if reduction == "sum" else norms.float().mean()
+            objective = loss + 0.5 * self.tcfg.example_l2 * penalty
+        objective.backward()
         for opt in self.optimizers:
             opt.step()
-        return loss.detach()
+        # The mean data loss whatever the reduction: the curves of every run are on one scale.
+        return loss.detach() / len(users) if reduction == "sum" else loss.detach()
 
 
 def _is_set(stop) -> bool:

@@ -192,6 +192,31 @@ def test_resume_continues_a_saved_run_into_a_new_one(trained_run):
     assert "continuing run" in p.stdout
 
 
+def test_resuming_a_validation_run_holds_its_validation_pairs_out_again(tmp_path):
+    """A run folder keeps the validation pairs among the known interactions; a resumed run must not train
+    on them, so it draws the hold-out again and still chooses its epoch. A source that is gone: a note."""
+    p = ncf("train", "--model", "gmf", "--epochs", "1", "--validation", "--json", "--out", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    first = last_json(p.stdout)
+    p = ncf("train", "--resume", first["run"], "--epochs", "2", "--json", "--out", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    resumed = last_json(p.stdout)
+    assert resumed["best_epoch"] in (1, 2) and 0 <= resumed["val_hr@10"] <= 1, resumed
+    assert "note:" not in p.stderr
+
+    data = tmp_path / "ratings.csv"
+    data.write_text("user,item,rating,timestamp\n" + "".join(
+        f"{u},{i},{1 + (u * i) % 5},{u * 100 + i}\n" for u in range(30) for i in range(u % 7, u % 7 + 12)))
+    p = ncf("train", "--data", str(data), "--model", "gmf", "--epochs", "1", "--validation", "--json",
+            "--out", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    on_file = last_json(p.stdout)
+    data.unlink()
+    p = ncf("train", "--resume", on_file["run"], "--epochs", "1", "--json", "--out", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert "could not give it again" in p.stderr and "val_hr@10" not in last_json(p.stdout)
+
+
 def test_validation_keeps_the_best_epoch_and_the_run_evaluates_the_same(tmp_path):
     p = ncf("train", "--model", "gmf", "--epochs", "3", "--validation", "--json", "--out", str(tmp_path))
     assert p.returncode == 0, p.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ncf.cli import build_parser, config_from_args
@@ -55,3 +57,32 @@ def test_dropout_reaches_the_ncf_tower():
 
     model = build_model(PRESETS["large-batch"].apply(RunConfig()).model, 10, 20)
     assert sum(isinstance(m, torch.nn.Dropout) for m in model.modules()) == 3
+
+
+def test_the_rendle_preset_is_their_ml1m_command():
+    """google-research dot_vs_learned_similarity README: --epochs 256 --embedding_dim 16 (15 factors and
+    the bias) --regularization 0.005 --negatives 8 --learning_rate 0.002 --stddev 0.1; plain SGD."""
+    cfg = parse("--preset", "rendle-mf")
+    m, t = cfg.model, cfg.train
+    assert (m.model, m.factors, m.init_std, m.global_bias) == ("dot", 15, 0.1, True)
+    assert (t.optimizer, t.lr, t.epochs, t.n_negatives, t.exclude_seen, t.one_cycle, t.weight_decay) == (
+        "sgd", 0.002, 256, 8, False, False, 0.0)
+    assert (t.loss_reduction, t.example_l2, t.batch_size) == ("sum", 0.005, 1024)
+    assert cfg.data.split == "leave_one_out"
+    assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert PRESETS["rendle-mf"].label == "Rendle et al. 2020 MF"
+
+
+def test_the_new_training_settings_default_to_the_old_behaviour_and_take_flags():
+    t = RunConfig().train
+    assert (t.loss_reduction, t.example_l2) == ("mean", 0.0)
+    m = RunConfig().model
+    assert (m.init_std, m.global_bias) == (None, False)
+    cfg = parse("--model", "dot", "--loss-reduction", "sum", "--example-l2", "0.01", "--init-std", "0.05",
+                "--global-bias")
+    assert (cfg.train.loss_reduction, cfg.train.example_l2) == ("sum", 0.01)
+    assert (cfg.model.init_std, cfg.model.global_bias) == (0.05, True)
+    with pytest.raises(ConfigError, match="mean or sum"):
+        RunConfig().train.replace(loss_reduction="max").validate()
+    with pytest.raises(ConfigError, match="cannot be negative"):
+        RunConfig().train.replace(example_l2=-1.0).validate()

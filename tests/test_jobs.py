@@ -166,9 +166,9 @@ def test_a_failing_job_reports_why_and_other_jobs_still_finish(two_workers):
 def test_a_killed_worker_fails_its_job_and_the_runner_recovers(two_workers):
     job_id = two_workers.submit(long_job(), owner="a")
     wait_until(lambda: training(two_workers, job_id), timeout=90)
-    from ncf.jobs import _read_json
+    from ncf.jobs.files import read_json
 
-    pid = _read_json(two_workers.jobs_dir / job_id / "job.json")["worker_pid"]
+    pid = read_json(two_workers.jobs_dir / job_id / "job.json")["worker_pid"]
     os.kill(pid, signal.SIGKILL)
     st = two_workers.wait(job_id, timeout=60)
     assert st.state == "failed" and "ended abruptly" in st.error
@@ -207,9 +207,9 @@ def test_jobs_of_a_killed_server_show_as_interrupted_and_its_worker_exits(tmp_pa
         running, waiting = server.stdout.readline().split()
         job_dir = models / ".jobs" / running
         wait_until(lambda: any(e["event"] == "batch" for e in read_events(job_dir)), timeout=90)
-        from ncf.jobs import _read_json
+        from ncf.jobs.files import read_json
 
-        worker = _read_json(job_dir / "job.json")["worker_pid"]
+        worker = read_json(job_dir / "job.json")["worker_pid"]
     finally:
         server.kill()
         server.wait()

@@ -101,7 +101,7 @@ def test_a_runner_leaves_jobs_started_on_other_machines_to_their_own_servers(tmp
     """Servers on several machines share one runs folder: a dead process id here says nothing
     about a job another machine's server runs."""
     pytest.importorskip("ray")
-    from ncf.jobs import _read_json, _write_json_atomic
+    from ncf.jobs.files import read_json, write_json_atomic
     from ncf.jobs.ray_backend import RayJobRunner
 
     jobs_dir = tmp_path / ".jobs"
@@ -109,12 +109,12 @@ def test_a_runner_leaves_jobs_started_on_other_machines_to_their_own_servers(tmp
     for job_id, runner_id in (("20250101-120000-0000000a", "abc@other-machine"),
                               ("20250101-120000-0000000b", f"def@{socket.gethostname()}")):
         (jobs_dir / job_id).mkdir(parents=True)
-        _write_json_atomic(jobs_dir / job_id / "job.json", {"id": job_id, "state": "running",
+        write_json_atomic(jobs_dir / job_id / "job.json", {"id": job_id, "state": "running",
                                                             "runner": {"id": runner_id, "pid": dead_pid}})
     fake = type("R", (), {"jobs_dir": jobs_dir, "_host": socket.gethostname()})()
     RayJobRunner._mark_interrupted(fake)
-    assert _read_json(jobs_dir / "20250101-120000-0000000a" / "job.json")["state"] == "running"
-    assert _read_json(jobs_dir / "20250101-120000-0000000b" / "job.json")["state"] == "interrupted"
+    assert read_json(jobs_dir / "20250101-120000-0000000a" / "job.json")["state"] == "running"
+    assert read_json(jobs_dir / "20250101-120000-0000000b" / "job.json")["state"] == "interrupted"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -166,13 +166,66 @@ def test_fast_embedding_backward_matches_torchs(sparse):
 
 
 def test_the_split_products_equal_the_layer_over_the_concatenation(monkeypatch):
-    import ncf.models as models
+    import ncf.models.ncf as ncf_models
 
     users, items = torch.arange(50) % 7, torch.arange(50) % 11
     for name in ("mlp", "neumf"):
         torch.manual_seed(0)
-        model = models.build_model(ModelConfig(model=name, factors=8, layers=(16, 8, 4)), 7, 11)
+        model = build_model(ModelConfig(model=name, factors=8, layers=(16, 8, 4)), 7, 11)
         split = model(users, items)  # the CPU's way
-        monkeypatch.setattr(models, "_split_products", lambda x: False)  # a GPU's way
+        monkeypatch.setattr(ncf_models, "_split_products", lambda x: False)  # a GPU's way
         assert torch.allclose(model(users, items), split, atol=1e-6), name
         monkeypatch.undo()
+
+
+def test_the_dot_models_global_bias_and_initial_spread_are_options_off_by_default():
+    plain = build_model(ModelConfig(model="dot", factors=5), N_USERS, N_ITEMS)
+    assert plain.bias is None and "bias" not in plain.state_dict()  # saved runs of before load unchanged
+    rendle = build_model(ModelConfig(model="dot", factors=64, init_std=0.1, global_bias=True), 2000, 2000)
+    assert count_parameters(rendle) == 2 * 2000 * (64 + 1) + 1
+    assert rendle.user_emb.weight.std().item() == pytest.approx(0.1, rel=0.05)
+    with torch.no_grad():
+        rendle.bias.fill_(0.7)
+        users, items = torch.tensor([0, 5]), torch.tensor([3, 1])
+        plain_part = (rendle.user_emb(users) * rendle.item_emb(items)).sum(-1) + rendle.user_bias(users).squeeze(-1) \
+            + rendle.item_bias(items).squeeze(-1)
+        torch.testing.assert_close(rendle(users, items), plain_part + 0.7)
+        torch.testing.assert_close(rendle.score_users(users)[[0, 1], items], rendle(users, items))
+    rows = describe_architecture(rendle.config, 2000, 2000)
+    assert sum(r["params"] for r in rows) == count_parameters(rendle)
+
+
+def test_each_examples_squared_norms_cover_the_rows_it_touches():
+    model = build_model(ModelConfig(model="dot", factors=3, global_bias=True), N_USERS, N_ITEMS)
+    users, items = torch.tensor([1, 1, 4]), torch.tensor([0, 6, 6])
+    with torch.no_grad():
+        model.bias.fill_(0.5)
+        expected = (model.user_emb.weight[users].square().sum(1) + model.item_emb.weight[items].square().sum(1)
+                    + model.user_bias.weight[users, 0].square() + model.item_bias.weight[items, 0].square() + 0.25)
+        out, norms = model.forward_and_sq_norms(users, items)
+        torch.testing.assert_close(norms, expected)
+        torch.testing.assert_close(out, model(users, items))
+        torch.testing.assert_close(model.example_sq_norms(users, items), expected)
+    neumf = build_model(ModelConfig(model="neumf", factors=4, layers=(8, 4)), N_USERS, N_ITEMS)  # every id table
+    with torch.no_grad():
+        tables = [neumf.gmf_user_emb.weight[users], neumf.gmf_item_emb.weight[items], neumf.mlp.user_emb.weight[users],
+                  neumf.mlp.item_emb.weight[items]]
+        torch.testing.assert_close(neumf.example_sq_norms(users, items), sum(t.square().sum(1) for t in tables))
+
+
+def test_a_global_bias_or_initial_spread_on_another_model_is_refused():
+    with pytest.raises(ConfigError, match="global bias does not apply to GMF"):
+        ModelConfig(model="gmf", global_bias=True).validate()
+    with pytest.raises(ConfigError, match="does not apply"):
+        ModelConfig(model="neumf", init_std=0.1).validate()
+    with pytest.raises(ConfigError, match="must be positive"):
+        ModelConfig(model="dot", init_std=0.0).validate()
+
+
+def test_each_neural_model_is_registered_by_its_familys_module_and_reexported_by_the_package():
+    import ncf.models as models
+
+    for name in registry.names(gradient=True):
+        spec = registry.get(name)
+        assert spec.factory.startswith("ncf.models.") and spec.factory.count(":") == 1, spec.factory
+        assert getattr(models, spec.cls.__name__) is spec.cls

@@ -68,3 +68,73 @@ def test_a_search_without_a_validation_hold_out_is_refused(tmp_path):
         run_search([Range.parse("factors=4:8")], 1,
                    lambda v: config_from_args(parser.parse_args(["train", "--split", "ratio", "--model", "gmf"])),
                    load_split=load_split, save=lambda *a: None)
+
+
+# ---------------------------------------------------------------------------------------------
+# A search through the job pool (the app's Search page)
+
+def test_the_next_trial_is_drawn_in_range_and_the_same_history_draws_the_same_one():
+    from ncf.search import ask
+
+    ranges = [Range.parse("factors=4:64:log"), Range.parse("lr=0.001:0.1:log"), Range.parse("model=gmf|dot")]
+    told = [({"factors": 8, "lr": 0.01, "model": "gmf"}, 0.61), ({"factors": 32, "lr": 0.002, "model": "dot"}, None)]
+    values = ask(ranges, told, seed=3)
+    assert 4 <= values["factors"] <= 64 and isinstance(values["factors"], int)
+    assert 0.001 <= values["lr"] <= 0.1 and values["model"] in ("gmf", "dot")
+    assert ask(ranges, told, seed=3) == values
+
+
+def test_the_outcome_is_the_best_validation_trial_whatever_the_test_figures(monkeypatch):
+    """A choice made on test items would pick trial 1 (test HR@10 0.9); the validation figures pick trial 0."""
+    from ncf import search
+    from ncf.sweeps import Sweep
+
+    metrics = {"r0": {"val_hr@10": 0.70, "hr@10": 0.50}, "r1": {"val_hr@10": 0.60, "hr@10": 0.90},
+               "r2": {"val_hr@10": 0.65, "hr@10": 0.80}}
+    monkeypatch.setattr(search, "_run_metrics", lambda models_dir, ids: {i: metrics[i] for i in ids})
+    points = [{"values": {"model": "gmf", "factors": f}, "state": "done", "run_id": f"r{i}", "job": "j"}
+              for i, f in enumerate((8, 16, 32))]
+    sweep = Sweep(id="x", owner="o", name="n", state="running", created="", base={}, params={}, models=[], seeds=[],
+                  points=points, extra={"search": {"budget": 3}})
+    assert search.outcome(sweep, None) is None  # nothing test-side while the search runs
+    assert all(set(r) == {"trial", "model", "factors", "state", "val_hr@10", "run"}
+               for r in search.trial_rows(sweep, None))  # the live table has no test figure
+    done = search.outcome(replace(sweep, state="done"), None)
+    assert done["trial"] == 0 and done["val_hr@10"] == 0.70
+    assert done["test_metrics_read_once"] == {"hr@10": 0.50}
+
+
+def test_a_search_runs_its_budget_through_the_job_pool_one_trial_at_a_time(tmp_path):
+    from ncf import search, sweeps
+    from ncf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from ncf.jobs import JobRunner
+
+    runner = JobRunner(max_workers=1, max_queued_per_owner=3, models_dir=tmp_path)
+    try:
+        base = RunConfig(data=DataConfig(source="synthetic"), model=ModelConfig(model="gmf"),
+                         train=TrainConfig(epochs=1, batch_size=2048))
+        sw = search.start_search(runner, base, "gmf", [Range.parse("factors=4:16")], 3, owner="alice")
+        assert sw.is_search and sw.active
+        with pytest.raises(ConfigError, match="already have a sweep running"):
+            search.start_search(runner, base, "gmf", [Range.parse("factors=4:16")], 2, owner="alice")
+        final = sweeps.wait_sweep(runner, sw.id, timeout=300)
+        assert final.state == "done" and len(final.points) == 3
+        assert all(p["state"] == "done" and RunConfig.from_dict(p["config"]).data.validation for p in final.points)
+        rows = search.trial_rows(final, tmp_path)
+        assert [r["trial"] for r in rows] == [0, 1, 2] and all(4 <= r["factors"] <= 16 for r in rows)
+        chosen = search.outcome(final, tmp_path)
+        assert chosen["val_hr@10"] == max(r["val_hr@10"] for r in rows)
+        assert "hr@10" in chosen["test_metrics_read_once"]
+    finally:
+        runner.shutdown(wait=True, stop_running=True)
+
+
+def test_a_search_past_the_cap_or_over_an_unknown_setting_is_refused(tmp_path, monkeypatch):
+    from ncf import search
+    from ncf.config import RunConfig
+
+    monkeypatch.setenv("NCF_MAX_SWEEP_RUNS", "4")
+    with pytest.raises(ConfigError, match="cap of 4 runs"):
+        search.start_search(None, RunConfig(), "gmf", [Range.parse("factors=4:16")], 5, owner="a")
+    with pytest.raises(ConfigError, match="cannot be searched"):
+        search.start_search(None, RunConfig(), "gmf", [Range.parse("device=cpu|cuda")], 2, owner="a")

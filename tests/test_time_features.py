@@ -130,7 +130,8 @@ def test_the_hour_feature_finds_a_planted_time_of_day_effect(tmp_path):
 
 
 def test_a_saved_run_with_time_features_scores_alike_and_a_new_user_is_ranked_at_the_latest_time(ds, tmp_path):
-    from ncf.explore import _one_user_model, fold_in
+    from ncf.explore import fold_in
+    from ncf.explore.newuser import one_user_model
 
     split = make_split(ds, "leave_one_out", seed=0)
     cfg = RunConfig(model=ModelConfig(model="embnn", objective="implicit", features=("occupation", *TIME),
@@ -142,7 +143,7 @@ def test_a_saved_run_with_time_features_scores_alike_and_a_new_user_is_ranked_at
     loaded = load_run(run.path)
     users = torch.arange(ds.n_users)
     assert torch.allclose(loaded.model.score_users(users), result.model.cpu().eval().score_users(users))
-    one, _ = _one_user_model(loaded)
+    one, _ = one_user_model(loaded)
     assert one.time_features.user_time[0, 2] == loaded.model.time_features.user_time[:, 2].max()
     assert len(fold_in(loaded, {}, k=3, user_features={"occupation": "writer"})) == 3
     assert len(fold_in(loaded, {1: 5.0}, k=3, steps=3)) == 3

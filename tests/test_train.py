@@ -275,3 +275,87 @@ def test_continuing_a_model_that_training_makes_worse_keeps_it_as_it_was(valid_s
     stop.set()  # a stopped run keeps what it had, so it reports no kept epoch
     stopped = train(wreck, valid_split, model=base.model, stop=stop)
     assert stopped.stopped and stopped.best_epoch is None and stopped.history[-1]["best_epoch"] is None
+
+
+def _two_by_two_fitter(batch_size: int, lr: float = 0.1, example_l2: float = 0.5) -> Fitter:
+    """Rendle et al.'s model on 2 users x 2 items with one factor and weights set by hand:
+    p = (1, 0.5), q = (2, -1), b_u = (0.1, 0), b_i = (0, 0.2), b = 0.3."""
+    from types import SimpleNamespace
+
+    cfg = ModelConfig(model="dot", factors=1, global_bias=True)
+    model = trainer.build_model(cfg, 2, 2)
+    with torch.no_grad():
+        model.user_emb.weight.copy_(torch.tensor([[1.0], [0.5]]))
+        model.item_emb.weight.copy_(torch.tensor([[2.0], [-1.0]]))
+        model.user_bias.weight.copy_(torch.tensor([[0.1], [0.0]]))
+        model.item_bias.weight.copy_(torch.tensor([[0.0], [0.2]]))
+        model.bias.fill_(0.3)
+    tcfg = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, optimizer="sgd", weight_decay=0.0, one_cycle=False,
+                       exclude_seen=False, loss_reduction="sum", example_l2=example_l2, device="cpu")
+    # The trainer only reads the positives off the split; these two pairs are never drawn from here.
+    split = SimpleNamespace(train_user=np.array([0, 1]), train_item=np.array([0, 1]), train_rating=None)
+    return Fitter(model, split, tcfg, torch.device("cpu"))
+
+
+def _weights(model) -> dict[str, list[float]]:
+    return {"p": model.user_emb.weight.flatten().tolist(), "q": model.item_emb.weight.flatten().tolist(),
+            "bu": model.user_bias.weight.flatten().tolist(), "bi": model.item_bias.weight.flatten().tolist(),
+            "b": [model.bias.item()]}
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_a_summed_sgd_step_with_per_example_l2_is_the_hand_computed_one():
+    # Examples (u0, i0, 1) and (u0, i1, 0), lr 0.1, λ 0.5: each example moves what it touches by
+    # lr * (g * ∂y/∂θ - λ θ), g = label - σ(y), all from the weights before the step.
+    fitter = _two_by_two_fitter(batch_size=2)
+    loss = fitter.step(torch.tensor([0, 0]), torch.tensor([0, 1]), torch.tensor([True, False]))
+    g0 = 1 - _sigmoid(2 + 0.1 + 0.0 + 0.3)  # y = p0 q0 + b_u0 + b_i0 + b = 2.4
+    g1 = 0 - _sigmoid(-1 + 0.1 + 0.2 + 0.3)  # y = p0 q1 + b_u0 + b_i1 + b = -0.4
+    expected = {
+        "p": [1 + 0.1 * (g0 * 2 + g1 * -1 - 2 * 0.5 * 1), 0.5],  # user 0 is in both examples, user 1 in none
+        "q": [2 + 0.1 * (g0 * 1 - 0.5 * 2), -1 + 0.1 * (g1 * 1 - 0.5 * -1)],
+        "bu": [0.1 + 0.1 * (g0 + g1 - 2 * 0.5 * 0.1), 0.0],
+        "bi": [0 + 0.1 * (g0 - 0.5 * 0), 0.2 + 0.1 * (g1 - 0.5 * 0.2)],
+        "b": [0.3 + 0.1 * (g0 + g1 - 2 * 0.5 * 0.3)],
+    }
+    got = _weights(fitter.model)
+    for name, values in expected.items():
+        assert got[name] == pytest.approx(values, abs=1e-6), name
+    # The reported loss is the batch's mean logistic loss, not the summed objective.
+    assert float(loss) == pytest.approx((math.log1p(math.exp(-2.4)) + math.log1p(math.exp(-0.4))) / 2, abs=1e-6)
+
+
+def test_batches_of_one_are_rendle_et_als_per_example_sgd():
+    """mf_simple.py's loop, transcribed: for each example in turn, every parameter it touches moves by
+    lr * (g * gradient - reg * parameter), the biases included."""
+    lr, reg = 0.1, 0.5
+    w = {"p": [1.0, 0.5], "q": [2.0, -1.0], "bu": [0.1, 0.0], "bi": [0.0, 0.2], "b": [0.3]}
+    examples = [(0, 0, 1), (0, 1, 0), (1, 1, 1)]
+    for u, i, label in examples:
+        pu, qi = w["p"][u], w["q"][i]
+        g = label - _sigmoid(w["b"][0] + w["bu"][u] + w["bi"][i] + pu * qi)
+        w["p"][u] += lr * (g * qi - reg * pu)
+        w["q"][i] += lr * (g * pu - reg * qi)
+        w["bu"][u] += lr * (g - reg * w["bu"][u])
+        w["bi"][i] += lr * (g - reg * w["bi"][i])
+        w["b"][0] += lr * (g - reg * w["b"][0])
+    fitter = _two_by_two_fitter(batch_size=1, lr=lr, example_l2=reg)
+    for u, i, label in examples:
+        fitter.step(torch.tensor([u]), torch.tensor([i]), torch.tensor([bool(label)]))
+    got = _weights(fitter.model)
+    for name, values in w.items():
+        assert got[name] == pytest.approx(values, abs=1e-6), name
+
+
+def test_a_summed_loss_at_rate_lr_over_b_steps_as_the_mean_loss_at_lr():
+    """Without per-example L2 the two reductions differ only by the batch size's factor on the step."""
+    mean, summed = _two_by_two_fitter(batch_size=2, example_l2=0.0), _two_by_two_fitter(batch_size=2, lr=0.05,
+                                                                                         example_l2=0.0)
+    mean.tcfg = mean.tcfg.replace(loss_reduction="mean")
+    batch = (torch.tensor([0, 1]), torch.tensor([1, 1]), torch.tensor([False, True]))
+    assert float(mean.step(*batch)) == pytest.approx(float(summed.step(*batch)), abs=1e-7)
+    for name, values in _weights(mean.model).items():
+        assert _weights(summed.model)[name] == pytest.approx(values, abs=1e-7), name

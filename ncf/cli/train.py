@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 
@@ -41,7 +42,7 @@ def train_overrides(args) -> dict:
     train_kw = {}
     for flag, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("neg", "n_negatives"),
                       ("wd", "weight_decay"), ("optimizer", "optimizer"), ("seed", "seed"), ("device", "device"),
-                      ("k", "k")):
+                      ("k", "k"), ("loss_reduction", "loss_reduction"), ("example_l2", "example_l2")):
         if getattr(args, flag) is not None:
             train_kw[key] = getattr(args, flag)
     if args.betas is not None:
@@ -68,9 +69,12 @@ def config_from_args(args):
     model_kw = {}
     for flag, key in (("model", "model"), ("objective", "objective"), ("factors", "factors"), ("alpha", "alpha"),
                       ("dropout", "dropout"), ("reg", "reg"), ("confidence", "confidence"),
-                      ("iterations", "iterations"), ("neighbours", "neighbours"), ("similarity", "similarity")):
+                      ("iterations", "iterations"), ("neighbours", "neighbours"), ("similarity", "similarity"),
+                      ("init_std", "init_std")):
         if getattr(args, flag) is not None:
             model_kw[key] = getattr(args, flag)
+    if args.global_bias:
+        model_kw["global_bias"] = True
     if args.layers is not None:
         model_kw["layers"] = int_list(args.layers, "Tower layers")
     if args.emb_sizes is not None:
@@ -228,12 +232,40 @@ def _resumed(args):
     cfg = run.config.replace(train=train_cfg, name=args.name or run.name)
     print(f"continuing run {run.id} ({cfg.model.model}, {run.info.get('epochs', '?')} epochs so far) for "
           f"{train_cfg.epochs} more", flush=True)
-    return cfg, run.split(), run.model_copy()
+    cfg, split = _resumed_split(run, cfg)
+    return cfg, split, run.model_copy()
+
+
+def _resumed_split(run, cfg):
+    """The run's split, with its validation hold-out where it had one. A run folder keeps the
+    validation pairs among the known interactions, so the hold-out is drawn again from the source (the
+    same seeded split, checked against the saved test pairs); without that the resumed run would train
+    on the pairs it chooses its epoch by. Where that cannot be done it continues without choosing."""
+    import numpy as np
+
+    from ncf.data import load_split
+    from ncf.errors import NCFError
+
+    split = run.split()
+    if not cfg.data.validation:
+        return cfg, split
+    try:
+        again = load_split(cfg.data, cfg.model.resolved_objective)
+        why = None if (np.array_equal(again.test_user, split.test_user) and again.n_items == split.n_items
+                       and np.array_equal(again.test_item, split.test_item)) else "it now splits differently"
+    except NCFError as exc:
+        why = str(exc)
+    if why is None:
+        return cfg, again
+    print(f"note: run {run.id} chose its epoch on a validation hold-out that its folder does not keep apart, and "
+          f"its data {cfg.data.source!r} could not give it again ({why}); continuing without a hold-out, so "
+          "the last epoch is kept.", file=sys.stderr, flush=True)
+    return cfg.replace(data=cfg.data.replace(validation=False)), split
 
 
 def add_parser(sub) -> None:
     from ncf import registry
-    from ncf.config import OBJECTIVES, OPTIMIZERS, PRESETS
+    from ncf.config import LOSS_REDUCTIONS, OBJECTIVES, OPTIMIZERS, PRESETS
 
     t = sub.add_parser("train", help="train a model and save the run",
                        description="Train a model; flags not given keep the tuned defaults.")
@@ -276,6 +308,13 @@ def add_parser(sub) -> None:
     t.add_argument("--wd", type=float, help="weight decay")
     t.add_argument("--betas", help="Adam's beta1,beta2 (default 0.9,0.999)")
     t.add_argument("--optimizer", choices=OPTIMIZERS)
+    t.add_argument("--loss-reduction", choices=LOSS_REDUCTIONS, help="combine a batch's losses by their mean "
+                   "(default) or sum (plain SGD then steps as per-example SGD would, Rendle et al. 2020)")
+    t.add_argument("--example-l2", type=float, help="L2 on the rows each example touches, once per example "
+                   "(Rendle et al.'s --regularization; default 0)")
+    t.add_argument("--init-std", type=float, help="dot: standard deviation of the embeddings' initialisation "
+                   "(default 0.01)")
+    t.add_argument("--global-bias", action="store_true", help="dot: add a global bias b to b_u + b_i")
     t.add_argument("--one-cycle", action="store_true", help="fastai's one-cycle learning-rate schedule")
     t.add_argument("--seed", type=int, help="seed of initialisation, negatives and shuffling")
     t.add_argument("--device", help="auto (default), cpu, cuda or mps")

@@ -122,7 +122,7 @@ class FeatureFile:
 def read_feature_file(ds, filename: str, data: bytes, kinds: dict | None = None, side: str | None = None) -> FeatureFile:
     """A CSV/TSV with a header: an id column (named like the user or item column, else the first) and
     attributes. The side is the one whose ids it holds (or `side`)."""
-    from ncf.data.files import ALIASES, SNIFF_BYTES, _norm, check_text, sniff_delimiter, sniff_encoding
+    from ncf.data.files import ALIASES, SNIFF_BYTES, check_text, normalize_header, sniff_delimiter, sniff_encoding
 
     check_text(data[:SNIFF_BYTES], filename)
     encoding = sniff_encoding(data[:SNIFF_BYTES])
@@ -139,7 +139,7 @@ def read_feature_file(ds, filename: str, data: bytes, kinds: dict | None = None,
     if frame.shape[1] < 2 or len(frame) == 0:
         raise DataError(f"{filename}: found {frame.shape[1]} column(s) and {len(frame)} row(s). Expected a header, "
                         "an id column (user or item) and at least one attribute column.")
-    named = {role: c for c in frame.columns for role in ("user", "item") if _norm(c) in ALIASES[role]}
+    named = {role: c for c in frame.columns for role in ("user", "item") if normalize_header(c) in ALIASES[role]}
     vocab = {"user": ds.users, "item": ds.items}
     found = {s: _match(vocab[s], frame[named.get(s, frame.columns[0])]) for s in ("user", "item")}
     if side is None:

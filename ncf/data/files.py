@@ -134,14 +134,14 @@ def _is_number(s: str) -> bool:
         return False
 
 
-def _norm(name: str) -> str:
+def normalize_header(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def sniff_header(rows: list[list[str]]) -> bool:
     """A first row is a header when it holds a usual column name, or text above numbers."""
     first, rest = rows[0], rows[1:]
-    if any(_norm(f) in _ALIAS_ROLE for f in first):
+    if any(normalize_header(f) in _ALIAS_ROLE for f in first):
         return True
     for j, value in enumerate(first):
         column = [r[j] for r in rest if j < len(r)]
@@ -165,7 +165,7 @@ def detect_roles(names: list[str], rows: list[list[str]], header: bool, label: s
     roles: dict[str, int] = {}
     if header:
         for j, name in enumerate(names):
-            role = _ALIAS_ROLE.get(_norm(name))
+            role = _ALIAS_ROLE.get(normalize_header(name))
             if role and role not in roles:
                 roles[role] = j
     if ("user" in roles) != ("item" in roles):
@@ -243,7 +243,7 @@ def sniff(head: bytes, label: str, columns: dict | None = None) -> ColumnGuess:
         names = [n.strip().strip('"') or f"column {j + 1}" for j, n in enumerate(rows[0])]
         names += [f"column {j + 1}" for j in range(len(names), width)]
         rows = rows[1:]
-    elif len(rows) == 1 and any(_norm(f) in _ALIAS_ROLE for f in rows[0]):
+    elif len(rows) == 1 and any(normalize_header(f) in _ALIAS_ROLE for f in rows[0]):
         raise DataError(f"{label}: has a header ({', '.join(rows[0])}) but no rows. {EXPECTED}")
     else:
         names = [f"column {j + 1}" for j in range(width)]

@@ -9,7 +9,8 @@ run folder under `models_dir`.
 
 Backends:
 
-- `pool` (the default): a bounded pool of spawned worker processes on this machine.
+- `pool` (the default): a bounded pool of spawned worker processes on this machine; what a worker
+  runs is `worker`, a job's files on disk are `files`.
 - `ray_backend`: with `NCF_RAY_ADDRESS` set, each job is a Ray task on a cluster. Ray is imported
   only then; without the variable nothing of Ray is imported or started.
 """
@@ -19,20 +20,10 @@ from __future__ import annotations
 import os
 import threading
 
+from ncf.data.sources import load_split  # noqa: F401 - what a job loads, as benchmarks call it
 from ncf.jobs import pool
-from ncf.jobs.pool import (  # noqa: F401 - the public API (and helpers sweeps use) stay at ncf.jobs
-    FINISHED,
-    STATES,
-    JobRunner,
-    JobStatus,
-    StopFile,
-    _pid_alive,
-    _read_json,
-    _write_json_atomic,
-    default_workers,
-    load_split,
-    read_events,
-)
+from ncf.jobs.files import FINISHED, STATES, JobStatus, StopFile, read_events  # noqa: F401 - the public API
+from ncf.jobs.pool import JobRunner, default_workers  # noqa: F401 - the public API
 
 _ray_runner = None
 _ray_lock = threading.Lock()
@@ -56,7 +47,7 @@ def get_runner():
             from ncf.jobs.ray_backend import RayJobRunner  # the only place Ray is imported
 
             if not _ray_exit_hook:
-                pool._at_exit(_shutdown_ray_runner)
+                pool.at_exit(_shutdown_ray_runner)
                 _ray_exit_hook = True
             _ray_runner = RayJobRunner(address=address)
         return _ray_runner

@@ -7,78 +7,42 @@ it has workers; the rest wait in the runner's queue, from which the next job is 
 across owners (the owner served least recently goes first, then oldest submission), so one
 session's five clicks cannot starve everyone else.
 
-Everything a page needs to show lives on disk, in `models_dir/.jobs/<job_id>/`:
-
-- `job.json`   owner, name, config, state, run id, error, times (replaced atomically);
-- `events.jsonl` the trainer's events (ncf.events), one JSON line each, appended and flushed as they come;
-- `stop`       present once the owner asked the job to stop (the worker polls for it).
-
-So any page, a reload or a restarted server reads the same truth. Jobs that a dead server left
-queued or running are shown as "interrupted" by the next runner.
+Everything a page needs to show lives on disk, in `models_dir/.jobs/<job_id>/` (ncf.jobs.files),
+so any page, a reload or a restarted server reads the same truth. Jobs that a dead server left
+queued or running are shown as "interrupted" by the next runner. What a worker process runs is
+ncf.jobs.worker.
 """
 
 from __future__ import annotations
 
 import atexit
 import concurrent.futures as cf
-import concurrent.futures.process  # noqa: F401 - registers its exit hook before ours (see _at_exit)
+import concurrent.futures.process  # noqa: F401 - registers its exit hook before ours (see at_exit)
 import contextlib
-import errno
-import json
 import multiprocessing
 import os
-import re
 import shutil
 import threading
 import time
-import traceback
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ncf import events as ev
 from ncf.config import RunConfig
-from ncf.data.sources import load_split
 from ncf.errors import ConfigError, NCFError, RunError, UnknownIdError
-
-STATES = ("queued", "running", "done", "stopped", "failed", "interrupted")
-FINISHED = ("done", "stopped", "failed", "interrupted")
-_JOB_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}$")
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """One job as read from disk. `position` is 1 for the next job to start, 2 for the one after,
-    and 0 when the job is not waiting; `ahead` is the number of jobs that start before it."""
-
-    id: str
-    owner: str
-    name: str
-    state: str
-    position: int = 0
-    run_id: str | None = None
-    error: str | None = None
-    events: list[dict] = field(default_factory=list)
-    config: dict = field(default_factory=dict)
-    submitted: str = ""
-    started: str | None = None
-    finished: str | None = None
-    last_event: dict | None = None  # the newest event (also when `events` was not read)
-
-    @property
-    def ahead(self) -> int:
-        return max(0, self.position - 1)
-
-    @property
-    def progress(self) -> ev.Progress:
-        """Where the job stands (ncf.events.Progress): from all its events when they were read, else
-        from the newest one, which alone tells the stage, epoch, step, rate and time left."""
-        return ev.progress(self.events or ([self.last_event] if self.last_event else []))
-
-    @property
-    def finished_state(self) -> bool:
-        return self.state in FINISHED
+from ncf.jobs.files import (
+    FINISHED,
+    JOB_ID,
+    JobStatus,
+    StopFile,
+    read_events,
+    read_json,
+    read_last_event,
+    update_job,
+    utc_now,
+    write_json_atomic,
+)
+from ncf.jobs.worker import error_message, run_job, worker_init
 
 
 def default_workers() -> int:
@@ -97,182 +61,6 @@ def default_workers() -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Files of one job
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def _update_job(job_dir: Path, **changes) -> dict:
-    info = _read_json(job_dir / "job.json") or {}
-    info.update(changes)
-    _write_json_atomic(job_dir / "job.json", info)
-    return info
-
-
-def read_events(job_dir: Path) -> list[dict]:
-    """All complete event lines (a line being written right now is skipped)."""
-    try:
-        text = (job_dir / "events.jsonl").read_text(encoding="utf-8")
-    except OSError:
-        return []
-    events = []
-    for line in text.splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            continue
-    return events
-
-
-def _last_event(job_dir: Path) -> dict | None:
-    """The newest event, reading only the file's tail (pages poll this for every job in a list)."""
-    try:
-        with open(job_dir / "events.jsonl", "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 8192))
-            tail = f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return None
-    for line in reversed(tail.splitlines()):
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            return obj
-    return None
-
-
-class StopFile:
-    """A stop flag that is a file, so it crosses processes and survives restarts.
-
-    Quacks like `threading.Event` as far as the trainer needs (`is_set`, `set`, `wait`). The file
-    system is asked at most every `poll` seconds, which keeps a per-batch check nearly free."""
-
-    def __init__(self, path: Path, poll: float = 0.2):
-        self.path = Path(path)
-        self.poll = poll
-        self._checked = 0.0
-        self._set = False
-
-    def is_set(self) -> bool:
-        now = time.monotonic()
-        if not self._set and now - self._checked >= self.poll:
-            self._checked = now
-            self._set = self.path.exists()
-        return self._set
-
-    def set(self) -> None:
-        self.path.touch()
-        self._set = True
-
-    def wait(self, timeout: float | None = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.is_set():
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(self.poll)
-        return True
-
-
-# ---------------------------------------------------------------------------------------------
-# The worker side (runs in a spawned process)
-
-
-def _worker_init(threads: int, parent_pid: int) -> None:
-    """Shares the cores between workers and ends the worker if the server dies (kill -9), so no
-    orphan keeps training or holding memory; a half-saved run is impossible (saves are atomic)."""
-    os.environ.setdefault("NCF_THREADS", str(threads))  # read by ncf.device.configure_threads
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    import torch
-
-    torch.set_num_threads(threads)
-
-    def watch_parent() -> None:
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    threading.Thread(target=watch_parent, name="ncf-parent-watch", daemon=True).start()
-
-
-def _error_message(exc: BaseException) -> str:
-    if isinstance(exc, NCFError):
-        return str(exc)
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS):
-        where = f" ({exc.filename})" if exc.filename else ""
-        return f"Cannot write to disk: {exc.strerror}{where}. Free some space or make the models folder writable."
-    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
-        return f"Out of memory: {exc or 'the job needed more memory than is free'}. Try a smaller batch size or model."
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _run_job(job_dir: str, cfg_dict: dict, name: str, models_dir: str, resume: str | None = None) -> dict:
-    """Trains one job and saves its run. Never raises: the outcome is written to job.json and
-    returned (an exception would have to be pickled back, and a failure must stay this job's)."""
-    jdir = Path(job_dir)
-    stop = StopFile(jdir / "stop", poll=0.1)
-    if stop.is_set():  # stopped while it waited for a worker
-        return _update_job(jdir, state="stopped", finished=_now())
-    _update_job(jdir, state="running", started=_now(), worker_pid=os.getpid())
-    events_file = open(jdir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in finally
-
-    def on_event(event: ev.TrainEvent) -> None:
-        events_file.write(json.dumps(event.to_dict(), default=float) + "\n")
-        events_file.flush()
-
-    try:
-        cfg = RunConfig.from_dict(cfg_dict)
-        cfg.model.validate()
-        cfg.train.validate()
-        from ncf.runs import load_run, save_run
-        from ncf.train import train
-
-        model = None
-        if resume is not None:
-            on_event(ev.Job(f"Loading run {resume}"))
-            run = load_run(resume, models_dir=Path(models_dir))
-            split, model = run.split(), run.model_copy()
-            cfg = cfg.replace(model=run.config.model, data=run.config.data)  # the weights decide these
-        else:
-            on_event(ev.Job(f"Loading {cfg.data.source}"))
-            split = load_split(cfg.data, cfg.model.resolved_objective,
-                               on_stage=lambda stage: on_event(ev.Job(f"Loading {cfg.data.source}: {stage}")))
-        result = train(cfg, split, on_event=on_event, stop=stop, model=model)
-        run = save_run(result, cfg, split, name=name or cfg.name, models_dir=Path(models_dir))
-        state = "stopped" if result.stopped else "done"
-        return _update_job(jdir, state=state, run_id=run.id, finished=_now(), metrics=dict(result.metrics))
-    except BaseException as exc:  # noqa: BLE001 - recorded as this job's failure; the worker lives on
-        (jdir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
-        return _update_job(jdir, state="failed", error=_error_message(exc), finished=_now())
-    finally:
-        events_file.close()
-
-
-# ---------------------------------------------------------------------------------------------
 # The server side
 
 def _default_models_dir() -> Path:
@@ -281,10 +69,10 @@ def _default_models_dir() -> Path:
     return models_dir()
 
 
-_LIVE_RUNNERS: set[str] = set()  # ids of the runners alive in this process
+LIVE_RUNNERS: set[str] = set()  # ids of the runners alive in this process
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -317,7 +105,7 @@ class JobRunner:
         self._starting = 0  # jobs taken from the queue and being handed to the pool right now
         self._executor: cf.ProcessPoolExecutor | None = None
         self._closed = False
-        _LIVE_RUNNERS.add(self.id)
+        LIVE_RUNNERS.add(self.id)
         self._mark_interrupted()
         self.prune()
         self._clean_interrupted_saves()
@@ -347,9 +135,9 @@ class JobRunner:
             job_dir = self.jobs_dir / job_id
             try:
                 job_dir.mkdir()
-                _write_json_atomic(job_dir / "job.json", {
+                write_json_atomic(job_dir / "job.json", {
                     "id": job_id, "owner": owner, "name": name or cfg.name, "config": cfg.to_dict(),
-                    "state": "queued", "run_id": None, "error": None, "submitted": _now(),
+                    "state": "queued", "run_id": None, "error": None, "submitted": utc_now(),
                     "started": None, "finished": None, "runner": {"id": self.id, "pid": os.getpid()},
                     "resume": resume,
                 })
@@ -367,7 +155,7 @@ class JobRunner:
         job_dir = self._job_dir(job_id)
         with self._lock:
             order = self._queue_order()
-        info = _read_json(job_dir / "job.json")
+        info = read_json(job_dir / "job.json")
         if info is None:
             raise UnknownIdError(f"Unknown job {job_id!r}: it was never submitted here or has been removed.")
         return self._status_from(info, job_dir, order, events)
@@ -377,8 +165,8 @@ class JobRunner:
         Events are read only when asked (`last_event` is always there)."""
         with self._lock:
             order = self._queue_order()
-        infos = [(job_dir, _read_json(job_dir / "job.json"))
-                 for job_dir in sorted(p for p in self.jobs_dir.iterdir() if _JOB_ID.match(p.name))]
+        infos = [(job_dir, read_json(job_dir / "job.json"))
+                 for job_dir in sorted(p for p in self.jobs_dir.iterdir() if JOB_ID.match(p.name))]
         return [self._status_from(info, job_dir, order, events) for job_dir, info in infos
                 if info is not None and (owner is None or info.get("owner") == owner)]
 
@@ -387,7 +175,7 @@ class JobRunner:
         is saved with what was trained so far. Stopping a finished job changes nothing. With `owner`,
         only that owner's job can be stopped (a session passes its own id)."""
         job_dir = self._job_dir(job_id)
-        info = _read_json(job_dir / "job.json")
+        info = read_json(job_dir / "job.json")
         if info is None:
             raise UnknownIdError(f"Unknown job {job_id!r}: it was never submitted here or has been removed.")
         if owner is not None and info.get("owner") != str(owner):
@@ -397,14 +185,14 @@ class JobRunner:
             if job_id in self._pending:
                 self._pending.remove(job_id)
                 self._owner_of.pop(job_id, None)
-                _update_job(job_dir, state="stopped", finished=_now())
+                update_job(job_dir, state="stopped", finished=utc_now())
         return self.status(job_id, events=False)
 
     def owner_of_run(self, run_id: str) -> str | None:
         """The owner of the job that saved `run_id`; None for a run no job here made (the CLI's, or
         one whose job record was pruned)."""
-        for job_dir in sorted(p for p in self.jobs_dir.iterdir() if _JOB_ID.match(p.name)):
-            info = _read_json(job_dir / "job.json")
+        for job_dir in sorted(p for p in self.jobs_dir.iterdir() if JOB_ID.match(p.name)):
+            info = read_json(job_dir / "job.json")
             if info is not None and info.get("run_id") == run_id:
                 return info.get("owner")
         return None
@@ -415,9 +203,9 @@ class JobRunner:
         cutoff = time.time() - older_than_days * 86400
         removed = []
         for job_dir in self.jobs_dir.iterdir():
-            if not _JOB_ID.match(job_dir.name):
+            if not JOB_ID.match(job_dir.name):
                 continue
-            info = _read_json(job_dir / "job.json")
+            info = read_json(job_dir / "job.json")
             try:
                 old = (job_dir / "job.json").stat().st_mtime < cutoff
             except OSError:
@@ -451,7 +239,7 @@ class JobRunner:
                 return
             self._closed = True
             for job_id in self._pending:
-                _update_job(self.jobs_dir / job_id, state="interrupted", finished=_now(),
+                update_job(self.jobs_dir / job_id, state="interrupted", finished=utc_now(),
                             error="The server shut down before this job started.")
             self._pending.clear()
             self._owner_of.clear()
@@ -462,7 +250,7 @@ class JobRunner:
                 StopFile(self.jobs_dir / job_id / "stop").set()
         if executor is not None:
             executor.shutdown(wait=wait, cancel_futures=True)
-        _LIVE_RUNNERS.discard(self.id)
+        LIVE_RUNNERS.discard(self.id)
 
     # -- scheduling -------------------------------------------------------------------------
 
@@ -504,8 +292,8 @@ class JobRunner:
             job_dir = self.jobs_dir / job_id
             future = None
             try:
-                info = _update_job(job_dir, state="running", started=_now())
-                future = pool.submit(_run_job, str(job_dir), info["config"], info.get("name", ""),
+                info = update_job(job_dir, state="running", started=utc_now())
+                future = pool.submit(run_job, str(job_dir), info["config"], info.get("name", ""),
                                      str(self.models_dir), info.get("resume"))
             except OSError:  # the disk is full or gone: this job cannot be tracked, so it does not run
                 pass
@@ -516,11 +304,11 @@ class JobRunner:
                     closed = self._closed
                 with contextlib.suppress(OSError):
                     if closed:
-                        _update_job(job_dir, state="interrupted", finished=_now(),
+                        update_job(job_dir, state="interrupted", finished=utc_now(),
                                     error="The server shut down before this job started.")
                     else:
-                        _update_job(job_dir, state="failed", finished=_now(),
-                                    error=f"Could not start the job: {_error_message(exc)}")
+                        update_job(job_dir, state="failed", finished=utc_now(),
+                                    error=f"Could not start the job: {error_message(exc)}")
             with self._lock:
                 self._starting -= 1
                 if future is not None:
@@ -533,7 +321,7 @@ class JobRunner:
             threads = max(1, (os.cpu_count() or 1) // self.max_workers)
             self._executor = cf.ProcessPoolExecutor(
                 max_workers=self.max_workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init, initargs=(threads, os.getpid()))
+                initializer=worker_init, initargs=(threads, os.getpid()))
         return self._executor
 
     def _on_done(self, future: cf.Future) -> None:
@@ -551,7 +339,7 @@ class JobRunner:
         """The worker records a normal end itself; here only what it could not record."""
         exc = None if future.cancelled() else future.exception()
         if future.cancelled():
-            _update_job(job_dir, state="interrupted", finished=_now(),
+            update_job(job_dir, state="interrupted", finished=utc_now(),
                         error="The server shut down before this job started.")
         elif isinstance(exc, cf.process.BrokenProcessPool):
             # A worker died (killed, out of memory): the pool is unusable and every job it held is
@@ -559,16 +347,16 @@ class JobRunner:
             if self._executor is pool:  # the first of its jobs to report it replaces it
                 pool.shutdown(wait=False, cancel_futures=True)
                 self._executor = None
-            _update_job(job_dir, state="failed", finished=_now(),
+            update_job(job_dir, state="failed", finished=utc_now(),
                         error="The worker process training this job ended abruptly (killed, or out of "
                               "memory). Other jobs go on; try a smaller batch size or model.")
         elif exc is not None:
-            _update_job(job_dir, state="failed", finished=_now(), error=_error_message(exc))
+            update_job(job_dir, state="failed", finished=utc_now(), error=error_message(exc))
 
     # -- reading ----------------------------------------------------------------------------
 
     def _job_dir(self, job_id: str) -> Path:
-        if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+        if not isinstance(job_id, str) or not JOB_ID.match(job_id):
             raise UnknownIdError(f"Unknown job {job_id!r}: job ids look like 20250101-120000-0123abcd.")
         return self.jobs_dir / job_id
 
@@ -581,23 +369,23 @@ class JobRunner:
             id=job_id, owner=info.get("owner", ""), name=info.get("name", ""), state=state, position=position,
             run_id=info.get("run_id"), error=info.get("error"), events=evs, config=info.get("config", {}),
             submitted=info.get("submitted", ""), started=info.get("started"), finished=info.get("finished"),
-            last_event=evs[-1] if evs else _last_event(job_dir),
+            last_event=evs[-1] if evs else read_last_event(job_dir),
         )
 
     def _mark_interrupted(self) -> None:
         """Jobs a dead runner left queued or running will never finish: say so."""
         for job_dir in self.jobs_dir.iterdir():
-            if not _JOB_ID.match(job_dir.name):
+            if not JOB_ID.match(job_dir.name):
                 continue
-            info = _read_json(job_dir / "job.json")
+            info = read_json(job_dir / "job.json")
             if info is None or info.get("state") not in ("queued", "running"):
                 continue
             runner = info.get("runner") or {}
             pid = runner.get("pid")
-            alive = (runner.get("id") in _LIVE_RUNNERS) if pid == os.getpid() else (
-                isinstance(pid, int) and _pid_alive(pid))
+            alive = (runner.get("id") in LIVE_RUNNERS) if pid == os.getpid() else (
+                isinstance(pid, int) and pid_alive(pid))
             if not alive:
-                _update_job(job_dir, state="interrupted", finished=info.get("finished") or _now(),
+                update_job(job_dir, state="interrupted", finished=info.get("finished") or utc_now(),
                             error="The server stopped before this job finished; start it again.")
 
 
@@ -613,7 +401,7 @@ def get_runner() -> JobRunner:
         global _exit_hook
         if _runner is None or _runner._closed:
             if not _exit_hook:  # once per process: the hook shuts down whichever runner is current
-                _at_exit(_shutdown_runner)
+                at_exit(_shutdown_runner)
                 _exit_hook = True
             _runner = JobRunner()
         return _runner
@@ -629,7 +417,7 @@ def reset_runner(wait: bool = True) -> None:
         runner.shutdown(wait=wait, stop_running=True)
 
 
-def _at_exit(hook) -> None:
+def at_exit(hook) -> None:
     """Runs `hook` when the interpreter exits, before concurrent.futures joins its pools (which
     would otherwise wait for every running job to finish training before the server can exit)."""
     register = getattr(threading, "_register_atexit", None)  # what concurrent.futures itself uses

@@ -4,7 +4,7 @@
 across owners, the queue positions, the job files in `models_dir/.jobs/<job_id>/` and `stop()`
 are the pool's own code. Only what a worker process did locally crosses the network instead:
 
-- each job is a Ray task (`_ray_job`) that runs the pool's own `_run_job` in a scratch folder on
+- each job is a Ray task (`_ray_job`) that runs the pool workers' own `run_job` in a scratch folder on
   its node, so a job trains, saves and reports exactly as it would in the pool;
 - its events go to one small actor per runner (the "board", placed on the server's node) with a
   push every 0.1 s; the server drains the board every `poll` seconds and appends the events to the
@@ -43,7 +43,9 @@ from pathlib import Path
 import ray
 
 from ncf.errors import ConfigError, RunError
-from ncf.jobs.pool import _JOB_ID, _LIVE_RUNNERS, JobRunner, _now, _pid_alive, _read_json, _run_job, _update_job
+from ncf.jobs.files import JOB_ID, read_json, update_job, utc_now
+from ncf.jobs.pool import LIVE_RUNNERS, JobRunner, pid_alive
+from ncf.jobs.worker import run_job
 
 _PUSH_EVERY = 0.1  # seconds between a task's pushes of its new events (and looks at the stop flag)
 # Where a job finds its data: the server's settings travel with each job (paths on the shared
@@ -89,7 +91,7 @@ class _Board:
 
 def _ray_job(job_id: str, board, cfg_dict: dict, name: str, models_dir: str, resume: str | None,
              threads: int, env: dict[str, str]) -> dict:
-    """One job on a cluster node: the pool's `_run_job` in a scratch folder, with a thread that
+    """One job on a cluster node: the pool workers' `run_job` in a scratch folder, with a thread that
     relays the folder's new event lines to the board and the board's stop flag to the folder."""
     os.environ.update(env)
     os.environ["NCF_THREADS"] = str(threads)  # read by ncf.device.configure_threads
@@ -98,7 +100,7 @@ def _ray_job(job_id: str, board, cfg_dict: dict, name: str, models_dir: str, res
     torch.set_num_threads(threads)
     scratch = Path(tempfile.mkdtemp(prefix=f"ncf-job-{job_id}-"))
     (scratch / "events.jsonl").touch()
-    begin = {"started": _now(), "host": socket.gethostname(), "worker_pid": os.getpid(),
+    begin = {"started": utc_now(), "host": socket.gethostname(), "worker_pid": os.getpid(),
              "node_id": ray.get_runtime_context().get_node_id()}
     if ray.get(board.begin.remote(job_id, begin)):
         (scratch / "stop").touch()  # stopped while it waited for a free node
@@ -126,7 +128,7 @@ def _ray_job(job_id: str, board, cfg_dict: dict, name: str, models_dir: str, res
     relay_thread = threading.Thread(target=relay, name="ncf-event-relay", daemon=True)
     relay_thread.start()
     try:
-        info = _run_job(str(scratch), cfg_dict, name, models_dir, resume)
+        info = run_job(str(scratch), cfg_dict, name, models_dir, resume)
     finally:
         finished.set()
         relay_thread.join(timeout=30)
@@ -184,7 +186,7 @@ class _RayExecutor:
         self._thread.start()
 
     def submit(self, fn, job_dir: str, cfg_dict: dict, name: str, models_dir: str, resume: str | None) -> cf.Future:
-        if fn is not _run_job:
+        if fn is not run_job:
             raise TypeError("the Ray backend runs training jobs only")
         if self._closing:
             raise RuntimeError("cannot schedule new jobs after shutdown")
@@ -195,7 +197,7 @@ class _RayExecutor:
             name=f"ncf-job-{job_id}")
         # Shown as "Starting…" (queued, no position) until the task begins on a node: a GPU job may
         # wait in Ray's own queue for a free GPU.
-        _update_job(Path(job_dir), state="queued", started=None, backend="ray")
+        update_job(Path(job_dir), state="queued", started=None, backend="ray")
         env = {k: os.environ[k] for k in _FORWARDED_ENV if os.environ.get(k)}
         ref = task.remote(job_id, self.board, cfg_dict, name, models_dir, resume, max(1, int(r.cpus_per_job)), env)
         future: cf.Future = cf.Future()
@@ -248,7 +250,7 @@ class _RayExecutor:
         for job_id, info in begun.items():
             self._begun.add(job_id)
             with contextlib.suppress(OSError):
-                _update_job(jobs_dir / job_id, state="running", **info)
+                update_job(jobs_dir / job_id, state="running", **info)
         for job_id, evs in events.items():
             with contextlib.suppress(OSError), open(jobs_dir / job_id / "events.jsonl", "a", encoding="utf-8") as f:
                 f.write("".join(json.dumps(e, default=float) + "\n" for e in evs))
@@ -286,11 +288,11 @@ class _RayExecutor:
             info = ray.get(ref, timeout=30)
         except (ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError) as exc:
             if cancelled:
-                info = {"state": "stopped", "finished": _now(), "error": None if cancelled == "waiting" else forced}
+                info = {"state": "stopped", "finished": utc_now(), "error": None if cancelled == "waiting" else forced}
             else:
-                info = {"state": "failed", "finished": _now(), "error": _failure_message(exc)}
+                info = {"state": "failed", "finished": utc_now(), "error": _failure_message(exc)}
         except ray.exceptions.RayError as exc:
-            info = {"state": "failed", "finished": _now(), "error": _failure_message(exc)}
+            info = {"state": "failed", "finished": utc_now(), "error": _failure_message(exc)}
         else:
             trace = info.pop("traceback", None)
             if trace:
@@ -301,7 +303,7 @@ class _RayExecutor:
         info.pop("worker_pid", None)  # the task's pid on its node, already recorded from `begin`
         info.pop("started", None)
         with contextlib.suppress(OSError):
-            info = _update_job(job_dir, **info)
+            info = update_job(job_dir, **info)
         self.board.forget.remote(job_id)
         with self._lock:
             self._jobs.pop(ref, None)
@@ -362,9 +364,9 @@ class RayJobRunner(JobRunner):
         super().__init__(max_workers=1, max_queued_per_owner=max_queued_per_owner, models_dir=models_dir)
         # Several servers may share one runs folder over NFS: a runner's id names its host, so a
         # server never judges another machine's jobs by a process id of its own machine.
-        _LIVE_RUNNERS.discard(self.id)
+        LIVE_RUNNERS.discard(self.id)
         self.id = f"{self.id}@{self._host}"
-        _LIVE_RUNNERS.add(self.id)
+        LIVE_RUNNERS.add(self.id)
 
     def _resources(self) -> dict:
         """The cluster's resources, counted again at most every 2 s (nodes join and leave)."""
@@ -401,9 +403,9 @@ class RayJobRunner(JobRunner):
     def _mark_interrupted(self) -> None:
         """As the pool's, for the jobs of runners on this host only."""
         for job_dir in self.jobs_dir.iterdir():
-            if not _JOB_ID.match(job_dir.name):
+            if not JOB_ID.match(job_dir.name):
                 continue
-            info = _read_json(job_dir / "job.json")
+            info = read_json(job_dir / "job.json")
             if info is None or info.get("state") not in ("queued", "running"):
                 continue
             runner = info.get("runner") or {}
@@ -411,8 +413,8 @@ class RayJobRunner(JobRunner):
             if host != self._host:
                 continue
             pid = runner.get("pid")
-            alive = (runner.get("id") in _LIVE_RUNNERS) if pid == os.getpid() else (
-                isinstance(pid, int) and _pid_alive(pid))
+            alive = (runner.get("id") in LIVE_RUNNERS) if pid == os.getpid() else (
+                isinstance(pid, int) and pid_alive(pid))
             if not alive:
-                _update_job(job_dir, state="interrupted", finished=info.get("finished") or _now(),
+                update_job(job_dir, state="interrupted", finished=info.get("finished") or utc_now(),
                             error="The server stopped before this job finished; start it again.")
