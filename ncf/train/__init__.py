@@ -9,7 +9,7 @@ updates only the batch's rows (ncf.rowwise), so a step's cost does not grow with
 
 The package, by concern: fitter.py (sampling, the step, optimisers), stages.py (the stage loop,
 pre-training, best epoch on validation), direct.py (models fitted by their own `fit`),
-lr_finder.py (lr_find). `train` below is the one entry point for every model.
+lr_finder.py (lr_find), cuda_graph.py (a step replayed as a CUDA graph). `train` below is the one entry point for every model.
 """
 
 from __future__ import annotations

@@ -14,13 +14,13 @@ import torch.nn.functional as F
 
 from ncf import distributed
 from ncf.config import TRAIN_DEFAULTS, RunConfig, TrainConfig, default_batch_size
-from ncf.cuda_graph import CapturedStep
 from ncf.data import Split
 from ncf.data.features import train_context
 from ncf.errors import ConfigError
 from ncf.memory import check_training_fits
 from ncf.models import Recommender
 from ncf.rowwise import RowAdamW, RowGrad
+from ncf.train.cuda_graph import CapturedStep
 
 # Negatives checked against the training positives this many at a time (bounds the int64 keys).
 NEGATIVE_CHUNK = 1 << 23
