@@ -5,9 +5,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import ncf.train  # noqa: E402
+import ncf.train.fitter  # noqa: E402
 
-ncf.train.ROWWISE_ROWS_PER_SAMPLE = 0
+ncf.train.fitter.ROWWISE_ROWS_PER_SAMPLE = 0
 from ncf.cli import main  # noqa: E402
 
 sys.exit(main(["train", "--data", "ml-1m", "--seed", sys.argv[1], "--json"]))

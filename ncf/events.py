@@ -46,7 +46,7 @@ class Start(_Event):
 
 @dataclass(frozen=True)
 class Batch(_Event):
-    """Every few batches (at least ncf.train.BATCH_EVENTS_PER_EPOCH an epoch): the live loss curve."""
+    """Every few batches (at least ncf.train.stages.BATCH_EVENTS_PER_EPOCH an epoch): the live loss curve."""
 
     epoch: int = 0
     step: int = 0  # batches done in this epoch

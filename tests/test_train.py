@@ -11,12 +11,13 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
-import ncf.train as trainer
+import ncf.train.fitter as fitter_module
+import ncf.train.stages as stages_module
 from ncf.config import ModelConfig, RunConfig, TrainConfig
 from ncf.data import leave_one_out, ratio_split, synthetic
 from ncf.errors import ConfigError
 from ncf.evaluate import evaluate
-from ncf.models import NeuMF, Recommender
+from ncf.models import NeuMF, Recommender, build_model
 from ncf.train import (
     PRETRAINED_NEUMF_LR,
     PRETRAINED_NEUMF_OPTIMIZER,
@@ -77,7 +78,7 @@ def test_events_follow_the_contract_and_are_json(default_result):
 
 
 def test_batch_events_report_progress(small_split, monkeypatch):
-    monkeypatch.setattr(trainer, "BATCH_EVENT_SECONDS", 0.0)
+    monkeypatch.setattr(stages_module, "BATCH_EVENT_SECONDS", 0.0)
     events = []
     train(RunConfig(train=TrainConfig(epochs=1, batch_size=256)), small_split,
           on_event=lambda e: events.append(e.to_dict()))
@@ -94,7 +95,7 @@ def test_a_short_epoch_still_draws_a_loss_curve(small_split):
     steps = events[0]["steps_per_epoch"]
     for epoch in (1, 2):  # each epoch takes well under BATCH_EVENT_SECONDS here
         batches = [e for e in events if e["event"] == "batch" and e["epoch"] == epoch]
-        assert trainer.BATCH_EVENTS_PER_EPOCH <= len(batches) <= steps
+        assert stages_module.BATCH_EVENTS_PER_EPOCH <= len(batches) <= steps
 
 
 def test_a_stop_request_ends_training_within_a_second_keeping_the_model():
@@ -214,9 +215,9 @@ def test_explicit_objective_needs_ratings():
 
 @pytest.mark.parametrize("mask_cells", [1 << 27, 0])  # the dense seen-mask and the sorted-keys search
 def test_negatives_can_exclude_seen_items(small_split, monkeypatch, mask_cells):
-    monkeypatch.setattr(trainer, "SEEN_MASK_MAX_CELLS", mask_cells)
+    monkeypatch.setattr(fitter_module, "SEEN_MASK_MAX_CELLS", mask_cells)
     tcfg = resolve_train_config(RunConfig(train=TrainConfig(exclude_seen=True, n_negatives=8)))
-    model = trainer.build_model(ModelConfig(), small_split.n_users, small_split.n_items)
+    model = build_model(ModelConfig(), small_split.n_users, small_split.n_items)
     fitter = Fitter(model, small_split, tcfg, torch.device("cpu"))
     users, items = fitter.draw_negatives(8)
     seen = set(zip(small_split.train_user.tolist(), small_split.train_item.tolist(), strict=True))
@@ -283,7 +284,7 @@ def _two_by_two_fitter(batch_size: int, lr: float = 0.1, example_l2: float = 0.5
     from types import SimpleNamespace
 
     cfg = ModelConfig(model="dot", factors=1, global_bias=True)
-    model = trainer.build_model(cfg, 2, 2)
+    model = build_model(cfg, 2, 2)
     with torch.no_grad():
         model.user_emb.weight.copy_(torch.tensor([[1.0], [0.5]]))
         model.item_emb.weight.copy_(torch.tensor([[2.0], [-1.0]]))
