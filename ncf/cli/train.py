@@ -128,9 +128,14 @@ def cmd_train(args) -> int:
             # Every rank leaves together: a rank tearing its process group down while rank 0 still
             # saves could abort in gloo's threads ("terminate called without an active exception").
             distributed.barrier()
-            return code
-    finally:
+    except BaseException:
         distributed.shutdown()
+        raise
+    # The job is done and saved. Tearing gloo down can still abort a rank in its threads' destructors
+    # under load (exit -6 after a good run), so a finished rank leaves at once and the OS closes its sockets.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _train_and_save(args, ctx=None) -> int:
