@@ -6,7 +6,7 @@ import streamlit as st
 
 import appstate
 from app_pages import PAGES
-from ncf import search, sweeps
+from ncf import registry, search, sweeps
 from ncf.errors import ConfigError, NCFError
 from ncf.experiments import max_runs
 from ncf.labels import metric_label
@@ -33,7 +33,7 @@ with st.expander("New search", expanded=not ss.get("search_id"), icon=":material
                + appstate.describe_config(base, ds_label=ds.name, batch=appstate.batch_label(base)) + ".")
     choices = sweeps.variants()
     model = st.selectbox("Model", choices, index=choices.index(base.model.model) if base.model.model in choices else 0,
-                         key="search_model")
+                         format_func=lambda name: registry.REGISTRY[name].label, key="search_model")
     names = st.multiselect("Settings to search", list(sweeps.SWEEPABLE), default=["factors", "lr"], format_func=label,
                            key="search_params")
     ranges, problems = [], []
