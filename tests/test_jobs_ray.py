@@ -111,8 +111,9 @@ def test_a_runner_leaves_jobs_started_on_other_machines_to_their_own_servers(tmp
         (jobs_dir / job_id).mkdir(parents=True)
         write_json_atomic(jobs_dir / job_id / "job.json", {"id": job_id, "state": "running",
                                                             "runner": {"id": runner_id, "pid": dead_pid}})
-    fake = type("R", (), {"jobs_dir": jobs_dir, "_host": socket.gethostname()})()
-    RayJobRunner._mark_interrupted(fake)
+    runner = RayJobRunner.__new__(RayJobRunner)  # no cluster: only the folder and the host matter here
+    runner.jobs_dir, runner._host = jobs_dir, socket.gethostname()
+    runner._mark_interrupted()
     assert read_json(jobs_dir / "20250101-120000-0000000a" / "job.json")["state"] == "running"
     assert read_json(jobs_dir / "20250101-120000-0000000b" / "job.json")["state"] == "interrupted"
 

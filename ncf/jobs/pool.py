@@ -380,13 +380,16 @@ class JobRunner:
             info = read_json(job_dir / "job.json")
             if info is None or info.get("state") not in ("queued", "running"):
                 continue
-            runner = info.get("runner") or {}
-            pid = runner.get("pid")
-            alive = (runner.get("id") in LIVE_RUNNERS) if pid == os.getpid() else (
-                isinstance(pid, int) and pid_alive(pid))
-            if not alive:
+            if not self._runner_alive(info.get("runner") or {}):
                 update_job(job_dir, state="interrupted", finished=info.get("finished") or utc_now(),
                             error="The server stopped before this job finished; start it again.")
+
+    def _runner_alive(self, runner: dict) -> bool:
+        """Whether the runner a job.json names (its id and process) is still alive."""
+        pid = runner.get("pid")
+        if pid == os.getpid():
+            return runner.get("id") in LIVE_RUNNERS
+        return isinstance(pid, int) and pid_alive(pid)
 
 
 _runner: JobRunner | None = None

@@ -43,8 +43,8 @@ from pathlib import Path
 import ray
 
 from ncf.errors import ConfigError, RunError
-from ncf.jobs.files import JOB_ID, read_json, update_job, utc_now
-from ncf.jobs.pool import LIVE_RUNNERS, JobRunner, pid_alive
+from ncf.jobs.files import update_job, utc_now
+from ncf.jobs.pool import LIVE_RUNNERS, JobRunner
 from ncf.jobs.worker import run_job
 
 _PUSH_EVERY = 0.1  # seconds between a task's pushes of its new events (and looks at the stop flag)
@@ -400,21 +400,8 @@ class RayJobRunner(JobRunner):
             self._executor = _RayExecutor(self)
         return self._executor
 
-    def _mark_interrupted(self) -> None:
-        """As the pool's, for the jobs of runners on this host only."""
-        for job_dir in self.jobs_dir.iterdir():
-            if not JOB_ID.match(job_dir.name):
-                continue
-            info = read_json(job_dir / "job.json")
-            if info is None or info.get("state") not in ("queued", "running"):
-                continue
-            runner = info.get("runner") or {}
-            host = runner.get("host") or (runner.get("id", "").partition("@")[2] or self._host)
-            if host != self._host:
-                continue
-            pid = runner.get("pid")
-            alive = (runner.get("id") in LIVE_RUNNERS) if pid == os.getpid() else (
-                isinstance(pid, int) and pid_alive(pid))
-            if not alive:
-                update_job(job_dir, state="interrupted", finished=info.get("finished") or utc_now(),
-                            error="The server stopped before this job finished; start it again.")
+    def _runner_alive(self, runner: dict) -> bool:
+        """As the pool's, but a runner on another host (a server sharing the runs folder) is not ours to
+        judge: its process ids mean nothing here."""
+        host = runner.get("host") or (runner.get("id", "").partition("@")[2] or self._host)
+        return host != self._host or super()._runner_alive(runner)
