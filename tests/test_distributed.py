@@ -64,24 +64,30 @@ def test_two_gloo_processes_reach_one_process_quality_with_identical_weights(tmp
         assert again[key] == pytest.approx(summary[key], abs=1e-9), key
 
 
-def test_a_killed_rank_ends_the_job_with_a_clear_message_and_saves_nothing(tmp_path):
-    models = tmp_path / "models"
-    proc = subprocess.Popen(torchrun(2, "train", "--data", "synthetic", "--epochs", "200", "--out", str(models)),
+def signal_a_rank_while_training(rank: int, sig: int, *flags: str):
+    """A 2-process job of 200 epochs on the synthetic data; once epoch 1 is under way (both ranks train),
+    `sig` goes to rank `rank` alone. (the finished torchrun, everything it printed, that rank's pid)."""
+    proc = subprocess.Popen(torchrun(2, "train", "--data", "synthetic", "--epochs", "200", *flags),
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines, victim = [], None
+    lines, pid = [], None
     try:
         for line in proc.stdout:
             lines.append(line)
-            if m := re.match(r"rank 1 of 2 \(pid (\d+)\)", line):
-                victim = int(m.group(1))
-            if victim and line.startswith("epoch 1/"):  # training is under way on both ranks
-                os.kill(victim, signal.SIGKILL)
+            if m := re.match(rf"rank {rank} of 2 \(pid (\d+)\)", line):
+                pid = int(m.group(1))
+            if pid and line.startswith("epoch 1/"):
+                os.kill(pid, sig)
                 break
         rest, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    out = "".join(lines) + rest
+    return proc, "".join(lines) + rest, pid
+
+
+def test_a_killed_rank_ends_the_job_with_a_clear_message_and_saves_nothing(tmp_path):
+    models = tmp_path / "models"
+    proc, out, victim = signal_a_rank_while_training(1, signal.SIGKILL, "--out", str(models))
     assert victim is not None, out
     assert proc.returncode != 0, out
     # torchrun names the rank that died and how; rank 0 says why it stopped, if it lived to say it.
@@ -120,23 +126,7 @@ def test_a_stop_on_one_rank_stops_every_rank_at_the_same_step_and_saves(tmp_path
     """Ctrl-C reaching rank 0 alone: the ranks agree on the flag, stop together (no rank left waiting
     at an all-reduce) and rank 0 saves what was trained."""
     models = tmp_path / "models"
-    proc = subprocess.Popen(torchrun(2, "train", "--data", "synthetic", "--epochs", "200", "--json",
-                                     "--out", str(models)),
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines, rank0 = [], None
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if m := re.match(r"rank 0 of 2 \(pid (\d+)\)", line):
-                rank0 = int(m.group(1))
-            if rank0 and line.startswith("epoch 1/"):
-                os.kill(rank0, signal.SIGINT)
-                break
-        rest, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    out = "".join(lines) + rest
+    proc, out, _ = signal_a_rank_while_training(0, signal.SIGINT, "--json", "--out", str(models))
     assert proc.returncode == 0, out[-3000:]
     summary = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
     assert summary["stopped"] and summary["epochs"] < 200

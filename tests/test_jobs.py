@@ -17,6 +17,7 @@ import pytest
 from ncf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from ncf.errors import ConfigError, UnknownIdError
 from ncf.jobs import JobRunner, read_events
+from tests.waiting import training, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,22 +39,6 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return False
     return "State:\tZ" not in status
-
-
-def wait_until(predicate, timeout: float = 60.0, poll: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
-def training(runner: JobRunner, job_id: str) -> bool:
-    """True once the worker has reported a training batch or epoch."""
-    st = runner.status(job_id)
-    return st.state == "running" and any(e.get("event") in ("batch", "epoch") for e in st.events)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import pytest
 
 from ncf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from ncf.errors import ConfigError
+from tests.waiting import training, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY = Path(sys.executable).with_name("ray")
@@ -30,21 +31,6 @@ RAY = Path(sys.executable).with_name("ray")
 def small(epochs: int = 1) -> RunConfig:
     return RunConfig(data=DataConfig(source="synthetic"), model=ModelConfig(model="gmf", factors=8),
                      train=TrainConfig(epochs=epochs, batch_size=1024, device="cpu"))
-
-
-def wait_until(predicate, timeout: float = 60.0, poll: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
-def training(runner, job_id: str) -> bool:
-    st = runner.status(job_id)
-    return st.state == "running" and any(e.get("event") in ("batch", "epoch") for e in st.events)
 
 
 def free_port() -> int:

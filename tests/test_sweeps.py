@@ -11,6 +11,7 @@ from ncf import sweeps
 from ncf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from ncf.errors import ConfigError
 from ncf.jobs import JobRunner
+from tests import waiting
 
 
 def base(epochs: int = 1) -> RunConfig:
@@ -18,14 +19,9 @@ def base(epochs: int = 1) -> RunConfig:
                      train=TrainConfig(epochs=epochs, batch_size=1024))
 
 
-def wait_until(predicate, timeout: float = 120.0, poll: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout}s")
+def wait_until(predicate, timeout: float = 120.0):
+    """A sweep's runs wait their turn in the pool: longer than a single job's wait."""
+    return waiting.wait_until(predicate, timeout=timeout)
 
 
 def test_the_grid_is_models_then_settings_then_seeds_each_a_valid_config():

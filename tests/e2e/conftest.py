@@ -6,6 +6,7 @@ per test. Screenshots go to artifacts/screenshots/ (git-ignored) so a person can
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -66,16 +67,22 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait(timeout=5)
 
 
+@contextlib.contextmanager
+def serving(tmp: Path, extra_env: dict | None = None):
+    """A started, healthy server as (proc, url) for the block, stopped after it whatever happens."""
+    proc, url = start_server(tmp, extra_env)
+    try:
+        wait_healthy(url, proc)
+        yield proc, url
+    finally:
+        stop_server(proc)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """The app's address. Models and cache live in a session temp folder."""
-    tmp = tmp_path_factory.mktemp("e2e")
-    proc, url = start_server(tmp)
-    try:
-        wait_healthy(url, proc)
+    with serving(tmp_path_factory.mktemp("e2e")) as (_, url):
         yield url
-    finally:
-        stop_server(proc)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.load_test import run_load_test, tree_rss_bytes
-from tests.e2e.conftest import goto_page, settle, shot, start_server, stop_server, wait_healthy
+from tests.e2e.conftest import goto_page, serving, settle, shot, start_server, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +30,8 @@ PWNED = """() => window.__pwned !== undefined
 def guarded_server(tmp_path_factory):
     """A server with a small upload limit (100 KiB) and a short disconnected-session TTL."""
     tmp = tmp_path_factory.mktemp("class")
-    proc, url = start_server(tmp, extra_env={"NCF_MAX_UPLOAD_MB": "0.1", "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "2"})
-    try:
-        wait_healthy(url, proc)
+    with serving(tmp, {"NCF_MAX_UPLOAD_MB": "0.1", "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "2"}) as (proc, url):
         yield url, proc, tmp
-    finally:
-        stop_server(proc)
 
 
 def new_page(browser):
@@ -299,21 +295,19 @@ def test_a_training_worker_does_not_run_the_app_again(guarded_server, page):
 def test_an_unusable_models_folder_is_a_message_not_a_crash(tmp_path, browser):
     blocker = tmp_path / "models-is-a-file"
     blocker.write_text("not a folder")
-    proc, url = start_server(tmp_path, extra_env={"NCF_MODELS_DIR": str(blocker)})
-    context, page = new_page(browser)
-    try:
-        wait_healthy(url, proc)
-        page.goto(f"{url}/train")
-        page.get_by_text("Training is not available on this server").wait_for()
-        assert "Cannot keep training jobs in" in page.inner_text("body")
-        shot(page, "class-models-unwritable")
-        for title in ("Compare runs", "Recommendations", "Data"):
-            goto_page(page, title)
-            assert not page.locator('[data-testid="stException"]').count(), title
-        page.get_by_text("Loaded: synthetic").wait_for()
-    finally:
-        context.close()
-        stop_server(proc)
+    with serving(tmp_path, {"NCF_MODELS_DIR": str(blocker)}) as (_, url):
+        context, page = new_page(browser)
+        try:
+            page.goto(f"{url}/train")
+            page.get_by_text("Training is not available on this server").wait_for()
+            assert "Cannot keep training jobs in" in page.inner_text("body")
+            shot(page, "class-models-unwritable")
+            for title in ("Compare runs", "Recommendations", "Data"):
+                goto_page(page, title)
+                assert not page.locator('[data-testid="stException"]').count(), title
+            page.get_by_text("Loaded: synthetic").wait_for()
+        finally:
+            context.close()
 
 
 def test_killing_the_app_server_at_random_moments_loses_nothing(tmp_path, browser):

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.conftest import shared_data_dir
-from tests.e2e.conftest import settle, start_server, stop_server, wait_healthy
+from tests.e2e.conftest import serving, settle
 
 pytestmark = pytest.mark.e2e
 SHOTS = "/tmp"  # looked at by a person after the run
@@ -33,12 +33,8 @@ def features_server(tmp_path_factory):
                     model=ModelConfig(model="embnn", objective="explicit", features=("all",)),
                     train=TrainConfig(epochs=2, device="cpu", seed=0))
     save_run(train(cfg, split), cfg, split, models_dir=tmp / "models", name="embnn with features")
-    proc, url = start_server(tmp)
-    try:
-        wait_healthy(url, proc)
+    with serving(tmp) as (_, url):
         yield url
-    finally:
-        stop_server(proc)
 
 
 def choose(page, label: str, text: str) -> None:
