@@ -1,16 +1,22 @@
-"""The row-wise AdamW update as one small C loop, built on first use with the system's C compiler.
+"""The embedding tables' optimizer steps as small C loops, built on first use with the system's C compiler.
 
-In torch ops the update of a step's rows costs a gather of [w | m | v], a dozen element-wise ops on
-the copies and a scatter back: on ML-25M-shaped tables that was 2-3x the dense fused step at ML-1M's
-shape. The loop below updates each touched row in place in one pass. It is plain C called through
-ctypes on the tensors' memory (no torch headers, so it builds in about a second); where no compiler
-is found or the build fails, `ncf.rowwise` keeps its torch implementation, which computes the same.
+- `row_adamw`: the row-wise AdamW update (ncf.rowwise). In torch ops the update of a step's rows costs
+  a gather of [w | m | v], a dozen element-wise ops on the copies and a scatter back: on ML-25M-shaped
+  tables that was 2-3x the dense fused step at ML-1M's shape. The loop updates each touched row in
+  place in one pass.
+- `scatter_rows` and `table_adamw`: torch's dense AdamW step to the bit, without its dense gradient
+  (ncf.tablewise): the batch's rows are added into a kept buffer that the update zeroes as it reads.
+
+Plain C called through ctypes on the tensors' memory (no torch headers, so it builds in about a
+second); where no compiler is found or the build fails, the trainer keeps torch's ops, which compute
+the same.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -22,30 +28,41 @@ import torch
 
 SOURCE = r"""
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 
 /* One AdamW step (or a catch-up without gradient) on the rows `rows` of buf (n, 3W) = [w | m | v]:
    decay owed since last[r] through step `upto`, the missed steps with zero gradient (dense Adam's
-   momentum, a geometric sum), then the gradient row, as ncf.rowwise.RowAdamW._adam. */
-void row_adamw(float *restrict buf, int64_t width, const int64_t *restrict rows, int64_t n_rows,
-               const float *restrict grad, int64_t *restrict last, const double *log_decay, int64_t upto, int has_grad, double b1, double b2,
-               double step_size, double eps_hat, double wd, int decoupled, int catch_up) {
+   momentum, a geometric sum), then the gradient row, as ncf.rowwise.RowAdamW._adam. The gradient rows
+   are zeroed once read, so the caller's buffer is clean for the next step. */
+struct row_args {
+    float *buf; int64_t width; const int64_t *rows; float *grad; int64_t *last; const double *log_decay;
+    int64_t upto; int has_grad; double b1, b2, step_size, eps_hat, wd; int decoupled, catch_up;
+    int64_t lo, hi;
+};
+
+static void *row_adamw_span(void *arg) {
+    const struct row_args *a = (const struct row_args *)arg;
+    const int64_t width = a->width, upto = a->upto;
+    const int has_grad = a->has_grad, decoupled = a->decoupled;
+    const double b1 = a->b1, b2 = a->b2, step_size = a->step_size, eps_hat = a->eps_hat, wd = a->wd;
     const double r = b1 / sqrt(b2), log_r = log(r), log_b1 = log(b1), log_b2 = log(b2);
-    for (int64_t u = 0; u < n_rows; u++) {
-        const int64_t row = rows[u];
-        float *restrict w = buf + row * 3 * width;
+    for (int64_t u = a->lo; u < a->hi; u++) {
+        const int64_t row = a->rows[u];
+        float *restrict w = a->buf + row * 3 * width;
         float *restrict m = w + width;
         float *restrict v = w + 2 * width;
-        const float *restrict g = has_grad ? grad + u * width : 0;
-        const int64_t seen = last[row];
-        const float decay = (decoupled && wd != 0.0 && seen != upto) ? (float)exp(log_decay[upto] - log_decay[seen]) : 1.0f;
+        float *restrict g = has_grad ? a->grad + u * width : 0;
+        const int64_t seen = a->last[row];
+        const float decay = (decoupled && wd != 0.0 && seen != upto) ? (float)exp(a->log_decay[upto] - a->log_decay[seen]) : 1.0f;
         int64_t k = upto - (has_grad ? 1 : 0) - seen;
         if (k < 0) k = 0;
-        if (!catch_up) {
+        if (!a->catch_up) {
             for (int64_t j = 0; j < width; j++) {
                 float wj = w[j] * decay;
                 if (has_grad) {
                     float gj = g[j];
+                    g[j] = 0.0f;
                     if (!decoupled && wd != 0.0) gj += (float)wd * wj;
                     m[j] = (float)b1 * m[j] + (float)(1 - b1) * gj;
                     v[j] = (float)b2 * v[j] + (float)(1 - b2) * gj * gj;
@@ -65,6 +82,7 @@ void row_adamw(float *restrict buf, int64_t width, const int64_t *restrict rows,
                 float mj = m[j] * mdecay, vj = v[j] * vdecay;
                 if (has_grad) {
                     float gj = g[j];
+                    g[j] = 0.0f;
                     if (!decoupled && wd != 0.0) gj += (float)wd * wj;
                     mj += (float)(1 - b1) * gj;
                     vj += (float)(1 - b2) * gj * gj;
@@ -75,7 +93,82 @@ void row_adamw(float *restrict buf, int64_t width, const int64_t *restrict rows,
                 w[j] = wj + (float)step_size * num / (sqrtf(vj) + (float)eps_hat);
             }
         }
-        last[row] = upto;
+        a->last[row] = upto;
+    }
+    return 0;
+}
+
+/* The rows are unique, so spans of them can be updated side by side: on large tables each row is a few
+   cache misses, and a second core overlaps them. Threads are started per call (tens of microseconds)
+   and joined, never left spinning, so a busy second core costs a wait, not a fight. */
+#define MAX_THREADS 8
+void row_adamw(float *buf, int64_t width, const int64_t *rows, int64_t n_rows, float *grad, int64_t *last,
+               const double *log_decay, int64_t upto, int has_grad, double b1, double b2, double step_size,
+               double eps_hat, double wd, int decoupled, int catch_up, int n_threads) {
+    struct row_args args[MAX_THREADS];
+    pthread_t threads[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    if (n_threads > MAX_THREADS) n_threads = MAX_THREADS;
+    if (n_threads < 1 || n_rows < 256 * n_threads) n_threads = 1;
+    for (int t = 0; t < n_threads; t++) {
+        struct row_args a = {buf, width, rows, grad, last, log_decay, upto, has_grad, b1, b2, step_size, eps_hat,
+                             wd, decoupled, catch_up, n_rows * t / n_threads, n_rows * (t + 1) / n_threads};
+        args[t] = a;
+    }
+    for (int t = 1; t < n_threads; t++)
+        started[t] = pthread_create(&threads[t], 0, row_adamw_span, &args[t]) == 0;
+    row_adamw_span(&args[0]);
+    for (int t = 1; t < n_threads; t++) {
+        if (started[t]) pthread_join(threads[t], 0);
+        else row_adamw_span(&args[t]);  /* no thread to be had: this one does that span too */
+    }
+}
+
+/* dst[idx[b], col:col + d] += src[b, :] for b in order (as index_add_ adds them, so sums match it bit for
+   bit); dst rows are ld floats apart. One version per index type: the trainer keeps int32 indices. */
+#define SCATTER_ROWS(NAME, INDEX)                                                                          \
+void NAME(float *restrict dst, int64_t ld, int64_t col, const INDEX *restrict idx, int64_t n,             \
+          const float *restrict src, int64_t d) {                                                          \
+    for (int64_t b = 0; b < n; b++) {                                                                      \
+        float *restrict row = dst + (int64_t)idx[b] * ld + col;                                            \
+        const float *restrict s = src + b * d;                                                             \
+        for (int64_t j = 0; j < d; j++) row[j] += s[j];                                                    \
+    }                                                                                                      \
+}
+SCATTER_ROWS(scatter_rows_i32, int32_t)
+SCATTER_ROWS(scatter_rows_i64, int64_t)
+
+/* One step of torch's fused Adam/AdamW over n elements in its order of float operations, with its fused
+   multiply-adds where its build has them (the moment's lerp and the second moment), so the result is
+   the same to the bit; reads the gradient from g and zeroes it behind, so the next step's rows are
+   added into a clean buffer without a separate fill of the table. */
+#ifdef __FMA__
+#define FMA(a, b, c) fmaf(a, b, c)
+#else
+#define FMA(a, b, c) ((a) * (b) + (c))
+#endif
+void table_adamw(float *restrict w, float *restrict m, float *restrict v, float *restrict g, int64_t n,
+                 double lr, double b1, double b2, double eps, double wd, int decoupled, double step_size,
+                 double bc2_sqrt, int64_t vec) {
+    const float weight = (float)(1 - b1), fb2 = (float)b2, c2 = (float)(1 - b2);
+    const int small = fabsf(weight) < 0.5f;  /* torch's lerp: from m when the weight is small, else from g */
+    const float coeff = small ? weight : weight - 1.0f;
+    const float neg_step = (float)(-step_size), fbc2 = (float)bc2_sqrt, feps = (float)eps;
+    const float shrink = (float)(1 - lr * wd), fwd = (float)wd;
+    const int adamw = decoupled && wd != 0.0, l2 = !decoupled && wd != 0.0;
+    /* torch's vector loop covers whole vectors of `vec` floats; its scalar tail fuses the second moment the
+       other way round */
+    const int64_t whole = vec > 0 ? n - n % vec : n;
+    for (int64_t j = 0; j < n; j++) {
+        float gj = g[j], wj = w[j];
+        g[j] = 0.0f;
+        if (l2) gj = FMA(wj, fwd, gj);
+        if (adamw) wj = wj * shrink;
+        const float mj = FMA(coeff, gj - m[j], small ? m[j] : gj);
+        const float vj = j < whole ? FMA(c2 * gj, gj, v[j] * fb2) : FMA(v[j], fb2, c2 * gj * gj);
+        m[j] = mj;
+        v[j] = vj;
+        w[j] = wj + neg_step * mj / (sqrtf(vj) / fbc2 + feps);
     }
 }
 """
@@ -83,7 +176,21 @@ void row_adamw(float *restrict buf, int64_t width, const int64_t *restrict rows,
 # -fno-math-errno lets sqrtf be one instruction and the loops vectorise (with errno it is a libm call
 # per element: 12 ms a step at ML-25M's shape instead of ~2); no -ffast-math, so the arithmetic stays
 # IEEE as torch's. No -march=native: the built file may be shared by machines of one architecture.
-CFLAGS = ("-O3", "-std=c99", "-fno-math-errno", "-shared", "-fPIC")
+CFLAGS = ("-O3", "-std=c99", "-fno-math-errno", "-shared", "-fPIC", "-pthread")
+
+
+def _cpu_has_fma() -> bool:
+    """torch's CPU kernels use fused multiply-adds where the processor has them; table_adamw matches them."""
+    try:
+        return any(line.startswith("flags") and " fma " in f"{line} " for line in open("/proc/cpuinfo"))
+    except OSError:
+        return False
+
+
+# -mfma only in ISO C mode (-std=c99), where the compiler contracts nothing by itself: only the FMA()s
+# written above become fused, so row_adamw's arithmetic does not change.
+if platform.machine() in ("x86_64", "AMD64") and _cpu_has_fma():
+    CFLAGS = (*CFLAGS, "-mfma")
 
 _lib: ctypes.CDLL | None | bool = None  # None: not tried yet; False: unavailable
 
@@ -95,29 +202,50 @@ def _build() -> ctypes.CDLL | bool:
     if compiler is None:
         return False
     key = hashlib.sha256(f"{SOURCE}|{CFLAGS}|{platform.machine()}|{compiler}".encode()).hexdigest()[:16]
-    base = Path(os.environ.get("NCF_CACHE_DIR") or Path.home() / ".cache" / "ncf").expanduser() / "kernels"
-    lib = base / f"rowwise-{key}.so"
-    if not lib.exists():
-        try:
-            base.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=base) as tmp:
-                src = Path(tmp) / "rowwise.c"
-                src.write_text(SOURCE)
-                out = Path(tmp) / "rowwise.so"
-                subprocess.run([compiler, *CFLAGS, "-o", str(out), str(src), "-lm"],
-                               check=True, capture_output=True, timeout=120)
-                os.replace(out, lib)  # atomic: a concurrent build finds a whole file or none
-        except (OSError, subprocess.SubprocessError):
-            return False
-    try:
-        dll = ctypes.CDLL(str(lib))
-    except OSError:
+    for base in _kernel_dirs():
+        lib = base / f"rowwise-{key}.so"
+        if lib.exists() or _compile(compiler, base, lib):
+            try:
+                dll = ctypes.CDLL(str(lib))
+                break
+            except OSError:
+                continue
+    else:
         return False
     f = dll.row_adamw
     p, i64, dbl, c_int = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
-    f.argtypes = [p, i64, p, i64, p, p, p, i64, c_int, dbl, dbl, dbl, dbl, dbl, c_int, c_int]
+    f.argtypes = [p, i64, p, i64, p, p, p, i64, c_int, dbl, dbl, dbl, dbl, dbl, c_int, c_int, c_int]
     f.restype = None
+    for name in ("scatter_rows_i32", "scatter_rows_i64"):
+        getattr(dll, name).argtypes = [p, i64, i64, p, i64, p, i64]
+        getattr(dll, name).restype = None
+    dll.table_adamw.argtypes = [p, p, p, p, i64, dbl, dbl, dbl, dbl, dbl, c_int, dbl, dbl, i64]
+    dll.table_adamw.restype = None
     return dll
+
+
+def _kernel_dirs() -> list[Path]:
+    """Where the built file is kept: $NCF_KERNEL_DIR, else ~/.cache/ncf/kernels, else a folder of this user's
+    in the temporary directory (a read-only home). Not under NCF_CACHE_DIR: a build is code, not data, and
+    every test (or class session) with its own data cache would otherwise compile it again."""
+    named = os.environ.get("NCF_KERNEL_DIR")
+    dirs = [Path(named).expanduser()] if named else [Path.home() / ".cache" / "ncf" / "kernels"]
+    return [*dirs, Path(tempfile.gettempdir()) / f"ncf-kernels-{os.getuid() if hasattr(os, 'getuid') else 0}"]
+
+
+def _compile(compiler: str, base: Path, lib: Path) -> bool:
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=base) as tmp:
+            src = Path(tmp) / "rowwise.c"
+            src.write_text(SOURCE)
+            out = Path(tmp) / "rowwise.so"
+            subprocess.run([compiler, *CFLAGS, "-o", str(out), str(src), "-lm"],
+                           check=True, capture_output=True, timeout=120)
+            os.replace(out, lib)  # atomic: a concurrent build finds a whole file or none
+        return True
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def available() -> bool:
@@ -129,14 +257,40 @@ def available() -> bool:
 
 def row_adamw(buf: torch.Tensor, width: int, rows: torch.Tensor, grad: torch.Tensor | None, last: torch.Tensor,
               log_decay: torch.Tensor, upto: int, *, b1: float, b2: float, step_size: float, eps_hat: float,
-              wd: float, decoupled: bool, catch_up: bool) -> None:
-    """In place on buf's `rows` (int64, unique) and `last`; see SOURCE. CPU float32 contiguous only."""
+              wd: float, decoupled: bool, catch_up: bool, threads: int = 1) -> None:
+    """In place on buf's `rows` (int64, unique) and `last`, on up to `threads` threads; the gradient rows
+    (U, width) are read and left zero. See SOURCE. CPU float32 contiguous only."""
     assert _lib, "call available() first"
-    if grad is not None:
-        grad = grad.contiguous()
+    if grad is not None and not grad.is_contiguous():
+        raise ValueError("row_adamw reads (and zeroes) the gradient in place: it must be contiguous")
     _lib.row_adamw(buf.data_ptr(), width, rows.data_ptr(), len(rows), grad.data_ptr() if grad is not None else None,
                    last.data_ptr(), log_decay.data_ptr(), upto, grad is not None, b1, b2, step_size, eps_hat, wd,
-                   decoupled, catch_up)
+                   decoupled, catch_up, threads)
+
+
+def scatter_rows(dst: torch.Tensor, index: torch.Tensor, src: torch.Tensor, col: int = 0) -> None:
+    """dst[index, col:col + d] += src (B, d), in index order, as `dst[:, col:].index_add_(0, index, src)`."""
+    assert _lib, "call available() first"
+    src = src.contiguous()
+    index = index.contiguous()
+    if index.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"indices must be int32 or int64, not {index.dtype}")
+    scatter = _lib.scatter_rows_i32 if index.dtype == torch.int32 else _lib.scatter_rows_i64
+    scatter(dst.data_ptr(), dst.stride(0), col, index.data_ptr(), len(index), src.data_ptr(), src.shape[1])
+
+
+def table_adamw(w: torch.Tensor, m: torch.Tensor, v: torch.Tensor, g: torch.Tensor, *, lr: float, b1: float,
+                b2: float, eps: float, wd: float, decoupled: bool, step: int) -> None:
+    """One Adam(W) step over whole tables (contiguous, same shape), torch's fused step to the bit; zeroes g."""
+    assert _lib, "call available() first"
+    bias1, bias2 = 1 - b1 ** step, 1 - b2 ** step
+    _lib.table_adamw(w.data_ptr(), m.data_ptr(), v.data_ptr(), g.data_ptr(), w.numel(), lr, b1, b2, eps, wd,
+                     decoupled, lr / bias1, math.sqrt(bias2), TORCH_VECTOR_FLOATS)
+
+
+# Floats per vector in torch's fused Adam on x86: its AVX2 kernel (8 floats), which torch dispatches to on
+# AVX-512 machines too (tests/test_tablewise.py checks sizes with and without a tail, to the bit).
+TORCH_VECTOR_FLOATS = 8
 
 
 def usable(buf: torch.Tensor) -> bool:

@@ -27,25 +27,47 @@ from ncf import rowkernel
 
 
 class RowGrad:
-    """Where a table's look-ups leave their gradient: rows (U,) and the coalesced gradient (U, d)."""
+    """Where a table's look-ups leave their gradient: the unique rows (U,) and, per look-up, (inverse (B,),
+    gradient (B, d)), added onto the rows only when the step gathers them (`add_into`): straight into
+    the group's [w | m | v]-wide gradient, without a coalesced copy per table and a concatenation."""
 
-    __slots__ = ("rows", "grad")
+    __slots__ = ("rows", "parts")
 
     def __init__(self):
         self.rows: torch.Tensor | None = None
-        self.grad: torch.Tensor | None = None
+        self.parts: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def add(self, rows: torch.Tensor, grad: torch.Tensor) -> None:
-        if self.rows is None:
-            self.rows, self.grad = rows, grad
-        else:  # the same table looked up twice in one step: merge, then coalesce again
-            rows = torch.cat([self.rows, rows])
-            self.rows, inverse = torch.unique(rows, return_inverse=True)
-            grad_all = torch.cat([self.grad, grad])
-            self.grad = grad_all.new_zeros(len(self.rows), grad_all.shape[1]).index_add_(0, inverse, grad_all)
+    def lookup(self, weight: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return RowLookup.apply(weight, index, self)
+
+    def add(self, rows: torch.Tensor, inverse: torch.Tensor, grad: torch.Tensor) -> None:
+        if self.rows is None or rows is self.rows:
+            self.rows = rows
+            self.parts.append((inverse, grad))
+            return
+        # the same table looked up with another index tensor in one step: one set of rows for both
+        merged, remap = torch.unique(torch.cat([self.rows, rows]), return_inverse=True)
+        old = len(self.rows)
+        self.parts = [(remap[:old][inv], g) for inv, g in self.parts] + [(remap[old:][inverse], grad)]
+        self.rows = merged
+
+    def add_into(self, out: torch.Tensor, col: int = 0, kernel: bool = False) -> None:
+        """out[:, col:col + d] += this table's gradient on `rows` (out has one row per unique row)."""
+        for inverse, grad in self.parts:
+            if kernel:
+                rowkernel.scatter_rows(out, inverse, grad, col)
+            else:
+                out[:, col:col + grad.shape[1]].index_add_(0, inverse, grad)
+
+    @property
+    def grad(self) -> torch.Tensor:  # (U, d) the coalesced gradient
+        out = self.parts[0][1].new_zeros(len(self.rows), self.parts[0][1].shape[1])
+        self.add_into(out)
+        return out
 
     def clear(self) -> None:
-        self.rows = self.grad = None
+        self.rows = None
+        self.parts = []
 
 
 # The unique rows of the last few index tensors seen: NeuMF looks up the same user (and item) tensor
@@ -66,8 +88,8 @@ def _unique(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class RowLookup(torch.autograd.Function):
-    """weight[index]; its backward coalesces the gradient onto the unique rows into `sink` and gives
-    the weight no dense gradient at all."""
+    """weight[index]; its backward hands the gradient and the unique rows to `sink` and gives the
+    weight no dense gradient at all."""
 
     @staticmethod
     def forward(ctx, weight: torch.Tensor, index: torch.Tensor, sink: RowGrad) -> torch.Tensor:  # (B,) -> (B, d)
@@ -79,8 +101,7 @@ class RowLookup(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         rows, inverse = ctx.saved_tensors
-        coalesced = grad.new_zeros(len(rows), grad.shape[1]).index_add_(0, inverse, grad)  # (U, d)
-        ctx.sink.add(rows, coalesced)
+        ctx.sink.add(rows, inverse, grad)
         return None, None, None
 
 
@@ -98,10 +119,10 @@ class RowAdamW(torch.optim.Optimizer):
 
     def __init__(self, groups: list[list[tuple[torch.Tensor, RowGrad]]], lr: float, betas=(0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = True, catch_up: bool = True,
-                 kernel: bool = True):
+                 kernel: bool = True, threads: int = 1):
         super().__init__([w for group in groups for w, _ in group],
                          dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
-        self.decoupled, self.catch_up = decoupled, catch_up
+        self.decoupled, self.catch_up, self.threads = decoupled, catch_up, threads
         self.t = 0
         # log_decay[s] = sum of log(1 - lr_j * wd) over steps j <= s (float64: thousands of tiny terms)
         self.log_decay = torch.zeros(1024, dtype=torch.float64)
@@ -202,7 +223,11 @@ class RowAdamW(torch.optim.Optimizer):
                 raise RuntimeError("Embedding tables grouped for RowAdamW were looked up with different indices; "
                                    "group only tables that the model always indexes with the same tensor.")
             buf, width, last = block["buf"], block["width"], block["last"]
-            g = torch.cat([sink.grad for sink in touched], dim=1) if len(touched) > 1 else touched[0].grad
+            # (U, width): each table's gradient added into its columns. The kernel zeroes the rows it reads,
+            # so one buffer serves every step without a fill.
+            g = self._grad_buffer(block, len(rows)) if self.kernel else buf.new_zeros(len(rows), width)
+            for _, sink, o, _ in block["tables"]:
+                sink.add_into(g, o, self.kernel)
             if self.kernel:
                 self._kernel(buf, width, rows, g, last, t)
             else:
@@ -212,6 +237,14 @@ class RowAdamW(torch.optim.Optimizer):
                 last.index_fill_(0, rows, t)
             for sink in touched:
                 sink.clear()
+
+    @staticmethod
+    def _grad_buffer(block: dict, n_rows: int) -> torch.Tensor:
+        kept = block.get("grad")
+        if kept is None or len(kept) < n_rows:
+            kept = block["grad"] = block["buf"].new_zeros(max(n_rows, 2 * len(kept) if kept is not None else n_rows),
+                                                          block["width"])
+        return kept[:n_rows]
 
     @torch.no_grad()
     def flush(self) -> None:
@@ -234,4 +267,4 @@ class RowAdamW(torch.optim.Optimizer):
         t = max(1, self.t)
         rowkernel.row_adamw(buf, width, rows, g, last, self.log_decay, upto, b1=b1, b2=b2,
                             step_size=-lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t), eps_hat=eps * math.sqrt(1 - b2 ** t),
-                            wd=wd, decoupled=self.decoupled, catch_up=self.catch_up)
+                            wd=wd, decoupled=self.decoupled, catch_up=self.catch_up, threads=self.threads)

@@ -28,7 +28,7 @@ def step_fitter(n_users: int, n_items: int, batch_size: int = 4096, *, rowwise: 
                 model: str = "neumf", seed: int = 0) -> tuple[Fitter, list[tuple[torch.Tensor, ...]]]:
     """A Fitter for the default recipe (AdamW, wd 0.1) on tables of the given size, and a few batches
     drawn with a long-tailed item popularity (so the unique rows per batch are as in real data).
-    `rowwise` forces row-wise AdamW (True) or the dense fused step (False) whatever the tables' size."""
+    `rowwise` forces row-wise AdamW (True) or torch's dense fused step (False) whatever the tables' size."""
     configure_threads()  # as `train` does: the thread count changes costs more than anything measured here
     rng = np.random.default_rng(seed)
     n_pos = 8 * batch_size
@@ -40,10 +40,7 @@ def step_fitter(n_users: int, n_items: int, batch_size: int = 4096, *, rowwise: 
     torch.manual_seed(seed)
     fitter = Fitter(build_model(cfg.model, n_users, n_items), split, tcfg, torch.device("cpu"))
     if rowwise is not None and rowwise != fitter.rowwise:
-        fitter.finish()
-        fitter.rowwise = rowwise
-        fitter._attach_tables()
-        fitter.optimizers = fitter._make_optimizers()
+        fitter.force_table_update(rowwise)
     users, items, target = fitter.epoch_data()
     batches = [(users[s], items[s], target[s])
                for s in (slice(i, i + batch_size) for i in range(0, len(users) - batch_size + 1, batch_size))]

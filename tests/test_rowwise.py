@@ -132,3 +132,22 @@ def test_c_kernel_computes_what_the_torch_ops_compute(catch_up, decoupled):
         opt.release()
         runs.append(w.detach())
     torch.testing.assert_close(runs[0], runs[1], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.skipif(not rowkernel.available(), reason="no C compiler here: the torch path is used")
+def test_kernel_threads_compute_the_same_and_leave_the_gradient_clean():
+    torch.manual_seed(0)
+    start = torch.rand(4000, 3 * 8) * 0.1  # [w | m | v], v >= 0
+    rows = torch.randperm(4000)[:3000]
+    grad = torch.randn(3000, 8)
+    out = []
+    for threads in (1, 2):
+        buf, last, g = start.clone(), torch.zeros(4000, dtype=torch.long), grad.clone()
+        log_decay = torch.log(torch.full((8,), 0.999, dtype=torch.float64)).cumsum(0)
+        rowkernel.row_adamw(buf, 8, rows, g, last, log_decay, 3, b1=0.9, b2=0.999, step_size=-0.01, eps_hat=1e-8,
+                            wd=0.1, decoupled=True, catch_up=True, threads=threads)
+        assert not g.any()  # read and zeroed: the next step's buffer needs no fill
+        assert (last[rows] == 3).all() and (last.sum() == 3 * 3000)
+        out.append(buf)
+    assert torch.equal(out[0], out[1])
+    assert not torch.equal(out[0], start)

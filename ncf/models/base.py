@@ -1,6 +1,6 @@
 """What every model shares: the `Recommender` contract (forward on (user, item) pairs, every item's
 scores for some users, embedding tables, per-example norms), the `Embedding` table the trainer drives
-(a faster dense backward, or row-wise gradients through its `row_sink`), and the side and time feature
+(a faster dense backward, or its gradient handed to the trainer's optimizer through its `row_sink`), and the side and time feature
 inputs (`SideFeatures`, `TimeFeatures`) that `Recommender.feature_specs` reads. Each family of models
 is a module beside this one (`ncf.models.ncf`, `.dot`, `.embnn`); `ncf.classical` builds on it too.
 """
@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from ncf.config import ModelConfig
-from ncf.rowwise import RowGrad, RowLookup
+from ncf.rowwise import RowGrad
+from ncf.tablewise import BatchGrad
 
 
 EMBEDDING_STD = 0.01  # He et al. initialise embeddings from N(0, 0.01); fastai uses the same scale
@@ -50,16 +51,17 @@ class _Lookup(torch.autograd.Function):
 
 class Embedding(nn.Embedding):
     """nn.Embedding (same parameters, same state dict) with the faster dense backward above; the
-    trainer may switch it to row-wise gradients (`row_sink`, for ncf.rowwise.RowAdamW) or sparse ones.
+    trainer may hand its gradient to its own optimizer instead (`row_sink`: ncf.rowwise.RowAdamW's
+    coalesced rows, or ncf.tablewise.TableAdamW's batch rows) or switch it to sparse gradients.
     On a GPU torch's own backward is as fast, but the trainer asks for this one (`index_add_backward`)
     under a CUDA graph, where it needs no host synchronisation."""
 
-    row_sink: RowGrad | None = None
+    row_sink: RowGrad | BatchGrad | None = None
     index_add_backward: bool = False
 
     def forward(self, index: torch.Tensor) -> torch.Tensor:
         if self.row_sink is not None and torch.is_grad_enabled():
-            return RowLookup.apply(self.weight, index, self.row_sink)
+            return self.row_sink.lookup(self.weight, index)
         if self.sparse or not torch.is_grad_enabled() or (self.weight.device.type != "cpu"
                                                           and not self.index_add_backward):
             return super().forward(index)
