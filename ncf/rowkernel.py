@@ -147,6 +147,17 @@ SCATTER_ROWS(scatter_rows_i64, int64_t)
 #else
 #define FMA(a, b, c) ((a) * (b) + (c))
 #endif
+/* ADAM_SPAN(first, last, BASE, V): elements [first, last) with the lerp's base BASE and second moment V, as
+   one branch-free loop the compiler vectorises (l2 = 0 and shrink = 1 where unused are exact no-ops). */
+#define ADAM_SPAN(FIRST, LAST, BASE, V)                                                                    \
+    for (int64_t j = (FIRST); j < (LAST); j++) {                                                           \
+        const float gj = FMA(w[j], l2, g[j]), wj = w[j] * shrink;                                          \
+        const float mj = FMA(coeff, gj - m[j], BASE), vj = V;                                              \
+        g[j] = 0.0f;                                                                                       \
+        m[j] = mj;                                                                                         \
+        v[j] = vj;                                                                                         \
+        w[j] = wj + neg_step * mj / (sqrtf(vj) / fbc2 + feps);                                             \
+    }
 void table_adamw(float *restrict w, float *restrict m, float *restrict v, float *restrict g, int64_t n,
                  double lr, double b1, double b2, double eps, double wd, int decoupled, double step_size,
                  double bc2_sqrt, int64_t vec) {
@@ -154,21 +165,17 @@ void table_adamw(float *restrict w, float *restrict m, float *restrict v, float 
     const int small = fabsf(weight) < 0.5f;  /* torch's lerp: from m when the weight is small, else from g */
     const float coeff = small ? weight : weight - 1.0f;
     const float neg_step = (float)(-step_size), fbc2 = (float)bc2_sqrt, feps = (float)eps;
-    const float shrink = (float)(1 - lr * wd), fwd = (float)wd;
-    const int adamw = decoupled && wd != 0.0, l2 = !decoupled && wd != 0.0;
-    /* torch's vector loop covers whole vectors of `vec` floats; its scalar tail fuses the second moment the
-       other way round */
+    const float shrink = decoupled && wd != 0.0 ? (float)(1 - lr * wd) : 1.0f;
+    const float l2 = !decoupled ? (float)wd : 0.0f;
+    /* torch's vector loop covers whole vectors of `vec` floats; its scalar tail fuses the second moment
+       the other way round */
     const int64_t whole = vec > 0 ? n - n % vec : n;
-    for (int64_t j = 0; j < n; j++) {
-        float gj = g[j], wj = w[j];
-        g[j] = 0.0f;
-        if (l2) gj = FMA(wj, fwd, gj);
-        if (adamw) wj = wj * shrink;
-        const float mj = FMA(coeff, gj - m[j], small ? m[j] : gj);
-        const float vj = j < whole ? FMA(c2 * gj, gj, v[j] * fb2) : FMA(v[j], fb2, c2 * gj * gj);
-        m[j] = mj;
-        v[j] = vj;
-        w[j] = wj + neg_step * mj / (sqrtf(vj) / fbc2 + feps);
+    if (small) {
+        ADAM_SPAN(0, whole, m[j], FMA(c2 * gj, gj, v[j] * fb2))
+        ADAM_SPAN(whole, n, m[j], FMA(v[j], fb2, c2 * gj * gj))
+    } else {
+        ADAM_SPAN(0, whole, gj, FMA(c2 * gj, gj, v[j] * fb2))
+        ADAM_SPAN(whole, n, gj, FMA(v[j], fb2, c2 * gj * gj))
     }
 }
 """

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -17,8 +19,9 @@ from ncf import distributed
 from ncf.config import TRAIN_DEFAULTS, RunConfig, TrainConfig, default_batch_size
 from ncf.data import Split
 from ncf.data.features import train_context
+from ncf.device import available_cores
 from ncf.errors import ConfigError
-from ncf.memory import check_training_fits
+from ncf.memory import EPOCH_BYTES_PER_SAMPLE, available_bytes, check_training_fits
 from ncf.models import Recommender
 from ncf.models.base import Embedding
 from ncf.rowwise import RowAdamW, RowGrad
@@ -35,6 +38,8 @@ SPARSE_ROWS_PER_SAMPLE = 32
 # cost grows with the rows, a row-wise one's does not, and below this they are level (measured in
 # benchmarks/results_engine.md, "large data on one machine").
 ROWWISE_ROWS_PER_SAMPLE = 16
+# Largest epoch drawn beside the steps of the one before (`Fitter.prefetch`): two epochs then live at once.
+PREFETCH_MAX_BYTES = 1 << 30
 
 
 def resolve_train_config(cfg: RunConfig, split: Split | None = None) -> TrainConfig:
@@ -327,6 +332,42 @@ class Fitter:
         """One epoch's (users, items, targets), shuffled by one permutation; batches are slices of these.
         Implicit targets are bool (1 byte a sample; `step` makes each batch's floats), and every
         intermediate is freed as soon as it is used: at ML-25M's size an epoch is 124M samples."""
+        users, items, target, self.epoch_rows = self._draw_epoch()
+        return users, items, target
+
+    def epochs(self, n: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """`n` epochs' data, as `epoch_data` draws them one after another. While one epoch trains, the
+        next is drawn on a second thread where a core is spare and it is small beside the memory
+        (`prefetch`): the same random draws in the same order, so the same numbers, and the drawing
+        leaves the training time. Close the iterator when stopping early (a stop does not wait for
+        the draw ahead)."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="ncf-epoch") if n > 1 and self.prefetch else None
+        try:
+            pending = None
+            for e in range(n):
+                drawn = pending.result() if pending is not None else self._draw_epoch()
+                pending = pool.submit(self._draw_epoch) if pool is not None and e + 1 < n else None
+                users, items, target, self.epoch_rows = drawn
+                del drawn
+                yield users, items, target
+        finally:  # stopped early: an epoch still being drawn ahead finishes on its own and is dropped
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def prefetch(self) -> bool:
+        """Draw the next epoch beside the steps: where this process may use two cores (training takes
+        one thread, ncf.device), the epoch is at most PREFETCH_MAX_BYTES and a tenth of the memory
+        available (ML-1M's is 58 MB; ML-25M's 3 GB, which keeps its single copy), on the CPU and alone."""
+        if self.device.type != "cpu" or self.dist.active or available_cores() < 2:
+            return False
+        need = EPOCH_BYTES_PER_SAMPLE * self.samples_per_epoch
+        available = available_bytes()
+        return need <= PREFETCH_MAX_BYTES and (available is None or need <= available // 10)
+
+    def _draw_epoch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(users, items, targets, the rows of their time contexts or None); no side effects, so that it
+        may run on another thread while the last epoch trains."""
         pos_users, pos_items = self.users, self.items
         ratings = self.ratings if self.explicit else None
         rows = None
@@ -340,19 +381,18 @@ class Fitter:
         if self.explicit:
             perm = torch.randperm(len(pos_users), generator=self.generator, device=self.device,
                                   dtype=pos_users.dtype)
-            self.epoch_rows = rows[perm] if rows is not None else None
-            return pos_users[perm], pos_items[perm], ratings[perm]
+            return pos_users[perm], pos_items[perm], ratings[perm], rows[perm] if rows is not None else None
         n_neg, n_pos = self.tcfg.n_negatives, len(pos_users)
         neg_users, neg_items = self.draw_negatives(n_neg, pos_users) if n_neg else (pos_users[:0], pos_items[:0])
         perm = torch.randperm(n_pos * (1 + n_neg), generator=self.generator, device=self.device,
                               dtype=pos_users.dtype)
-        if rows is not None:  # a negative (drawn as positives.repeat(n_neg)) shares its positive's context
-            self.epoch_rows = rows.repeat(1 + n_neg)[perm]
+        # a negative (drawn as positives.repeat(n_neg)) shares its positive's context
+        epoch_rows = rows.repeat(1 + n_neg)[perm] if rows is not None else None
         users = torch.cat([pos_users, neg_users])[perm]
         del neg_users
         items = torch.cat([pos_items, neg_items])[perm]
         del neg_items
-        return users, items, perm < n_pos
+        return users, items, perm < n_pos, epoch_rows
 
     @property
     def samples_per_epoch(self) -> int:

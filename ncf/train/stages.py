@@ -70,13 +70,21 @@ class Stage:
         self.emit(Start(device=str(f.device), n_train=len(f.users), steps_per_epoch=steps, epochs=t.epochs,
                         stage=self.stage, batch_size=t.batch_size, lr=f.lr, optimizer=f.optimizer_name,
                         sparse_embeddings=f.sparse, row_wise_embeddings=f.rowwise, start_metrics=start_metrics))
+        epochs = f.epochs(t.epochs)
+        try:
+            return self._run(epochs, steps, total_steps)
+        finally:
+            epochs.close()  # a stop mid-way: an epoch being drawn ahead is dropped
+
+    def _run(self, epochs, steps: int, total_steps: int) -> bool:
+        f, t = self.fitter, self.tcfg
         last_event = time.perf_counter()
         event_every = max(1, steps // BATCH_EVENTS_PER_EPOCH)
         f.model.train()
         for epoch in range(1, t.epochs + 1):
             epoch_start = time.perf_counter()
-            users = items = target = None  # the last epoch's data goes before the next is drawn
-            users, items, target = f.epoch_data()
+            users = items = target = None  # the last epoch's data goes before the next is handed over
+            users, items, target = next(epochs)
             loss_sum = torch.zeros((), device=f.device)
             n_seen = 0
             for step in range(steps):
