@@ -38,8 +38,10 @@ SPARSE_ROWS_PER_SAMPLE = 32
 # cost grows with the rows, a row-wise one's does not, and below this they are level (measured in
 # benchmarks/results_engine.md, "large data on one machine").
 ROWWISE_ROWS_PER_SAMPLE = 16
-# Largest epoch drawn beside the steps of the one before (`Fitter.prefetch`): two epochs then live at once.
+# Largest epoch drawn whole (and ahead, beside the steps of the one before: two then live at once);
+# a larger one is drawn in chunks of about CHUNK_SAMPLES samples (`Fitter.epochs`).
 PREFETCH_MAX_BYTES = 1 << 30
+CHUNK_SAMPLES = 1 << 23
 
 
 def resolve_train_config(cfg: RunConfig, split: Split | None = None) -> TrainConfig:
@@ -335,46 +337,84 @@ class Fitter:
         users, items, target, self.epoch_rows = self._draw_epoch()
         return users, items, target
 
-    def epochs(self, n: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """`n` epochs' data, as `epoch_data` draws them one after another. While one epoch trains, the
-        next is drawn on a second thread where a core is spare and it is small beside the memory
-        (`prefetch`): the same random draws in the same order, so the same numbers, and the drawing
-        leaves the training time. Close the iterator when stopping early (a stop does not wait for
-        the draw ahead)."""
-        pool = ThreadPoolExecutor(1, thread_name_prefix="ncf-epoch") if n > 1 and self.prefetch else None
+    def epochs(self, n: int, batch_size: int) -> Iterator[Iterator[tuple]]:
+        """For each of `n` epochs, its batches (users, items, targets, time contexts or None), at most
+        `steps_per_epoch` of them to be taken. An epoch small beside the memory is drawn whole, as
+        `epoch_data` draws it, and the next one is drawn on a second thread while it trains where a core
+        is spare (`spare_core`): the same draws in the same order, so the same run. A larger one (on the
+        CPU, one process) is drawn in chunks: one permutation of the positives, then each chunk's
+        positives with their negatives, shuffled, the next chunk drawn beside the steps of this one, so
+        the drawing leaves the epoch's time and two chunks, not a whole epoch, are held. Close the
+        iterator when stopping early (a stop does not wait for a draw ahead)."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="ncf-epoch") if self.spare_core else None
         try:
+            if self.chunked:
+                for _ in range(n):
+                    yield self._chunks(pool, batch_size)
+                return
             pending = None
+            ahead = pool is not None and self.small_epoch
             for e in range(n):
                 drawn = pending.result() if pending is not None else self._draw_epoch()
-                pending = pool.submit(self._draw_epoch) if pool is not None and e + 1 < n else None
-                users, items, target, self.epoch_rows = drawn
+                pending = pool.submit(self._draw_epoch) if ahead and e + 1 < n else None
+                yield self._batches(*drawn, batch_size)
                 del drawn
-                yield users, items, target
-        finally:  # stopped early: an epoch still being drawn ahead finishes on its own and is dropped
+        finally:  # stopped early: a draw still running ahead finishes on its own and is dropped
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
 
+    def _batches(self, users, items, target, rows, batch_size: int) -> Iterator[tuple]:
+        self.epoch_rows = rows
+        for lo in range(0, len(users), batch_size):
+            batch = slice(lo, lo + batch_size)
+            yield users[batch], items[batch], target[batch], self.batch_context(batch)
+
+    def _chunks(self, pool: ThreadPoolExecutor | None, batch_size: int) -> Iterator[tuple]:
+        order = torch.randperm(len(self.users), generator=self.generator, device=self.device, dtype=self.users.dtype)
+        per_sample = 1 if self.explicit else 1 + self.tcfg.n_negatives
+        # whole batches in every chunk but the last, so an epoch has the batches an unchunked one has
+        size = max(1, CHUNK_SAMPLES // (per_sample * batch_size)) * batch_size
+        chunks = [order[lo:lo + size] for lo in range(0, len(order), size)]
+        del order
+        pending = None
+        for k, chunk in enumerate(chunks):
+            drawn = pending.result() if pending is not None else self._draw_epoch(chunk)
+            pending = pool.submit(self._draw_epoch, chunks[k + 1]) if pool is not None and k + 1 < len(chunks) else None
+            yield from self._batches(*drawn, batch_size)
+            del drawn
+
     @property
-    def prefetch(self) -> bool:
-        """Draw the next epoch beside the steps: where this process may use two cores (training takes
-        one thread, ncf.device), the epoch is at most PREFETCH_MAX_BYTES and a tenth of the memory
-        available (ML-1M's is 58 MB; ML-25M's 3 GB, which keeps its single copy), on the CPU and alone."""
-        if self.device.type != "cpu" or self.dist.active or available_cores() < 2:
-            return False
+    def small_epoch(self) -> bool:
+        """An epoch small beside the memory: at most PREFETCH_MAX_BYTES and a tenth of the memory available
+        (ML-1M's is 58 MB, ML-25M's 3 GB), so that two may live at once."""
         need = EPOCH_BYTES_PER_SAMPLE * self.samples_per_epoch
         available = available_bytes()
         return need <= PREFETCH_MAX_BYTES and (available is None or need <= available // 10)
 
-    def _draw_epoch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(users, items, targets, the rows of their time contexts or None); no side effects, so that it
-        may run on another thread while the last epoch trains."""
+    @property
+    def chunked(self) -> bool:
+        """Epochs drawn in chunks: larger ones, on the CPU, in a job of one process."""
+        return self.device.type == "cpu" and not self.dist.active and not self.small_epoch
+
+    @property
+    def spare_core(self) -> bool:
+        """A core to draw on beside the steps: this process may use two or more (training takes one
+        thread, ncf.device), on the CPU, in a job of one process."""
+        return self.device.type == "cpu" and not self.dist.active and available_cores() >= 2
+
+    def _draw_epoch(self, mine: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(users, items, targets, the rows of their time contexts or None) for the positives `mine` (all,
+        or this rank's share), with their negatives, shuffled; no side effects, so that it may run on
+        another thread while the last epoch (or chunk) trains."""
         pos_users, pos_items = self.users, self.items
         ratings = self.ratings if self.explicit else None
         rows = None
         if self.context is not None:
             rows = torch.arange(len(self.users), device=self.device, dtype=pos_users.dtype)
-        if self.dist.active:  # this rank's share of the positives, the same size on every rank
+        if mine is None and self.dist.active:  # this rank's share of the positives, the same size on every rank
             mine = distributed.shard(len(self.users), self.shard_generator, self.device)
+        if mine is not None:
             pos_users, pos_items = pos_users[mine], pos_items[mine]
             ratings = ratings[mine] if ratings is not None else None
             rows = rows[mine] if rows is not None else None

@@ -70,7 +70,7 @@ class Stage:
         self.emit(Start(device=str(f.device), n_train=len(f.users), steps_per_epoch=steps, epochs=t.epochs,
                         stage=self.stage, batch_size=t.batch_size, lr=f.lr, optimizer=f.optimizer_name,
                         sparse_embeddings=f.sparse, row_wise_embeddings=f.rowwise, start_metrics=start_metrics))
-        epochs = f.epochs(t.epochs)
+        epochs = f.epochs(t.epochs, t.batch_size)
         try:
             return self._run(epochs, steps, total_steps)
         finally:
@@ -83,8 +83,8 @@ class Stage:
         f.model.train()
         for epoch in range(1, t.epochs + 1):
             epoch_start = time.perf_counter()
-            users = items = target = None  # the last epoch's data goes before the next is handed over
-            users, items, target = next(epochs)
+            batches = None  # the last epoch's data goes before the next is handed over
+            batches = next(epochs)
             loss_sum = torch.zeros((), device=f.device)
             n_seen = 0
             for step in range(steps):
@@ -93,11 +93,10 @@ class Stage:
                     return True
                 if t.one_cycle:
                     f.set_schedule(*one_cycle_lr((epoch - 1) * steps + step, total_steps, f.lr))
-                lo = step * t.batch_size
-                batch = slice(lo, lo + t.batch_size)
-                loss = f.step(users[batch], items[batch], target[batch], f.batch_context(batch))
+                users, items, target, context = next(batches)
+                loss = f.step(users, items, target, context)
                 self.metrics_current = False
-                n_batch = len(users[batch])
+                n_batch = len(users)
                 loss_sum += loss * n_batch
                 n_seen += n_batch
                 now = time.perf_counter()
