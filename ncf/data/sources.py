@@ -21,7 +21,8 @@ from ncf.data.builder import to_dataset
 from ncf.data.dataset import Dataset
 from ncf.data.files import SNIFF_BYTES, load_bytes, load_file, ratings_member, read_table, sniff
 from ncf.data.published import load_published, published_files, published_prefix
-from ncf.data.split import filter_min_interactions, make_split
+from ncf.data.split import filter_min_interactions
+from ncf.data.split_cache import cached_split
 from ncf.data.synthetic import synthetic
 from ncf.data.uploads import upload_key, upload_name
 from ncf.errors import DataError
@@ -235,5 +236,6 @@ def load_split(data: DataConfig, objective: str = "implicit", progress=None, on_
                         "choose the implicit objective.")
     # Refused here, before the split's own peak (about 100 bytes a row), rather than half-way by the OOM killer.
     check_pipeline_fits(ds.n_interactions, ds.n_users, ds.n_items, 0 if objective == "explicit" else 4)
-    return make_split(ds, data.split, seed=data.seed, n_negatives=data.test_negatives,
-                      test_fraction=data.test_fraction, validation=data.validation)
+    # Kept on disk for large data: the next run, job or server reads it back instead of drawing it.
+    return cached_split(ds, data.split, seed=data.seed, n_negatives=data.test_negatives,
+                        test_fraction=data.test_fraction, validation=data.validation)
