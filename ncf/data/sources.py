@@ -26,7 +26,7 @@ from ncf.data.split_cache import cached_split
 from ncf.data.synthetic import synthetic
 from ncf.data.uploads import upload_key, upload_name
 from ncf.errors import DataError
-from ncf.memory import check_pipeline_fits
+from ncf.memory import check_parse_fits, check_pipeline_fits
 
 Progress = Callable[[int, "int | None"], None]
 Stage = Callable[[str], None]  # told each stage of a load as it begins: "reading the cache", "parsing", ...
@@ -179,6 +179,8 @@ def _load_zip(data: bytes | Path, label: str, columns, *, source: str,
         if found and posixpath.basename(member) == found[0] and not _overrides(files, found[0], columns):
             return folders.load_layout(files, name=name, source=source, release=release)
         member_label = f"{label}: {member}"
+        # The size the member expands to, from the central directory: refused before inflating any of it.
+        check_parse_fits(archive.size(member), member_label)
         with archive.open(member) as f:
             guess = sniff(f.peek(SNIFF_BYTES)[:SNIFF_BYTES], member_label, columns)
             frame = read_table(f, member_label, guess)
