@@ -211,6 +211,42 @@ class SeenIndex:
 # users being handled: 16 MiB of bools, so its look-ups stay in cache.
 _CHUNK_CANDIDATES = 1 << 20
 _MASK_PAIRS = 1 << 24
+# Candidates and shuffle keys (16 bytes a candidate) drawn in one go up to this size, in chunks above
+# it: a cold-start split of ML-25M's shape has 5M held-out rows of 305 candidates, 24 GB at once.
+_DRAW_AT_ONCE = 1 << 30
+
+
+class _Draws:
+    """The candidates (rows, width), then the shuffle's keys of the same shape, drawn from `rng` in
+    that order (as two calls always drew them), handed out a block of rows at a time.
+
+    Small draws are made at once. Large ones are made in chunks, the rows then taken in order: a
+    NumPy generator gives the same stream whatever the chunks, so the candidates are drawn twice,
+    once to move `rng` past them to where the keys begin, and again, from a copy of its first state,
+    as they are used. The numbers are the same either way (tests/data/test_split_reference.py)."""
+
+    def __init__(self, rng: np.random.Generator, n_rows: int, width: int, n_items: int, at_once: bool):
+        self.rng, self.width, self.n_items, self.next_row = rng, width, n_items, 0
+        if at_once or n_rows * width * 16 <= _DRAW_AT_ONCE:
+            self.candidates = rng.integers(0, n_items, size=(n_rows, width), dtype=np.int64)
+            self.keys = rng.random((n_rows, width))
+            return
+        self.candidates = self.keys = None
+        self.again = np.random.Generator(type(rng.bit_generator)())
+        self.again.bit_generator.state = rng.bit_generator.state
+        step = max(1, _CHUNK_CANDIDATES // width)
+        for lo in range(0, n_rows, step):
+            rng.integers(0, n_items, size=(min(step, n_rows - lo), width), dtype=np.int64)
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates (int64) and the shuffle's keys (float64) of `rows`: (len(rows), width) each."""
+        if self.candidates is not None:
+            return self.candidates[rows], self.keys[rows]
+        if rows[0] != self.next_row or rows[-1] != self.next_row + len(rows) - 1:
+            raise RuntimeError("chunked draws are taken in order of rows")  # sample_negatives' own use
+        self.next_row += len(rows)
+        shape = (len(rows), self.width)
+        return self.again.integers(0, self.n_items, size=shape, dtype=np.int64), self.rng.random(shape)
 
 
 def sample_negatives(
@@ -220,7 +256,8 @@ def sample_negatives(
     """For each of `users`, `n` distinct items that user never interacted with: (len(users), n).
 
     Vectorised rejection sampling: draw a few times more candidates than needed and reject seen
-    items, in one round; the few rows still short after it are completed exactly.
+    items, in one round; the few rows still short after it are completed exactly. Memory beyond the
+    result stays bounded (`_Draws`), whatever the number of rows.
 
     The rows are taken in order of user, a range of users at a time: their seen pairs are marked in a
     dense (users, n_items) mask that the candidates are looked up in, and cleared again (`seen` holds
@@ -240,17 +277,17 @@ def sample_negatives(
         return out
     if seen is None:
         seen = SeenIndex.build(ds_user, ds_item, n_items)
-    draw = rng.integers(0, n_items, size=(len(users), 3 * n + 8), dtype=np.int64)
-    # The shuffle's keys, drawn right after the candidates as always: (len(users), 3n+8).
-    noise = rng.random(draw.shape)
+    width = 3 * n + 8
     small = np.int32 if n_items < 2**31 else np.int64
     by_user = None if (users[1:] >= users[:-1]).all() else np.argsort(users, kind="stable")
+    # Rows out of user order are taken out of order: those draws are made at once.
+    draws = _Draws(rng, len(users), width, n_items, at_once=by_user is not None)
     sorted_users = users if by_user is None else users[by_user]
     done = np.zeros(len(users), dtype=bool)
     block = 1 << seen.shift
     span = max(block, _MASK_PAIRS // n_items // block * block)  # users per mask, whole blocks
     mask = np.zeros(span * n_items, dtype=bool)
-    step = max(1, _CHUNK_CANDIDATES // draw.shape[1])
+    step = max(1, _CHUNK_CANDIDATES // width)
     first = int(sorted_users[0]) >> seen.shift << seen.shift
     while first <= sorted_users[-1]:
         row_lo, row_hi = np.searchsorted(sorted_users, [first, first + span])
@@ -263,7 +300,8 @@ def sample_negatives(
             rows = np.arange(lo, min(lo + step, row_hi))
             if by_user is not None:
                 rows = by_user[rows]
-            cand = draw[rows].astype(small)
+            cand, key = draws.take(rows)
+            cand = cand.astype(small)
             is_seen = mask[(users[rows, None] - first) * n_items + cand]
             # Seen candidates become -1 and, sorted, go first; the rest follow in ascending order.
             cand[is_seen] = -1
@@ -273,7 +311,6 @@ def sample_negatives(
             dup[:, 1:] = cand[:, 1:] == cand[:, :-1]
             valid = (cand >= 0) & ~dup
             # Shuffle valid ones (invalid ones behind them) so that sorting doesn't bias toward low ids.
-            key = noise[rows]
             key[~valid] += 2.0
             order = np.argsort(key, axis=1)[:, :n]
             enough = valid.sum(axis=1) >= n
@@ -281,7 +318,7 @@ def sample_negatives(
             out[rows[enough]] = np.take_along_axis(cand, order, axis=1)[enough]
         mask[marked] = False
         first += span
-    del draw, noise
+    del draws
     short = np.flatnonzero(~done)
     if len(short):
         # The rows still short (typically users with barely `n` unseen items, whom rejection would
@@ -290,8 +327,12 @@ def sample_negatives(
         for chunk in np.array_split(short, -(-len(short) * n_items // (1 << 24))):
             distinct, row_of = np.unique(users[chunk], return_inverse=True)
             seen_by = np.zeros((len(distinct), n_items), dtype=bool)
-            mine = np.isin(ds_user, distinct)
-            seen_by[np.searchsorted(distinct, ds_user[mine]), ds_item[mine]] = True
+            # These users' pairs, from the blocks spanning them (not a scan of every interaction).
+            pairs = seen.block_keys(int(distinct[0]) >> seen.shift << seen.shift, int(distinct[-1]) + 1)
+            pair_user = pairs // n_items
+            at = np.minimum(np.searchsorted(distinct, pair_user), len(distinct) - 1)
+            mine = distinct[at] == pair_user
+            seen_by[at[mine], pairs[mine] % n_items] = True
             keys = rng.random((len(chunk), n_items))
             keys[seen_by[row_of]] = 2.0
             out[chunk] = np.argsort(keys, axis=1)[:, :n]

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from ncf.data import Dataset, leave_one_out, load, make_split, synthetic
+from ncf.data import split as split_module
 from ncf.data.dataset import Vocab
-from ncf.data.split import filter_min_interactions
+from ncf.data.split import filter_min_interactions, sample_negatives
 
 FIELDS = ("train_user", "train_item", "train_rating", "train_time", "test_user", "test_item", "test_rating",
           "test_negatives", "valid_user", "valid_item", "valid_rating", "valid_time", "valid_negatives")
@@ -117,9 +118,35 @@ def tied_and_repeated(seed: int) -> Dataset:
     return arrays_dataset(user[order], item[order], time[order], rating[order])
 
 
+def small_chunks(monkeypatch):
+    """Every draw in chunks, a few rows at a time, a mask of one block of users: the paths ML-25M's
+    cold-start splits take, on small data."""
+    monkeypatch.setattr(split_module, "_DRAW_AT_ONCE", 0)
+    monkeypatch.setattr(split_module, "_CHUNK_CANDIDATES", 100)
+    monkeypatch.setattr(split_module, "_MASK_PAIRS", 40)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("order", ["sorted", "unsorted"])
+def test_sample_negatives_equals_the_original_for_repeated_users(monkeypatch, chunked, order):
+    ds = tied_and_repeated(2)
+    if chunked:
+        small_chunks(monkeypatch)
+    users = np.sort(ds.user) if order == "sorted" else ds.user  # every interaction's user: a cold-start split's
+    for n in (3, 4):  # 4: all the heavy users leave, so their rows take the exact path
+        a, b = np.random.default_rng(n), np.random.default_rng(n)
+        got = sample_negatives(ds.user, ds.item, ds.n_items, users, n, a)
+        want = reference_sample_negatives(ds.user, ds.item, ds.n_items, users, n, b)
+        assert np.array_equal(got, want)
+        assert np.array_equal(a.random(4), b.random(4))  # the generator left where it was left before
+
+
 @pytest.mark.parametrize("seed", [0, 1, 5])
 @pytest.mark.parametrize("validation", [False, True])
-def test_leave_one_out_equals_the_original_on_tied_repeated_unsorted_rows(seed, validation):
+@pytest.mark.parametrize("chunked", [False, True])
+def test_leave_one_out_equals_the_original_on_tied_repeated_unsorted_rows(monkeypatch, seed, validation, chunked):
+    if chunked:
+        small_chunks(monkeypatch)
     ds = tied_and_repeated(seed)
     assert_same_as_reference(ds, n_negatives=3, seed=seed, validation=validation)
     # 30 negatives are cut to the 4 the heavy users (36 of 40 seen) leave: most of their rows come up
