@@ -6,7 +6,9 @@ copy-on-write, with `allow_pickle=False`) and a `meta.json`. The key hashes the 
 (`Dataset.fingerprint`) with every setting of the request, so different data or settings never
 share an entry. An entry is written into a temporary folder and renamed into place; one that cannot
 be read back whole (a truncated file, a missing array, shapes that disagree) is removed and drawn
-again. Splits of small datasets are not kept: drawing them is quicker than keeping them tidy.
+again. The least recently used entries go when the kept splits outgrow NCF_SPLIT_CACHE_GB (one
+ML-25M leave-one-out split with validation takes 0.9 GiB). Splits of small datasets are not kept:
+drawing them is quicker than keeping them tidy.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from ncf.data import cache
 from ncf.data.dataset import Dataset
 from ncf.data.split import Split, filter_min_interactions, make_split
+from ncf.errors import ConfigError
 
 FORMAT = 1  # bump when a split function draws differently, so that no old entry is read back
 # Below this many interactions a split is drawn rather than kept (ML-1M's leave-one-out: 0.2 s).
@@ -36,6 +39,16 @@ _GROUPS = {"train": ARRAYS[:4], "test": ARRAYS[4:8], "valid": ARRAYS[8:]}
 
 def splits_dir() -> Path:
     return cache.cache_dir() / "splits"
+
+
+def budget_bytes() -> int:
+    """The most the kept splits may take on disk (env NCF_SPLIT_CACHE_GB, default 8 GiB: about eight
+    ML-25M leave-one-out splits); the least recently used go first."""
+    text = os.environ.get("NCF_SPLIT_CACHE_GB", "8")
+    try:
+        return int(float(text) * 2**30)
+    except ValueError:
+        raise ConfigError(f"NCF_SPLIT_CACHE_GB must be a number of GiB, got {text!r}.") from None
 
 
 def split_request(kind: str, seed: int, n_negatives: int, test_fraction: float, validation: bool) -> dict:
@@ -67,7 +80,29 @@ def cached_split(ds: Dataset, kind: str = "leave_one_out", seed: int = 0, n_nega
         # A full or read-only disk costs the next process the drawing again, not this one its split.
         with contextlib.suppress(OSError):
             save_entry(split, ds, key, fingerprint, request)
+            trim(keep=key)
     return split
+
+
+def trim(keep: str | None = None) -> list[str]:
+    """Removes the least recently used entries (by meta.json's time, which a read-back renews) until
+    the rest fit in `budget_bytes()`; never `keep`, the entry just written. Returns the removed keys."""
+    sized = []
+    for entry in splits_dir().iterdir():
+        meta = entry / "meta.json"
+        if entry.name.startswith(".") or not meta.is_file():
+            continue  # a folder being written (or left by a crash), not an entry
+        size = sum(f.stat().st_size for f in entry.iterdir())
+        sized.append((meta.stat().st_mtime_ns, entry, size))
+    total, removed = sum(size for _, _, size in sized), []
+    for _, entry, size in sorted(sized, key=lambda t: t[0]):
+        if total <= budget_bytes():
+            break
+        if entry.name != keep:
+            shutil.rmtree(entry, ignore_errors=True)
+            total -= size
+            removed.append(entry.name)
+    return removed
 
 
 def save_entry(split: Split, ds: Dataset, key: str, fingerprint: str, request: dict) -> Path:
@@ -110,7 +145,9 @@ def load_entry(ds: Dataset, key: str, fingerprint: str, request: dict) -> Split 
     if not (entry / "meta.json").is_file():
         return None
     try:
-        return _read(entry, ds, fingerprint, request)
+        split = _read(entry, ds, fingerprint, request)
+        os.utime(entry / "meta.json")  # used now: the last to go when the budget is trimmed
+        return split
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         shutil.rmtree(entry, ignore_errors=True)
         return None

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -170,3 +171,23 @@ def test_a_fresh_process_reads_the_kept_split_back(ds, tmp_path):
                          text=True, timeout=120, check=True).stdout.split()
     assert out == ["True", str(int(make_split(ds, validation=True).test_negatives.sum()))]
     assert the_entry().stat().st_mtime_ns == mtime
+
+
+def test_the_least_recently_used_entries_go_when_the_kept_splits_outgrow_the_budget(ds, monkeypatch):
+    def entry_of(seed):
+        return split_key(ds.fingerprint(), split_request("leave_one_out", seed, 99, 0.2, False))
+
+    cached_split(ds, min_rows=0, seed=0)
+    size = sum(f.stat().st_size for f in the_entry().iterdir())
+    monkeypatch.setenv("NCF_SPLIT_CACHE_GB", str(2.5 * size / 2**30))  # room for two
+    time.sleep(0.02)
+    cached_split(ds, min_rows=0, seed=1)
+    time.sleep(0.02)
+    cached_split(ds, min_rows=0, seed=0)  # read back: now the most recently used
+    time.sleep(0.02)
+    cached_split(ds, min_rows=0, seed=2)
+    assert [p.name for p in entries()] == sorted([entry_of(0), entry_of(2)])
+    monkeypatch.setenv("NCF_SPLIT_CACHE_GB", "0")  # the entry just written stays even so
+    cached_split(ds, min_rows=0, seed=3)
+    assert [p.name for p in entries()] == [entry_of(3)]
+    assert_same_split(cached_split(ds, min_rows=0, seed=3), make_split(ds, seed=3))
