@@ -152,8 +152,9 @@ def reindex(ds: Dataset, keep: np.ndarray, reason: str) -> Dataset:
     """The dataset restricted to rows `keep`, with unused users and items dropped from the vocabularies."""
     from ncf.data.dataset import Vocab
 
-    users_used = np.unique(ds.user[keep])
-    items_used = np.unique(ds.item[keep])
+    # The indices still used, in order: by counting, not np.unique (which hashes 32M rows for seconds).
+    users_used = np.flatnonzero(np.bincount(ds.user[keep], minlength=ds.n_users))
+    items_used = np.flatnonzero(np.bincount(ds.item[keep], minlength=ds.n_items))
     u_map = np.full(ds.n_users, -1, dtype=np.int64)
     u_map[users_used] = np.arange(len(users_used))
     i_map = np.full(ds.n_items, -1, dtype=np.int64)

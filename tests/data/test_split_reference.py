@@ -179,3 +179,16 @@ def test_leave_one_out_equals_the_original_on_movielens(shared_data, monkeypatch
     assert_same_as_reference(ds, seed=0)
     assert_same_as_reference(ds, seed=3, n_negatives=50, validation=True)
     assert make_split(ds, "leave_one_out", seed=0, validation=True).test_negatives.shape[1] == 99
+
+
+def test_filtering_reindexes_as_the_original_did():
+    # Users 150-152 and the item only they had are dropped: both vocabularies shrink.
+    ds = tied_and_repeated(3)
+    keep = np.bincount(ds.user, minlength=ds.n_users)[ds.user] >= 40
+    users_used, items_used = np.unique(ds.user[keep]), np.unique(ds.item[keep])  # the original's way
+    got = split_module.reindex(ds, keep, reason="test")
+    assert np.array_equal(got.users.raw_ids, ds.users.raw(users_used))
+    assert np.array_equal(got.items.raw_ids, ds.items.raw(items_used))
+    assert np.array_equal(got.user, np.searchsorted(users_used, ds.user[keep]))
+    assert np.array_equal(got.item, np.searchsorted(items_used, ds.item[keep]))
+    assert got.n_users < ds.n_users and got.n_items < ds.n_items
