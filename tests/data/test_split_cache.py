@@ -143,7 +143,7 @@ def test_a_leftover_temporary_folder_is_not_an_entry(ds):
     assert [p.name for p in entries()] == [key]
 
 
-def test_a_filtered_dataset_is_filtered_again_on_reading_back():
+def test_a_filtered_dataset_is_kept_with_its_split():
     # Users 3 and 4 have one interaction each: leave-one-out drops them and re-indexes.
     rng = np.random.default_rng(0)
     user = np.concatenate([np.repeat([0, 1, 2], 6), [3, 4]])
@@ -151,9 +151,14 @@ def test_a_filtered_dataset_is_filtered_again_on_reading_back():
     want = make_split(ds, n_negatives=5)
     assert want.dataset is not ds and want.n_users == 3
     cached_split(ds, min_rows=0, n_negatives=5)
+    assert (the_entry() / "dataset" / "meta.json").is_file()
     back = cached_split(ds, min_rows=0, n_negatives=5)
     assert_same_split(back, want)
-    assert isinstance(back.train_user.base, np.memmap)
+    assert np.array_equal(back.dataset.users.raw_ids, want.dataset.users.raw_ids)
+    assert isinstance(back.train_user.base, np.memmap) and isinstance(back.dataset.user.base, np.memmap)
+    (the_entry() / "dataset" / "user.npy").unlink()  # a broken dataset breaks the entry: drawn again
+    assert_same_split(cached_split(ds, min_rows=0, n_negatives=5), want)
+    assert (the_entry() / "dataset" / "user.npy").is_file()
 
 
 def test_small_data_and_published_splits_are_not_kept(ds):
