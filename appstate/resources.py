@@ -99,10 +99,11 @@ def data_source_for_jobs(source: str) -> str:
 
 @st.cache_resource(max_entries=8, show_spinner="Splitting into train and test…")
 def _split(source: str, kind: str, seed: int, n_negatives: int, test_fraction: float, validation: bool, _ds):
-    from ncf.data import make_split
+    from ncf.data.split_cache import cached_split
 
-    return make_split(_ds, kind=kind, seed=seed, n_negatives=n_negatives, test_fraction=test_fraction,
-                      validation=validation)
+    # Read back from disk where this data and these settings were split before (a fresh server).
+    return cached_split(_ds, kind=kind, seed=seed, n_negatives=n_negatives, test_fraction=test_fraction,
+                        validation=validation)
 
 
 def current_split():

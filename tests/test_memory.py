@@ -63,7 +63,7 @@ def test_too_large_data_is_refused_before_it_is_split(monkeypatch):
     def split_attempted(*args, **kwargs):
         raise AssertionError("the split was started although the data cannot be trained within the budget")
 
-    monkeypatch.setattr(sources, "make_split", split_attempted)
+    monkeypatch.setattr(sources, "cached_split", split_attempted)
     ds = synthetic()
     assert memory.pipeline_bytes(ds.n_interactions, ds.n_users, ds.n_items) > 4 << 20
     _budget_leaving(monkeypatch, 2 << 20)

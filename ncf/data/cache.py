@@ -65,9 +65,10 @@ def _raw_ids(vocab: Vocab) -> np.ndarray:
     return raw if vocab.is_numeric else np.asarray(raw.astype(str).tolist(), dtype=str)
 
 
-def save(ds: Dataset, key: str) -> Path:
-    """Writes the dataset into a temporary folder and renames it into place (atomic); returns it."""
-    folder = parsed_dir()
+def save(ds: Dataset, key: str, folder: Path | None = None) -> Path:
+    """Writes the dataset into a temporary folder and renames it into place (atomic); returns it.
+    Into `folder`/key where given (a kept split holds its filtered dataset), else parsed_dir()/key."""
+    folder = parsed_dir() if folder is None else folder
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {"user": ds.user, "item": ds.item, "users_raw": _raw_ids(ds.users), "items_raw": _raw_ids(ds.items)}
     if ds.rating is not None:
@@ -110,9 +111,9 @@ def _frame(prefix: str, columns: list[str] | None, arrays: dict) -> pd.DataFrame
     return pd.DataFrame({c: arrays[f"{prefix}.{c}"] for c in columns})
 
 
-def load(key: str) -> Dataset | None:
+def load(key: str, folder: Path | None = None) -> Dataset | None:
     """The cached dataset, or None when there is none (or it cannot be read: it is then removed)."""
-    entry = parsed_dir() / key
+    entry = (parsed_dir() if folder is None else folder) / key
     if not (entry / "meta.json").is_file():
         return None
     try:

@@ -22,6 +22,7 @@ import pandas as pd
 from ncf.data.builder import to_dataset
 from ncf.data.dataset import Dataset
 from ncf.errors import DataError
+from ncf.memory import check_parse_fits
 
 ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
                  "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
@@ -53,6 +54,9 @@ class FolderFiles:
     def read(self, name: str) -> bytes:
         return (self.path / name).read_bytes()
 
+    def size(self, name: str) -> int:
+        return (self.path / name).stat().st_size
+
     def paths(self) -> list[Path]:
         return [self.path / n for n in self.names]
 
@@ -76,6 +80,10 @@ class ZipFolderFiles:
 
     def read(self, name: str) -> bytes:
         return self.archive.read(self._members[name])
+
+    def size(self, name: str) -> int:
+        """The member's uncompressed size, as the archive's central directory records it."""
+        return self.archive.size(self._members[name])
 
 
 # --- parsers ---------------------------------------------------------------------------------------
@@ -193,6 +201,8 @@ def load_layout(files, *, name: str, source: str, release=None) -> Dataset:
             "Expected u.data, ratings.dat or ratings.csv."
         )
     ratings, partial = found
+    # Refused before reading (the uncompressed size, for a zip), not half-way through by the OOM killer.
+    check_parse_fits(files.size(ratings), f"{files.label}/{ratings}")
     frame = read_ratings(files, ratings)
     dropped = {}
     if partial:

@@ -21,11 +21,12 @@ from ncf.data.builder import to_dataset
 from ncf.data.dataset import Dataset
 from ncf.data.files import SNIFF_BYTES, load_bytes, load_file, ratings_member, read_table, sniff
 from ncf.data.published import load_published, published_files, published_prefix
-from ncf.data.split import filter_min_interactions, make_split
+from ncf.data.split import filter_min_interactions
+from ncf.data.split_cache import cached_split
 from ncf.data.synthetic import synthetic
 from ncf.data.uploads import upload_key, upload_name
 from ncf.errors import DataError
-from ncf.memory import check_pipeline_fits
+from ncf.memory import check_parse_fits, check_pipeline_fits
 
 Progress = Callable[[int, "int | None"], None]
 Stage = Callable[[str], None]  # told each stage of a load as it begins: "reading the cache", "parsing", ...
@@ -178,6 +179,8 @@ def _load_zip(data: bytes | Path, label: str, columns, *, source: str,
         if found and posixpath.basename(member) == found[0] and not _overrides(files, found[0], columns):
             return folders.load_layout(files, name=name, source=source, release=release)
         member_label = f"{label}: {member}"
+        # The size the member expands to, from the central directory: refused before inflating any of it.
+        check_parse_fits(archive.size(member), member_label)
         with archive.open(member) as f:
             guess = sniff(f.peek(SNIFF_BYTES)[:SNIFF_BYTES], member_label, columns)
             frame = read_table(f, member_label, guess)
@@ -235,5 +238,6 @@ def load_split(data: DataConfig, objective: str = "implicit", progress=None, on_
                         "choose the implicit objective.")
     # Refused here, before the split's own peak (about 100 bytes a row), rather than half-way by the OOM killer.
     check_pipeline_fits(ds.n_interactions, ds.n_users, ds.n_items, 0 if objective == "explicit" else 4)
-    return make_split(ds, data.split, seed=data.seed, n_negatives=data.test_negatives,
-                      test_fraction=data.test_fraction, validation=data.validation)
+    # Kept on disk for large data: the next run, job or server reads it back instead of drawing it.
+    return cached_split(ds, data.split, seed=data.seed, n_negatives=data.test_negatives,
+                        test_fraction=data.test_fraction, validation=data.validation)

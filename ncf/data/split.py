@@ -152,8 +152,9 @@ def reindex(ds: Dataset, keep: np.ndarray, reason: str) -> Dataset:
     """The dataset restricted to rows `keep`, with unused users and items dropped from the vocabularies."""
     from ncf.data.dataset import Vocab
 
-    users_used = np.unique(ds.user[keep])
-    items_used = np.unique(ds.item[keep])
+    # The indices still used, in order: by counting, not np.unique (which hashes 32M rows for seconds).
+    users_used = np.flatnonzero(np.bincount(ds.user[keep], minlength=ds.n_users))
+    items_used = np.flatnonzero(np.bincount(ds.item[keep], minlength=ds.n_items))
     u_map = np.full(ds.n_users, -1, dtype=np.int64)
     u_map[users_used] = np.arange(len(users_used))
     i_map = np.full(ds.n_items, -1, dtype=np.int64)
@@ -177,23 +178,94 @@ def reindex(ds: Dataset, keep: np.ndarray, reason: str) -> Dataset:
     )
 
 
-def _sorted_unique(keys: np.ndarray) -> np.ndarray:
-    """np.unique by one sort: NumPy 2's np.unique hashes first, 20 s for 5M distinct int64 keys on the
-    2-core box against 0.9 s for a sort (ML-25M's 25M keys took minutes in the split)."""
-    keys = np.sort(keys)
-    return keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
+@dataclass(frozen=True)
+class SeenIndex:
+    """The interactions' user*n_items+item keys grouped by blocks of 2**shift consecutive users (a
+    stable 16-bit radix sort, far cheaper than sorting the keys): `keys[starts[b]:starts[b+1]]` are
+    block b's. What `sample_negatives` rejects candidates against, built once per split."""
+
+    keys: np.ndarray  # (n,) int64, grouped by user block
+    starts: np.ndarray  # (n_blocks + 1,) int64 offsets into keys
+    shift: int
+    n_items: int
+
+    @classmethod
+    def build(cls, ds_user: np.ndarray, ds_item: np.ndarray, n_items: int) -> SeenIndex:
+        top = int(ds_user.max(initial=0))
+        shift = max(0, top.bit_length() - 16)
+        block = (ds_user >> shift).astype(np.uint16)
+        order = np.argsort(block, kind="stable")  # radix sort: 16-bit keys
+        keys = (ds_user.astype(np.int64) * n_items + ds_item)[order]  # one scattered gather, not two
+        starts = np.zeros((top >> shift) + 2, dtype=np.int64)
+        np.cumsum(np.bincount(block, minlength=(top >> shift) + 1), out=starts[1:])
+        return cls(keys, starts, shift, n_items)
+
+    def block_keys(self, first_user: int, end_user: int) -> np.ndarray:
+        """The keys of users first_user..end_user-1 (and others of the same blocks); first_user is a
+        block boundary."""
+        lo = min(first_user >> self.shift, len(self.starts) - 1)
+        hi = min(-(-end_user >> self.shift), len(self.starts) - 1)
+        return self.keys[self.starts[lo]:self.starts[hi]]
+
+
+# Candidates handled at a time (a few MiB per temporary), and the size of the seen-pair mask of the
+# users being handled: 16 MiB of bools, so its look-ups stay in cache.
+_CHUNK_CANDIDATES = 1 << 20
+_MASK_PAIRS = 1 << 24
+# Candidates and shuffle keys (16 bytes a candidate) drawn in one go up to this size, in chunks above
+# it: a cold-start split of ML-25M's shape has 5M held-out rows of 305 candidates, 24 GB at once.
+_DRAW_AT_ONCE = 1 << 30
+
+
+class _Draws:
+    """The candidates (rows, width), then the shuffle's keys of the same shape, drawn from `rng` in
+    that order (as two calls always drew them), handed out a block of rows at a time.
+
+    Small draws are made at once. Large ones are made in chunks, the rows then taken in order: a
+    NumPy generator gives the same stream whatever the chunks, so the candidates are drawn twice,
+    once to move `rng` past them to where the keys begin, and again, from a copy of its first state,
+    as they are used. The numbers are the same either way (tests/data/test_split_reference.py)."""
+
+    def __init__(self, rng: np.random.Generator, n_rows: int, width: int, n_items: int, at_once: bool):
+        self.rng, self.width, self.n_items, self.next_row = rng, width, n_items, 0
+        if at_once or n_rows * width * 16 <= _DRAW_AT_ONCE:
+            self.candidates = rng.integers(0, n_items, size=(n_rows, width), dtype=np.int64)
+            self.keys = rng.random((n_rows, width))
+            return
+        self.candidates = self.keys = None
+        self.again = np.random.Generator(type(rng.bit_generator)())
+        self.again.bit_generator.state = rng.bit_generator.state
+        step = max(1, _CHUNK_CANDIDATES // width)
+        for lo in range(0, n_rows, step):
+            rng.integers(0, n_items, size=(min(step, n_rows - lo), width), dtype=np.int64)
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates (int64) and the shuffle's keys (float64) of `rows`: (len(rows), width) each."""
+        if self.candidates is not None:
+            return self.candidates[rows], self.keys[rows]
+        if rows[0] != self.next_row or rows[-1] != self.next_row + len(rows) - 1:
+            raise RuntimeError("chunked draws are taken in order of rows")  # sample_negatives' own use
+        self.next_row += len(rows)
+        shape = (len(rows), self.width)
+        return self.again.integers(0, self.n_items, size=shape, dtype=np.int64), self.rng.random(shape)
 
 
 def sample_negatives(
-    ds_user: np.ndarray, ds_item: np.ndarray, n_items: int, users: np.ndarray, n: int, rng: np.random.Generator
+    ds_user: np.ndarray, ds_item: np.ndarray, n_items: int, users: np.ndarray, n: int, rng: np.random.Generator,
+    seen: SeenIndex | None = None,
 ) -> np.ndarray:
     """For each of `users`, `n` distinct items that user never interacted with: (len(users), n).
 
     Vectorised rejection sampling: draw a few times more candidates than needed and reject seen
-    items via a sorted array of user*n_items+item keys, in one round; the few rows still short after
-    it are completed exactly.
+    items, in one round; the few rows still short after it are completed exactly. Memory beyond the
+    result stays bounded (`_Draws`), whatever the number of rows.
+
+    The rows are taken in order of user, a range of users at a time: their seen pairs are marked in a
+    dense (users, n_items) mask that the candidates are looked up in, and cleared again (`seen` holds
+    the pairs grouped by user; built here when not given). What is drawn, and in which order, is as it
+    always was: the same data and generator give the same negatives as the original sorted-key search
+    (tests/data/test_split_reference.py keeps it as the reference).
     """
-    seen = _sorted_unique(ds_user.astype(np.int64) * n_items + ds_item)
     out = np.empty((len(users), n), dtype=np.int64)
     counts = np.bincount(ds_user, minlength=int(users.max(initial=0)) + 1)
     if len(users) and (n_items - counts[users]).min() < n:
@@ -204,21 +276,50 @@ def sample_negatives(
         )
     if not len(users):
         return out
-    draw = rng.integers(0, n_items, size=(len(users), 3 * n + 8), dtype=np.int64)
-    keys = users[:, None] * n_items + draw
-    pos = np.searchsorted(seen, keys)
-    is_seen = seen[np.minimum(pos, len(seen) - 1)] == keys
-    # Distinct within a row: sort each row's candidates and drop repeats.
-    draw = np.where(is_seen, -1, draw)
-    draw.sort(axis=1)
-    dup = np.zeros_like(draw, dtype=bool)
-    dup[:, 1:] = draw[:, 1:] == draw[:, :-1]
-    valid = (draw >= 0) & ~dup
-    # Shuffle valid ones so sorting doesn't bias toward low ids.
-    order = np.argsort(rng.random(draw.shape) + (~valid) * 2.0, axis=1)
-    draw = np.take_along_axis(draw, order, axis=1)
-    done = valid.sum(axis=1) >= n
-    out[done] = draw[done, :n]
+    if seen is None:
+        seen = SeenIndex.build(ds_user, ds_item, n_items)
+    width = 3 * n + 8
+    small = np.int32 if n_items < 2**31 else np.int64
+    by_user = None if (users[1:] >= users[:-1]).all() else np.argsort(users, kind="stable")
+    # Rows out of user order are taken out of order: those draws are made at once.
+    draws = _Draws(rng, len(users), width, n_items, at_once=by_user is not None)
+    sorted_users = users if by_user is None else users[by_user]
+    done = np.zeros(len(users), dtype=bool)
+    block = 1 << seen.shift
+    span = max(block, _MASK_PAIRS // n_items // block * block)  # users per mask, whole blocks
+    mask = np.zeros(span * n_items, dtype=bool)
+    step = max(1, _CHUNK_CANDIDATES // width)
+    first = int(sorted_users[0]) >> seen.shift << seen.shift
+    while first <= sorted_users[-1]:
+        row_lo, row_hi = np.searchsorted(sorted_users, [first, first + span])
+        if row_lo == row_hi:  # no rows for these users: on to the next user that has some
+            first = int(sorted_users[row_lo]) >> seen.shift << seen.shift
+            continue
+        marked = seen.block_keys(first, first + span) - first * n_items
+        mask[marked] = True
+        for lo in range(row_lo, row_hi, step):
+            rows = np.arange(lo, min(lo + step, row_hi))
+            if by_user is not None:
+                rows = by_user[rows]
+            cand, key = draws.take(rows)
+            cand = cand.astype(small)
+            is_seen = mask[(users[rows, None] - first) * n_items + cand]
+            # Seen candidates become -1 and, sorted, go first; the rest follow in ascending order.
+            cand[is_seen] = -1
+            cand.sort(axis=1)
+            # Distinct within a row: drop repeats of the sorted candidates.
+            dup = np.zeros(cand.shape, dtype=bool)
+            dup[:, 1:] = cand[:, 1:] == cand[:, :-1]
+            valid = (cand >= 0) & ~dup
+            # Shuffle valid ones (invalid ones behind them) so that sorting doesn't bias toward low ids.
+            key[~valid] += 2.0
+            order = np.argsort(key, axis=1)[:, :n]
+            enough = valid.sum(axis=1) >= n
+            done[rows] = enough
+            out[rows[enough]] = np.take_along_axis(cand, order, axis=1)[enough]
+        mask[marked] = False
+        first += span
+    del draws
     short = np.flatnonzero(~done)
     if len(short):
         # The rows still short (typically users with barely `n` unseen items, whom rejection would
@@ -227,12 +328,40 @@ def sample_negatives(
         for chunk in np.array_split(short, -(-len(short) * n_items // (1 << 24))):
             distinct, row_of = np.unique(users[chunk], return_inverse=True)
             seen_by = np.zeros((len(distinct), n_items), dtype=bool)
-            mine = np.isin(ds_user, distinct)
-            seen_by[np.searchsorted(distinct, ds_user[mine]), ds_item[mine]] = True
+            # These users' pairs, from the blocks spanning them (not a scan of every interaction).
+            pairs = seen.block_keys(int(distinct[0]) >> seen.shift << seen.shift, int(distinct[-1]) + 1)
+            pair_user = pairs // n_items
+            at = np.minimum(np.searchsorted(distinct, pair_user), len(distinct) - 1)
+            mine = distinct[at] == pair_user
+            seen_by[at[mine], pairs[mine] % n_items] = True
             keys = rng.random((len(chunk), n_items))
             keys[seen_by[row_of]] = 2.0
             out[chunk] = np.argsort(keys, axis=1)[:, :n]
     return out
+
+
+def _latest_per_user(user: np.ndarray, time: np.ndarray, tiebreak: np.ndarray, n_users: int,
+                     exclude: np.ndarray | None = None) -> np.ndarray:
+    """For each user, the row number that comes last by time, then tie-break, then row number: what
+    a stable sort by (user, time, tie-break) puts at the end of the user's run. Rows `exclude` are
+    left out (each user must keep a row). (n_users,) int64, -1 for a user without rows.
+
+    Three passes of a scatter-max instead of that three-key sort (80 s at 25M rows on the 2-core
+    box; this takes about a second)."""
+    if exclude is not None:
+        # Put last among their user's rows: the earliest time and a tie-break below any drawn one.
+        time, tiebreak = time.copy(), tiebreak.copy()
+        time[exclude] = time.min(initial=0)
+        tiebreak[exclude] = -1.0
+    best: np.ndarray = np.full(n_users, time.min(initial=0), dtype=time.dtype)
+    np.maximum.at(best, user, time)
+    at = np.flatnonzero(time == best[user])  # rows holding their user's latest time
+    best_r = np.full(n_users, -2.0)
+    np.maximum.at(best_r, user[at], tiebreak[at])
+    at = at[tiebreak[at] == best_r[user[at]]]
+    pos = np.full(n_users, -1, dtype=np.int64)
+    np.maximum.at(pos, user[at], at)  # equal time and tie-break: the sort was stable, the later row wins
+    return pos
 
 
 def leave_one_out(ds: Dataset, n_negatives: int = 99, seed: int = 0, validation: bool = False) -> Split:
@@ -251,13 +380,10 @@ def leave_one_out(ds: Dataset, n_negatives: int = 99, seed: int = 0, validation:
     rng = np.random.default_rng(seed)
     tiebreak = rng.random(ds.n_interactions)
     time = ds.timestamp if ds.timestamp is not None else np.arange(ds.n_interactions)
-    order = np.lexsort((tiebreak, time, ds.user))  # by user, then time, then tie-break
+    # Every user has at least two interactions here, so each has a latest one: (n_users,) rows, by user.
+    test_idx = _latest_per_user(ds.user, time, tiebreak, ds.n_users)
     last = np.zeros(ds.n_interactions, dtype=bool)
-    ends = np.cumsum(counts) - 1
-    last[order[ends]] = True
-    test_users = ds.user[last]
-    test_order = np.argsort(test_users, kind="stable")
-    test_idx = np.flatnonzero(last)[test_order]
+    last[test_idx] = True
     # A small catalogue (an uploaded class example with 60 items, say) cannot give every user 99
     # unseen items: rank against as many as the most active user leaves, and say so in the label,
     # rather than refusing a dataset that trains perfectly well.
@@ -266,19 +392,18 @@ def leave_one_out(ds: Dataset, n_negatives: int = 99, seed: int = 0, validation:
         raise DataError(f"A user interacted with every one of the {ds.n_items} items, so no unseen item is left "
                         "to rank the held-out one against; leave-one-out needs items a user has not seen.")
     n_negatives = min(n_negatives, unseen)
-    negatives = sample_negatives(ds.user, ds.item, ds.n_items, ds.user[test_idx], n_negatives, rng)
+    seen = SeenIndex.build(ds.user, ds.item, ds.n_items)
+    negatives = sample_negatives(ds.user, ds.item, ds.n_items, ds.user[test_idx], n_negatives, rng, seen=seen)
     train = ~last
     valid: dict = {}
     if validation:
-        second = np.zeros(ds.n_interactions, dtype=bool)
-        second[order[(ends - 1)[counts >= 3]]] = True
-        valid_idx = np.flatnonzero(second)[np.argsort(ds.user[second], kind="stable")]
+        valid_idx = _latest_per_user(ds.user, time, tiebreak, ds.n_users, exclude=test_idx)[counts >= 3]
         valid = {"valid_user": ds.user[valid_idx], "valid_item": ds.item[valid_idx],
                  "valid_rating": None if ds.rating is None else ds.rating[valid_idx],
                  "valid_time": None if ds.timestamp is None else ds.timestamp[valid_idx],
                  "valid_negatives": sample_negatives(ds.user, ds.item, ds.n_items, ds.user[valid_idx],
-                                                     n_negatives, rng)}
-        train &= ~second
+                                                     n_negatives, rng, seen=seen)}
+        train[valid_idx] = False
     return Split(
         kind="leave_one_out",
         dataset=ds,
