@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ncf.plots.style import ACCENT, MUTED, new_figure
+from ncf.plots.style import ACCENT, MUTED, esc, new_figure
 
 GENRE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
                  "#bcbd22", "#393b79")  # ten that stay apart (Tableau 10, the grey swapped for navy)
@@ -62,7 +62,8 @@ def pca_scatter(coords: pd.DataFrame, color: str, *, dims: int = 2, highlight: S
     """Items (or users) at their first principal components; hover shows the title.
 
     `coords` has pc1..pcN, `title`, and the colour column; `highlight` lists row positions of search
-    matches, drawn as large labelled markers (the first `max_labels` get their title written).
+    matches, drawn as large markers on top, the first `max_labels` with their title written (in 2D as
+    layout annotations, in 3D as the trace's text).
     Genres colour by primary genre (at most ten colours) or one `focus` genre against the rest;
     numbers by a colour scale. WebGL traces (Scattergl; Scatter3d is WebGL too), one per colour: a
     few, not one per genre combination. Beyond `max_hover` points every point is still drawn, but
@@ -133,17 +134,22 @@ def pca_scatter(coords: pd.DataFrame, color: str, *, dims: int = 2, highlight: S
     if len(highlight):
         sel = coords.iloc[list(highlight)]
         names = sel["title"].astype(str) if "title" in sel else sel.get("id", pd.Series(dtype=str)).astype(str)
-        text = [n if j < max_labels else "" for j, n in enumerate(names)]
         pts = {a: sel[c].to_numpy() for a, c in zip("xyz", xyz, strict=False)}
-        style = dict(mode="markers+text", text=text, name="search matches", hovertext=names.to_numpy(),
-                     hoverinfo="text", textfont=dict(size=13, color="#111"))
+        style = dict(name="search matches", hovertext=names.to_numpy(), hoverinfo="text")
         if three:
-            fig.add_scatter3d(**pts, marker=dict(size=7, color=ACCENT, symbol="diamond", line=dict(color="#111")),
-                              **style)
-        else:  # WebGL too: plotly draws its WebGL canvas over the SVG layer, where the stars went unseen
-            fig.add_scattergl(**pts, textposition="top center",
-                            marker=dict(size=14, color=ACCENT, symbol="star", line=dict(color="#111", width=1.5)),
-                            **style)
+            text = [n if j < max_labels else "" for j, n in enumerate(names)]
+            fig.add_scatter3d(**pts, mode="markers+text", text=text, textfont=dict(size=13, color="#111"),
+                              marker=dict(size=7, color=ACCENT, symbol="diamond", line=dict(color="#111")), **style)
+        else:
+            # The stars a WebGL trace, drawn after the points: plotly puts its WebGL canvas over the SVG layer,
+            # where an SVG trace's stars lay hidden under 84,000 points. The titles are annotations, which
+            # plotly draws above the canvas, on a white ground: readable over a dark colour scale too.
+            fig.add_scattergl(**pts, mode="markers", **style,
+                              marker=dict(size=14, color=ACCENT, symbol="star", line=dict(color="#111", width=1.5)))
+            for x, y, name in zip(pts["x"][:max_labels], pts["y"][:max_labels], names[:max_labels], strict=True):
+                fig.add_annotation(x=float(x), y=float(y), text=esc(name), showarrow=True, arrowhead=0, arrowwidth=1,
+                                   arrowcolor="#111", ax=0, ay=-22, font=dict(size=12, color="#111"),
+                                   bgcolor="rgba(255,255,255,0.85)", borderpad=2)
     if three:
         fig.update_layout(scene=dict(xaxis_title="PC1", yaxis_title="PC2", zaxis_title="PC3"))
     else:
