@@ -146,7 +146,7 @@ def pca_scatter(coords: pd.DataFrame, color: str, *, dims: int = 2, highlight: S
             # plotly draws above the canvas, on a white ground: readable over a dark colour scale too.
             fig.add_scattergl(**pts, mode="markers", **style,
                               marker=dict(size=14, color=ACCENT, symbol="star", line=dict(color="#111", width=1.5)))
-            for x, y, name in zip(pts["x"][:max_labels], pts["y"][:max_labels], names[:max_labels], strict=True):
+            for x, y, name in zip(pts["x"][:max_labels], pts["y"][:max_labels], names.iloc[:max_labels], strict=True):
                 fig.add_annotation(x=float(x), y=float(y), text=esc(name), showarrow=True, arrowhead=0, arrowwidth=1,
                                    arrowcolor="#111", ax=0, ay=-22, font=dict(size=12, color="#111"),
                                    bgcolor="rgba(255,255,255,0.85)", borderpad=2)
