@@ -5,7 +5,7 @@ import streamlit as st
 
 import appstate
 from app_pages import PAGES
-from ncf import plots, reference, sweeps
+from ncf import plots, reference, registry, sweeps
 from ncf.errors import ConfigError, NCFError
 from ncf.experiments import max_runs, orderings_disagree
 from ncf.labels import metric_label
@@ -34,7 +34,7 @@ with st.expander("New sweep", expanded=not ss.get("sweep_id"), icon=":material/g
                + appstate.describe_config(base, ds_label=ds.name, batch=appstate.batch_label(base)) + ".")
     choices = sweeps.variants()
     models = st.multiselect("Models", choices, default=[m for m in ("gmf", "mlp", "neumf") if m in choices],
-                            key="sweep_models")
+                            format_func=lambda name: registry.REGISTRY[name].label, key="sweep_models")
     c1, c2 = st.columns(2)
     p1 = c1.selectbox("Setting", list(sweeps.SWEEPABLE), format_func=label, key="sweep_p1")
     v1 = c1.text_input(f"Values of {label(p1)} (comma-separated)", sweeps.SWEEPABLE[p1].default, key=f"sweep_v1_{p1}")

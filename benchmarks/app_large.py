@@ -79,6 +79,7 @@ def main() -> int:
 
     from ncf.config import DataConfig, RunConfig, TrainConfig
     from ncf.data import load, load_split
+    from ncf.events import to_dict
     from ncf.runs import save_run
     from ncf.train import train
 
@@ -92,7 +93,8 @@ def main() -> int:
     print(f"split in {time.perf_counter() - t:.1f} s: {split.n_train:,} training interactions", flush=True)
     stop = threading.Event()
 
-    def on_event(e: dict) -> None:
+    def on_event(event) -> None:
+        e = to_dict(event)  # the fit's events are typed (ncf.events); their JSON form is a dict
         if e.get("event") == "batch" and e.get("step", 0) >= args.steps:
             stop.set()
         if e.get("event") in ("start", "epoch", "done"):

@@ -31,8 +31,11 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, stop_server, wait_healthy  # noqa: E402
 
 SCATTER = "() => [...document.querySelectorAll('.js-plotly-plot')].some(p => (p._fullData || []).some(t => t.type === 'scattergl'))"
+# The matches drawn and their titles written: annotations in 2D (plotly draws them above its WebGL canvas),
+# the trace's text in 3D.
 LABELLED = ("() => [...document.querySelectorAll('.js-plotly-plot')].some(p => (p._fullData || [])"
-            ".some(t => t.name === 'search matches' && (t.text || []).some(x => x)))")
+            ".some(t => t.name === 'search matches' && ((t.text || []).some(x => x)"
+            " || (p._fullLayout.annotations || []).some(a => a.text))))")
 
 
 def start(models: str, tmp: Path):

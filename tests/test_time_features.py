@@ -41,6 +41,15 @@ def test_a_source_with_timestamps_and_years_lists_the_time_features(ds):
     assert rows["years_since_release"]["side"] == "context"
 
 
+def test_the_feature_list_is_remembered_per_dataset_and_a_callers_edit_does_not_leak(ds):
+    first = describe_available(ds)
+    first[0]["categories"] = -1
+    first.append({"feature": "mine"})
+    again = describe_available(ds)
+    assert again[0]["categories"] != -1 and "mine" not in {r["feature"] for r in again}
+    assert again == describe_available(ds)
+
+
 def test_the_encoders_learn_from_training_interactions_and_each_users_last_time(ds):
     split = make_split(ds, "leave_one_out", seed=0)
     fs = build(ds, TIME, train_pairs=(split.train_user, split.train_item, split.train_time))

@@ -26,6 +26,8 @@ or a new user, the latest time in the training data.
 from __future__ import annotations
 
 import re
+import threading
+import weakref
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -166,7 +168,7 @@ def _raw_column(ds, name: str) -> pd.Series | None:
     if side == "context":  # per interaction: there when the source has timestamps (and, for ages, years)
         if ds.timestamp is None or (name == "years_since_release" and _raw_column(ds, "year") is None):
             return None
-        return pd.Series(ds.timestamp)
+        return pd.Series(ds.timestamp, copy=False)  # pandas 3 copies an array by default: 32M rows, 0.08 s
     frame = _frame(ds, side)
     if frame is None or column not in frame.columns:
         return None
@@ -196,8 +198,24 @@ def available(ds) -> tuple[str, ...]:
     return tuple(name for name in (*FEATURES, *_extras(ds)) if _raw_column(ds, name) is not None)
 
 
+_described: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_described_lock = threading.Lock()
+
+
 def describe_available(ds) -> list[dict]:
-    """One row per feature this dataset has: name, side, kind, number of categories, description."""
+    """One row per feature this dataset has: name, side, kind, number of categories, description.
+    Remembered per dataset object (immutable and shared, as for ncf.aggregates.summarize): at ML-32M's
+    size the genre and year scans took 1.7-2.7 s, on every run of the Data page."""
+    with _described_lock:
+        found = _described.get(ds)
+    if found is None:
+        found = _describe_available(ds)
+        with _described_lock:
+            _described[ds] = found
+    return [dict(row) for row in found]
+
+
+def _describe_available(ds) -> list[dict]:
     rows = []
     for name in available(ds):
         side, kind, _, text = meta(ds, name)

@@ -22,6 +22,14 @@ def test_the_page_shows_runs_and_an_estimate_before_starting(page, fresh_runner)
     assert "No sweeps yet" in at.info[0].value
 
 
+def test_the_model_box_shows_the_registrys_labels_not_its_keys(page, fresh_runner):
+    at = page("app_pages/experiments.py")
+    box = at.multiselect(key="sweep_models")
+    assert {"NeuMF", "GMF", "MLP", "Most popular"} <= set(box.options)
+    assert not {"neumf", "gmf", "mlp", "pop"} & set(box.options)
+    assert box.value == ["gmf", "mlp", "neumf"]  # the keys stay what the sweep is given
+
+
 def test_a_grid_past_the_cap_is_refused_with_the_cap(page, fresh_runner, monkeypatch):
     monkeypatch.setenv("NCF_MAX_SWEEP_RUNS", "3")
     at = setup(page("app_pages/experiments.py"))
