@@ -22,6 +22,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import torch
@@ -123,6 +124,29 @@ void row_adamw(float *buf, int64_t width, const int64_t *rows, int64_t n_rows, f
         else row_adamw_span(&args[t]);  /* no thread to be had: this one does that span too */
     }
 }
+
+/* The distinct values of idx (n of them, each in [0, height)) in order of first appearance into rows, and
+   for each b the position of idx[b] among them into inverse; returns how many. `slot` (height int32s,
+   all -1) marks the rows seen and is left all -1 again: one pass, no sort. */
+#define UNIQUE_ROWS(NAME, INDEX)                                                                           \
+int64_t NAME(const INDEX *restrict idx, int64_t n, int32_t *restrict slot, int64_t *restrict rows,         \
+             int64_t *restrict inverse) {                                                                  \
+    int64_t count = 0;                                                                                     \
+    for (int64_t b = 0; b < n; b++) {                                                                      \
+        const int64_t r = (int64_t)idx[b];                                                                 \
+        int32_t s = slot[r];                                                                               \
+        if (s < 0) {                                                                                       \
+            s = (int32_t)count++;                                                                          \
+            slot[r] = s;                                                                                   \
+            rows[s] = r;                                                                                   \
+        }                                                                                                  \
+        inverse[b] = s;                                                                                    \
+    }                                                                                                      \
+    for (int64_t u = 0; u < count; u++) slot[rows[u]] = -1;                                                \
+    return count;                                                                                          \
+}
+UNIQUE_ROWS(unique_rows_i32, int32_t)
+UNIQUE_ROWS(unique_rows_i64, int64_t)
 
 /* dst[idx[b], col:col + d] += src[b, :] for b in order (as index_add_ adds them, so sums match it bit for
    bit); dst rows are ld floats apart. One version per index type: the trainer keeps int32 indices. */
@@ -228,6 +252,9 @@ def _build() -> ctypes.CDLL | bool:
         getattr(dll, name).restype = None
     dll.table_adamw.argtypes = [p, p, p, p, i64, dbl, dbl, dbl, dbl, dbl, c_int, dbl, dbl, i64]
     dll.table_adamw.restype = None
+    for name in ("unique_rows_i32", "unique_rows_i64"):
+        getattr(dll, name).argtypes = [p, i64, p, p, p]
+        getattr(dll, name).restype = i64
     return dll
 
 
@@ -273,6 +300,28 @@ def row_adamw(buf: torch.Tensor, width: int, rows: torch.Tensor, grad: torch.Ten
     _lib.row_adamw(buf.data_ptr(), width, rows.data_ptr(), len(rows), grad.data_ptr() if grad is not None else None,
                    last.data_ptr(), log_decay.data_ptr(), upto, grad is not None, b1, b2, step_size, eps_hat, wd,
                    decoupled, catch_up, threads)
+
+
+def unique_rows(index: torch.Tensor, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, inverse) as `torch.unique(index, return_inverse=True)` gives them, both int64, but the rows in
+    order of first appearance, found in one pass over a mark per table row instead of a sort."""
+    assert _lib, "call available() first"
+    if index.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"indices must be int32 or int64, not {index.dtype}")
+    index = index.contiguous()
+    slot = _slots.get(height)
+    if slot is None:
+        slot = _slots[height] = torch.full((height,), -1, dtype=torch.int32)
+    rows = torch.empty(len(index), dtype=torch.long)
+    inverse = torch.empty(len(index), dtype=torch.long)
+    unique = _lib.unique_rows_i32 if index.dtype == torch.int32 else _lib.unique_rows_i64
+    with _slots_lock:  # the marks are shared by every table of this height
+        count = unique(index.data_ptr(), len(index), slot.data_ptr(), rows.data_ptr(), inverse.data_ptr())
+    return rows[:count], inverse
+
+
+_slots: dict[int, torch.Tensor] = {}  # one row of marks per table height, all -1 between calls
+_slots_lock = threading.Lock()
 
 
 def scatter_rows(dst: torch.Tensor, index: torch.Tensor, src: torch.Tensor, col: int = 0) -> None:

@@ -71,17 +71,20 @@ class RowGrad:
 
 
 # The unique rows of the last few index tensors seen: NeuMF looks up the same user (and item) tensor
-# in two tables, and one sort serves both (and gives both the same `rows` tensor, which RowAdamW's
+# in two tables, and one pass serves both (and gives both the same `rows` tensor, which RowAdamW's
 # grouped tables rely on). Held by identity, only until the next few look-ups.
 _unique_cache: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
 
-def _unique(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _unique(index: torch.Tensor, height: int) -> tuple[torch.Tensor, torch.Tensor]:
     for seen, rows, inverse in _unique_cache:
         if seen is index:
             return rows, inverse
-    rows, inverse = torch.unique(index, return_inverse=True)
-    rows = rows.long()  # index_copy_ and index_fill_ take int64 rows only
+    if index.device.type == "cpu" and rowkernel.available():  # one pass over marks, no sort
+        rows, inverse = rowkernel.unique_rows(index, height)
+    else:
+        rows, inverse = torch.unique(index, return_inverse=True)
+        rows = rows.long()  # index_copy_ and index_fill_ take int64 rows only
     _unique_cache.insert(0, (index, rows, inverse))
     del _unique_cache[4:]
     return rows, inverse
@@ -93,7 +96,7 @@ class RowLookup(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weight: torch.Tensor, index: torch.Tensor, sink: RowGrad) -> torch.Tensor:  # (B,) -> (B, d)
-        rows, inverse = _unique(index)
+        rows, inverse = _unique(index, weight.shape[0])
         ctx.save_for_backward(rows, inverse)
         ctx.sink = sink
         return weight.index_select(0, index)

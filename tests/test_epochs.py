@@ -120,3 +120,12 @@ def test_training_on_chunked_epochs_learns(split, monkeypatch):
     result = train(cfg, split)
     losses = [e["train_loss"] for e in result.history if e["event"] == "epoch"]
     assert len(losses) == 4 and losses[-1] < 0.9 * losses[0]
+
+
+def test_an_epochs_batches_outlive_the_epochs_iterator(split, monkeypatch):
+    monkeypatch.setattr(fitter_module, "PREFETCH_MAX_BYTES", 1000)
+    monkeypatch.setattr(fitter_module, "CHUNK_SAMPLES", 2 * BATCH * 5)
+    _spare_core(monkeypatch, True)
+    fitter = _fitter(split)
+    batches = next(fitter.epochs(2, BATCH))  # the epochs iterator itself is dropped (and its pool shut down)
+    assert sum(len(b[0]) for b in batches) == fitter.samples_per_epoch

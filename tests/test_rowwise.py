@@ -151,3 +151,16 @@ def test_kernel_threads_compute_the_same_and_leave_the_gradient_clean():
         out.append(buf)
     assert torch.equal(out[0], out[1])
     assert not torch.equal(out[0], start)
+
+
+@pytest.mark.skipif(not rowkernel.available(), reason="no C compiler here: the torch path is used")
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+def test_unique_rows_in_one_pass_are_torch_unique_in_first_seen_order(dtype):
+    index = torch.tensor([5, 2, 5, 9, 2, 0, 9, 9], dtype=dtype)
+    rows, inverse = rowkernel.unique_rows(index, height=10)
+    assert rows.tolist() == [5, 2, 9, 0] and torch.equal(rows[inverse], index.long())
+    big = torch.randint(0, 50_000, (4096,), dtype=dtype, generator=torch.Generator().manual_seed(0))
+    rows, inverse = rowkernel.unique_rows(big, height=50_000)
+    assert torch.equal(rows.sort().values, torch.unique(big).long()) and torch.equal(rows[inverse], big.long())
+    again, _ = rowkernel.unique_rows(index, height=10)  # the marks were left clean
+    assert again.tolist() == [5, 2, 9, 0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -73,6 +74,17 @@ def one_cycle_lr(step: int, total: int, max_lr: float, pct_start: float = 0.25, 
         return cos(max_lr / div, max_lr, pct), cos(0.95, 0.85, pct)
     pct = (step - warm) / max(1, total - warm)
     return cos(max_lr, max_lr / div_final, pct), cos(0.85, 0.95, pct)
+
+
+def _submit(pool: ThreadPoolExecutor | None, fn, *args):
+    """fn(*args) started on the pool, or None (drawn in line when needed) without a pool or once it is shut
+    down: an epoch's batches outlive `Fitter.epochs` when the caller let go of it."""
+    if pool is None:
+        return None
+    try:
+        return pool.submit(fn, *args)
+    except RuntimeError:
+        return None
 
 
 class Fitter:
@@ -356,7 +368,7 @@ class Fitter:
             ahead = pool is not None and self.small_epoch
             for e in range(n):
                 drawn = pending.result() if pending is not None else self._draw_epoch()
-                pending = pool.submit(self._draw_epoch) if ahead and e + 1 < n else None
+                pending = _submit(pool, self._draw_epoch) if ahead and e + 1 < n else None
                 yield self._batches(*drawn, batch_size)
                 del drawn
         finally:  # stopped early: a draw still running ahead finishes on its own and is dropped
@@ -379,7 +391,7 @@ class Fitter:
         pending = None
         for k, chunk in enumerate(chunks):
             drawn = pending.result() if pending is not None else self._draw_epoch(chunk)
-            pending = pool.submit(self._draw_epoch, chunks[k + 1]) if pool is not None and k + 1 < len(chunks) else None
+            pending = _submit(pool, self._draw_epoch, chunks[k + 1]) if k + 1 < len(chunks) else None
             yield from self._batches(*drawn, batch_size)
             del drawn
 
@@ -399,8 +411,9 @@ class Fitter:
     @property
     def spare_core(self) -> bool:
         """A core to draw on beside the steps: this process may use two or more (training takes one
-        thread, ncf.device), on the CPU, in a job of one process."""
-        return self.device.type == "cpu" and not self.dist.active and available_cores() >= 2
+        thread, ncf.device), on the CPU, in a job of one process, unless $NCF_DRAW_AHEAD is 0."""
+        return (self.device.type == "cpu" and not self.dist.active and available_cores() >= 2
+                and os.environ.get("NCF_DRAW_AHEAD", "1") != "0")
 
     def _draw_epoch(self, mine: torch.Tensor | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
