@@ -108,7 +108,7 @@ def test_open_train_and_explore_on_the_synthetic_data(server, page):
 
 
 def test_reload_during_training_then_stop(server, page):
-    page.goto(f"{server}/train?epochs=60")
+    page.goto(f"{server}/train?epochs=200&batch_size=256")  # still running after the reload and the checks
     settle(page)
     page.get_by_role("button", name="Train", exact=True).click()
     wait_growing_curve(page, timeout=180)
@@ -212,7 +212,7 @@ def test_only_the_session_that_trained_a_run_can_stop_or_delete_it(server, brows
     other_ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
     try:
         a, b = owner_ctx.new_page(), other_ctx.new_page()
-        a.goto(f"{server}/train?model=gmf&epochs=60")
+        a.goto(f"{server}/train?model=gmf&epochs=200&batch_size=256")  # a run that lasts while both sessions look
         settle(a)
         a.get_by_label("Run name (shown to everyone comparing runs)").fill("owned run")
         a.get_by_role("button", name="Train", exact=True).click()
