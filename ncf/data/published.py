@@ -16,6 +16,7 @@ import pandas as pd
 
 from ncf.data.dataset import Dataset, PublishedTest, Vocab
 from ncf.errors import DataError
+from ncf.memory import check_parse_fits
 
 SUFFIXES = (".train.rating", ".test.rating", ".test.negative")
 
@@ -51,6 +52,8 @@ def load_published(prefix: Path) -> Dataset:
             f"{prefix.name}: missing {', '.join(missing)}. Expected the three published files "
             f"{', '.join(prefix.name + s for s in SUFFIXES)} side by side."
         )
+    # refused before reading, as other files are: the three parsed side by side
+    check_parse_fits(sum(p.stat().st_size for p in (train_path, test_path, neg_path)), f"{prefix.name}.*")
     train = _read(train_path, train_path.name)
     test = _read(test_path, test_path.name)
     neg = _read(neg_path, neg_path.name)

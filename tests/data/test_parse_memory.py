@@ -83,3 +83,22 @@ def test_an_upload_is_refused_by_its_size(ratings_csv, monkeypatch):
 def test_a_zipped_upload_is_refused_by_its_uncompressed_size(ratings_csv, monkeypatch):
     data = zipped({"ratings.csv": ratings_csv})
     refused(monkeypatch, lambda: load_upload("big.zip", data), "ratings.csv")
+
+
+def test_a_published_split_is_refused_by_its_three_files(tmp_path, monkeypatch):
+    """He et al.'s NAME.train.rating / .test.rating / .test.negative, checked together before reading."""
+    n_users, per_user = 20_000, 50
+    user, item = np.arange(n_users * per_user) // per_user, np.arange(n_users * per_user) % 1000
+    (tmp_path / "big.train.rating").write_text(
+        "".join(f"{u}\t{i}\t4\t1000000000\n" for u, i in zip(user, item, strict=True)))
+    (tmp_path / "big.test.rating").write_text("".join(f"{u}\t1000\t5\t1000000001\n" for u in range(n_users)))
+    negatives = "\t".join(str(1001 + k) for k in range(99))
+    (tmp_path / "big.test.negative").write_text("".join(f"({u},1000)\t{negatives}\n" for u in range(n_users)))
+    sizes = sum((tmp_path / f"big{s}").stat().st_size for s in (".train.rating", ".test.rating", ".test.negative"))
+    assert PARSE_BYTES_PER_FILE_BYTE * sizes > USABLE_SHARE * BUDGET  # would not fit the bound below
+    bound_memory(monkeypatch)
+    with pytest.raises(ConfigError, match=r"needs about .* GiB of memory, but only .* are available") as e:
+        load(str(tmp_path / "big"))
+    assert "big.*" in str(e.value)
+    monkeypatch.delenv("NCF_MEMORY_LIMIT_GB")
+    assert load(str(tmp_path / "big")).n_interactions == n_users * per_user  # unbounded: the files load
