@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -89,13 +90,22 @@ def save(ds: Dataset, key: str, folder: Path | None = None) -> Path:
         "user_info": _frame_arrays("user_info", ds.user_info, arrays),
         "arrays": sorted(arrays),
     }
+    return write_entry(folder, key, arrays, meta)
+
+
+def write_entry(folder: Path, key: str, arrays: dict[str, np.ndarray], meta: dict,
+                extra: Callable[[Path], None] | None = None) -> Path:
+    """folder/key holding one .npy per array (never pickled), whatever `extra` writes into it, and
+    meta.json last, written in a temporary folder and renamed into place (atomic); returns it."""
     target = folder / key
     if target.exists() and not (target / "meta.json").is_file():
-        shutil.rmtree(target, ignore_errors=True)  # a half-written entry from a crash
+        shutil.rmtree(target, ignore_errors=True)  # not an entry: a half-written one from a crash, or left by hand
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{key}."))
     try:
         for name, values in arrays.items():
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(values), allow_pickle=False)
+        if extra is not None:
+            extra(tmp)
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         os.replace(tmp, target)
     except OSError:

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -123,22 +122,8 @@ def save_entry(split: Split, ds: Dataset, key: str, fingerprint: str, request: d
         "shape": [split.dataset.n_users, split.dataset.n_items, split.dataset.n_interactions],
         "arrays": {name: [a.dtype.str, list(a.shape)] for name, a in arrays.items()},
     }
-    target = folder / key
-    if target.exists() and not (target / "meta.json").is_file():
-        shutil.rmtree(target, ignore_errors=True)  # not an entry: something left by hand or by a crash
-    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{key}."))
-    try:
-        for name, values in arrays.items():
-            np.save(tmp / f"{name}.npy", np.ascontiguousarray(values), allow_pickle=False)
-        if split.dataset is not ds:
-            cache.save(split.dataset, "dataset", folder=tmp)
-        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (target / "meta.json").is_file():  # not merely a concurrent writer that finished first
-            raise
-    return target
+    filtered = None if split.dataset is ds else (lambda tmp: cache.save(split.dataset, "dataset", folder=tmp))
+    return cache.write_entry(folder, key, arrays, meta, extra=filtered)
 
 
 def load_entry(ds: Dataset, key: str, fingerprint: str, request: dict) -> Split | None:
