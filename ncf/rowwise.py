@@ -59,12 +59,6 @@ class RowGrad:
             else:
                 out[:, col:col + grad.shape[1]].index_add_(0, inverse, grad)
 
-    @property
-    def grad(self) -> torch.Tensor:  # (U, d) the coalesced gradient
-        out = self.parts[0][1].new_zeros(len(self.rows), self.parts[0][1].shape[1])
-        self.add_into(out)
-        return out
-
     def clear(self) -> None:
         self.rows = None
         self.parts = []
